@@ -1,0 +1,29 @@
+"""Shared helpers: input validation, device resolution and seeding.
+
+Every estimator validates through these functions so that bad input fails the same way
+everywhere: a ``ValueError`` or ``TypeError`` whose message names the argument.
+"""
+
+from ._torch import resolve_device, seed_torch, torch_generator
+from ._validation import (
+    check_budget,
+    check_features,
+    check_images,
+    check_n_clusters,
+    check_partial_labels,
+    check_positive_int,
+    check_image_shape_consistent,
+)
+
+__all__ = [
+    "check_budget",
+    "check_features",
+    "check_image_shape_consistent",
+    "check_images",
+    "check_n_clusters",
+    "check_partial_labels",
+    "check_positive_int",
+    "resolve_device",
+    "seed_torch",
+    "torch_generator",
+]

@@ -1,0 +1,293 @@
+"""Input validation shared by every estimator.
+
+Conventions (the same as scikit-learn's semi-supervised module):
+
+* images are ``uint8`` arrays ``n x H x W x C`` (or ``n x H x W`` for grayscale), or floating
+  arrays ``n x C x H x W`` (or ``n x H x W``); a 2-D ``n x (C*H*W)`` array is accepted when the
+  estimator is given ``image_shape=(C, H, W)``;
+* partial labels mark unlabeled samples with ``-1``; string class labels need an ``object``
+  array, as in :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
+
+Every error is a ``ValueError`` or ``TypeError`` whose message names the argument.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_array
+
+UNLABELED = -1
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int, raising if it is not an integer ``>= minimum``.
+
+    Examples
+    --------
+    >>> check_positive_int(3, "n_runs")
+    3
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) -> np.ndarray:
+    """Validate a 2-D feature matrix and return it as C-contiguous float32.
+
+    Raises a ``ValueError`` naming ``name`` for NaN/inf, wrong ndim, or fewer than
+    ``min_samples`` rows.
+
+    Examples
+    --------
+    >>> check_features([[0, 1], [2, 3]]).dtype
+    dtype('float32')
+    """
+    try:
+        F = check_array(
+            F,
+            dtype=[np.float32, np.float64],
+            ensure_2d=True,
+            ensure_min_samples=min_samples,
+            ensure_all_finite=True,
+            input_name=name,
+            estimator=estimator,
+        )
+    except TypeError:
+        raise
+    except ValueError as exc:
+        message = str(exc)
+        if name not in message:
+            message = f"{name}: {message}"
+        raise ValueError(message) from exc
+    return np.ascontiguousarray(F, dtype=np.float32)
+
+
+def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) -> np.ndarray:
+    """Validate images and return them as float32 ``n x C x H x W``.
+
+    ``uint8`` input is read as ``n x H x W x C`` (or ``n x H x W``) and scaled to ``[0, 1]``;
+    floating input is read as ``n x C x H x W`` (or ``n x H x W``) and kept as it is; a 2-D
+    array is reshaped to ``(n,) + image_shape`` with ``image_shape = (C, H, W)``.
+
+    Parameters
+    ----------
+    X : array-like
+        The images.
+    image_shape : tuple of 3 ints, optional
+        ``(C, H, W)`` used to un-flatten 2-D input; required for 2-D input.
+    name : str
+        Name of the argument in error messages.
+    min_samples : int
+        Minimum number of images.
+
+    Returns
+    -------
+    images : ndarray of shape (n, C, H, W), float32, C-contiguous
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_images(np.zeros((2, 8, 8, 3), dtype=np.uint8)).shape
+    (2, 3, 8, 8)
+    >>> check_images(np.zeros((2, 12)), image_shape=(3, 2, 2)).shape
+    (2, 3, 2, 2)
+    """
+    if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor
+        X = X.detach().cpu().numpy()
+    if not isinstance(X, np.ndarray):
+        try:
+            X = np.asarray(X)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be an array of images, got {type(X).__name__}") from exc
+    if X.dtype == object or X.dtype.kind in "USMmV" or X.dtype == bool:
+        raise TypeError(f"{name} must hold numbers (uint8 or float images), got dtype {X.dtype}")
+    if X.dtype.kind == "c":
+        raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
+
+    if X.ndim == 2:
+        if image_shape is None:
+            raise ValueError(
+                f"{name} is 2-D with shape {X.shape}; pass image_shape=(C, H, W) to use flattened "
+                "images, or pass images as n x H x W x C (uint8) or n x C x H x W (float)"
+            )
+        shape = _check_image_shape(image_shape)
+        if X.shape[1] != int(np.prod(shape)):
+            raise ValueError(
+                f"{name} has {X.shape[1]} features per sample but image_shape={tuple(shape)} "
+                f"needs {int(np.prod(shape))}"
+            )
+        X = X.reshape((X.shape[0],) + shape)
+        channels_last = False
+    elif X.ndim == 3:
+        X = X[:, None, :, :] if X.dtype != np.uint8 else X[..., None]
+        channels_last = X.dtype == np.uint8
+    elif X.ndim == 4:
+        channels_last = X.dtype == np.uint8
+    else:
+        raise ValueError(
+            f"{name} must be 4-D images (n x H x W x C uint8 or n x C x H x W float), 3-D grayscale "
+            f"images, or 2-D flattened images with image_shape; got an array of shape {X.shape}"
+        )
+
+    if X.shape[0] < min_samples:
+        raise ValueError(f"{name} has {X.shape[0]} images but at least {min_samples} are required")
+
+    if channels_last:
+        if X.shape[-1] not in (1, 3, 4):
+            raise ValueError(
+                f"{name} is uint8 so it is read as n x H x W x C, but it has {X.shape[-1]} channels; "
+                "expected 1, 3 or 4 (float images are read as n x C x H x W)"
+            )
+        images = X.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    else:
+        images = X.astype(np.float32, copy=False)
+        if not np.isfinite(images).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+    if min(images.shape[2], images.shape[3]) < 1:
+        raise ValueError(f"{name} has empty images of shape {images.shape[1:]}")
+    return np.ascontiguousarray(images)
+
+
+def _check_image_shape(image_shape) -> tuple:
+    try:
+        shape = tuple(int(s) for s in image_shape)
+    except TypeError as exc:
+        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"image_shape must be a tuple of 3 positive ints (C, H, W), got {image_shape!r}")
+    return shape
+
+
+def check_image_shape_consistent(images: np.ndarray, fitted_shape, *, name: str = "X") -> None:
+    """Raise a ``ValueError`` when images differ in (C, H, W) from those seen in ``fit``."""
+    if tuple(images.shape[1:]) != tuple(fitted_shape):
+        raise ValueError(
+            f"{name} has images of shape (C, H, W) = {tuple(images.shape[1:])}, but the estimator "
+            f"was fitted on images of shape {tuple(fitted_shape)}"
+        )
+
+
+def check_partial_labels(y, n_samples: int | None = None, *, name: str = "y", min_labeled: int = 1):
+    """Validate a partial label vector where ``-1`` marks unlabeled samples.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Integer labels, or an ``object`` array of string labels mixed with the integer ``-1``.
+    n_samples : int, optional
+        Expected length (the number of samples in ``X``).
+    name : str
+        Name of the argument in error messages.
+    min_labeled : int
+        Minimum number of labeled samples (``0`` allows an all-unlabeled vector).
+
+    Returns
+    -------
+    classes : ndarray
+        Sorted distinct labels of the labeled samples (original dtype).
+    y_encoded : ndarray of int64
+        Index into ``classes`` for labeled samples, ``-1`` for unlabeled ones.
+
+    Examples
+    --------
+    >>> classes, encoded = check_partial_labels([3, -1, 5, 3])
+    >>> classes.tolist(), encoded.tolist()
+    ([3, 5], [0, -1, 1, 0])
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one label per sample), got shape {y.shape}")
+    if n_samples is not None and y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {y.shape[0]} labels but X has {n_samples} samples")
+    if y.dtype.kind in "US":
+        raise ValueError(
+            f"{name} has dtype {y.dtype}. For string labels use an object array and mark "
+            "unlabeled samples with the integer -1 (as sklearn.semi_supervised does)"
+        )
+
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} contains NaN or infinity; mark unlabeled samples with -1")
+        if not np.all(y == np.round(y)):
+            raise ValueError(f"{name} must hold integer class labels (and -1 for unlabeled), got non-integer floats")
+        y = y.astype(np.int64)
+    if y.dtype.kind == "b":
+        raise TypeError(f"{name} must hold class labels with -1 for unlabeled, got a boolean array")
+
+    if y.dtype == object:
+        unlabeled = np.array([_is_unlabeled(v) for v in y], dtype=bool)
+        labeled_values = y[~unlabeled]
+        kinds = {type(v) for v in labeled_values}
+        if any(isinstance(v, float) and not np.isfinite(v) for v in labeled_values):
+            raise ValueError(f"{name} contains NaN; mark unlabeled samples with -1")
+        if len(kinds) > 1 and not all(issubclass(k, numbers.Integral) for k in kinds):
+            raise TypeError(f"{name} mixes label types {sorted(k.__name__ for k in kinds)}; use one type (and -1 for unlabeled)")
+    elif y.dtype.kind in "iu":
+        unlabeled = y == UNLABELED
+        labeled_values = y[~unlabeled]
+    else:
+        raise TypeError(f"{name} must hold integer or string class labels, got dtype {y.dtype}")
+
+    n_labeled = int((~unlabeled).sum())
+    if n_labeled < min_labeled:
+        raise ValueError(
+            f"{name} has {n_labeled} labeled samples (all others are -1) but at least "
+            f"{min_labeled} are required"
+        )
+    classes, encoded_labeled = np.unique(labeled_values, return_inverse=True)
+    encoded = np.full(y.shape[0], UNLABELED, dtype=np.int64)
+    encoded[~unlabeled] = encoded_labeled.ravel()
+    return classes, encoded
+
+
+def _is_unlabeled(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value == UNLABELED
+
+
+def check_budget(n_budget, n_samples: int, *, name: str = "n_budget") -> int:
+    """Validate an annotation budget: an integer with ``1 <= n_budget <= n_samples``.
+
+    Examples
+    --------
+    >>> check_budget(10, 100)
+    10
+    """
+    n_budget = check_positive_int(n_budget, name)
+    if n_budget > n_samples:
+        raise ValueError(f"{name}={n_budget} exceeds the number of fitted samples ({n_samples})")
+    return n_budget
+
+
+def check_n_clusters(n_clusters, n_samples: int, *, name: str = "n_clusters") -> list:
+    """Validate one cluster count or a list of them against the number of samples.
+
+    Returns a list of ints. Each must be ``>= 1`` and ``<= n_samples``.
+
+    Examples
+    --------
+    >>> check_n_clusters(10, 100)
+    [10]
+    >>> check_n_clusters([10, 20], 100)
+    [10, 20]
+    """
+    values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else n_clusters
+    try:
+        values = list(values)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an int or a list of ints, got {n_clusters!r}") from exc
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    checked = [check_positive_int(v, name) for v in values]
+    too_many = [k for k in checked if k > n_samples]
+    if too_many:
+        raise ValueError(
+            f"{name}={n_clusters!r} asks for {max(too_many)} clusters but only {n_samples} samples were given"
+        )
+    return checked
