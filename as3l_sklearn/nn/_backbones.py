@@ -1,0 +1,417 @@
+"""Image encoders ("backbones") that map ``(n, C, H, W)`` images to ``(n, out_dim)`` features.
+
+Three architectures are provided by name through :func:`make_backbone`:
+
+``"small_cnn"``
+    Four conv-BN-ReLU blocks and a global average pool (out_dim 128). Cheap enough to train
+    SimSiam on a laptop CPU on 8-32 px grayscale images.
+``"resnet18_cifar"``
+    ResNet-18 with the CIFAR stem of the SimSiam/FixMatch papers: a 3x3 stride-1 first
+    convolution and no max-pool (out_dim 512).
+``"wrn28_2"``
+    WideResNet-28-2 as used by FixMatch/FlexMatch/AS3L for CIFAR-10: pre-activation blocks,
+    leaky ReLU (slope 0.1), BatchNorm momentum 0.001 (out_dim 128).
+
+Every backbone ends with adaptive average pooling, so any image size at or above its
+``min_image_size`` works (8x8 digits, 28x28 Fashion-MNIST, 32x32 CIFAR, larger images).
+"""
+
+from __future__ import annotations
+
+import numbers
+from types import MappingProxyType
+
+import torch
+from torch import nn
+
+__all__ = [
+    "BACKBONES",
+    "ResNet18CIFAR",
+    "SmallCNN",
+    "WideResNet",
+    "make_backbone",
+]
+
+
+def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    # bias is redundant in front of BatchNorm
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+class SmallCNN(nn.Module):
+    """A small convolutional encoder for small images (fast on CPU).
+
+    Conv-BN-ReLU blocks of widths ``widths`` (strides 1, 2, 2, 1, ...) followed by global
+    average pooling.
+
+    Parameters
+    ----------
+    in_channels : int, default=1
+        Number of image channels.
+    widths : tuple of int, default=(32, 64, 128, 128)
+        Output channels of the successive blocks; the second and third blocks halve the
+        spatial resolution.
+
+    Attributes
+    ----------
+    out_dim : int
+        Feature dimension (``widths[-1]``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = SmallCNN(in_channels=1)
+    >>> net(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 128])
+    """
+
+    min_image_size = 4
+
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (32, 64, 128, 128)):
+        super().__init__()
+        layers = []
+        previous = in_channels
+        for index, width in enumerate(widths):
+            stride = 2 if index in (1, 2) else 1
+            layers += [_conv3x3(previous, width, stride), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            previous = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = int(widths[-1])
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(x)), 1)
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block (post-activation, as in He et al. 2016)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = _conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = _conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNet18CIFAR(nn.Module):
+    """ResNet-18 with the CIFAR stem (3x3 stride-1 convolution, no max-pool).
+
+    This is the encoder of SimSiam's CIFAR experiments (Chen & He 2021) and of AS3L's
+    self-supervised stage. The classification layer is removed: the output is the 512-d
+    globally pooled feature.
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+        Number of image channels.
+
+    Attributes
+    ----------
+    out_dim : int
+        Feature dimension (512).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = ResNet18CIFAR(in_channels=3)
+    >>> net(torch.zeros(2, 3, 8, 8)).shape
+    torch.Size([2, 512])
+    """
+
+    min_image_size = 8
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(_conv3x3(in_channels, 64), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        stages = []
+        previous = 64
+        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages.append(nn.Sequential(_BasicBlock(previous, width, stride), _BasicBlock(width, width, 1)))
+            previous = width
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = 512
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.pool(x), 1)
+
+
+class _WideBlock(nn.Module):
+    """Pre-activation wide-ResNet block with leaky ReLU (FixMatch's variant).
+
+    When the block changes the number of channels, the convolution path and the 1x1
+    shortcut both read the activated input (Zagoruyko & Komodakis' original WRN). FixMatch's
+    PyTorch port feeds the *raw* input to the first convolution of the second and third
+    groups; we keep the cleaner original form, which differs from it only in that detail.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, bn_momentum: float, slope: float):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels, momentum=bn_momentum)
+        self.act1 = nn.LeakyReLU(slope, inplace=False)
+        self.conv1 = _conv3x3(in_channels, out_channels, stride)
+        self.bn2 = nn.BatchNorm2d(out_channels, momentum=bn_momentum)
+        self.act2 = nn.LeakyReLU(slope, inplace=True)
+        self.conv2 = _conv3x3(out_channels, out_channels)
+        self.equal_in_out = in_channels == out_channels and stride == 1
+        self.shortcut = (
+            nn.Identity()
+            if self.equal_in_out
+            else nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        activated = self.act1(self.bn1(x))
+        out = self.conv2(self.act2(self.bn2(self.conv1(activated))))
+        residual = x if self.equal_in_out else self.shortcut(activated)
+        return out + residual
+
+
+class WideResNet(nn.Module):
+    """WideResNet-depth-k encoder as in FixMatch/FlexMatch (default WRN-28-2).
+
+    Leaky ReLU with slope 0.1 and BatchNorm momentum 0.001 (PyTorch convention: the weight of
+    the new batch statistic, i.e. TensorFlow's decay 0.999), as in the FixMatch reference code.
+    The output is the globally pooled feature after the final BN + leaky ReLU, without the
+    classification layer.
+
+    Parameters
+    ----------
+    in_channels : int, default=3
+        Number of image channels.
+    depth : int, default=28
+        Network depth; ``(depth - 4)`` must be divisible by 6.
+    widen_factor : int, default=2
+        Width multiplier of the three groups (16k, 32k, 64k channels).
+    bn_momentum : float, default=0.001
+        BatchNorm momentum.
+    leaky_slope : float, default=0.1
+        Negative slope of the leaky ReLU.
+
+    Attributes
+    ----------
+    out_dim : int
+        Feature dimension (``64 * widen_factor``, 128 for WRN-28-2).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = WideResNet(in_channels=1)
+    >>> net(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 128])
+    """
+
+    min_image_size = 8
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        depth: int = 28,
+        widen_factor: int = 2,
+        bn_momentum: float = 0.001,
+        leaky_slope: float = 0.1,
+    ):
+        super().__init__()
+        if (depth - 4) % 6 != 0 or depth < 10:
+            raise ValueError(f"depth must be 6n + 4 with n >= 1 (e.g. 28), got {depth}")
+        blocks_per_group = (depth - 4) // 6
+        widths = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+        self.conv1 = _conv3x3(in_channels, widths[0])
+        groups = []
+        previous = widths[0]
+        for width, stride in zip(widths[1:], (1, 2, 2)):
+            blocks = [
+                _WideBlock(previous if i == 0 else width, width, stride if i == 0 else 1, bn_momentum, leaky_slope)
+                for i in range(blocks_per_group)
+            ]
+            groups.append(nn.Sequential(*blocks))
+            previous = width
+        self.group1, self.group2, self.group3 = groups
+        self.bn = nn.BatchNorm2d(previous, momentum=bn_momentum)
+        self.act = nn.LeakyReLU(leaky_slope, inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = int(previous)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="leaky_relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.group3(self.group2(self.group1(self.conv1(x))))
+        x = self.act(self.bn(x))
+        return torch.flatten(self.pool(x), 1)
+
+
+def _wrn28_2(in_channels: int) -> WideResNet:
+    return WideResNet(in_channels=in_channels, depth=28, widen_factor=2)
+
+
+def _small_cnn(in_channels: int) -> SmallCNN:
+    return SmallCNN(in_channels=in_channels)
+
+
+def _resnet18_cifar(in_channels: int) -> ResNet18CIFAR:
+    return ResNet18CIFAR(in_channels=in_channels)
+
+
+# name -> (factory(in_channels) -> module, minimum image side in pixels)
+_FACTORIES = {
+    "small_cnn": (_small_cnn, SmallCNN.min_image_size),
+    "resnet18_cifar": (_resnet18_cifar, ResNet18CIFAR.min_image_size),
+    "wrn28_2": (_wrn28_2, WideResNet.min_image_size),
+}
+
+#: Read-only mapping of backbone name -> factory ``f(in_channels) -> torch.nn.Module``.
+BACKBONES = MappingProxyType({name: factory for name, (factory, _) in _FACTORIES.items()})
+
+
+def _check_image_size(image_size) -> tuple[int, int]:
+    if isinstance(image_size, (bool, torch.Tensor)):
+        raise TypeError(f"image_size must be an int or a pair of ints (height, width), got {image_size!r}")
+    if isinstance(image_size, numbers.Integral):
+        size = (int(image_size), int(image_size))
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in image_size):
+            raise TypeError(f"image_size must be an int or a pair of ints (height, width), got {image_size!r}")
+        size = (int(image_size[0]), int(image_size[1]))
+    else:
+        raise TypeError(f"image_size must be an int or a pair of ints (height, width), got {image_size!r}")
+    if min(size) < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return size
+
+
+def _check_in_channels(in_channels) -> int:
+    if isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral):
+        raise TypeError(f"in_channels must be a positive int, got {in_channels!r}")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    return int(in_channels)
+
+
+def _infer_out_dim(module: nn.Module, in_channels: int, size: tuple[int, int]) -> int:
+    """Run a dummy batch of 2 zero images through ``module`` (eval mode, no grad)."""
+    parameter = next(iter(module.parameters()), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+    dummy = torch.zeros(2, in_channels, *size, device=device, dtype=dtype)
+    was_training = module.training
+    module.eval()  # eval mode: the dummy pass must not touch BatchNorm running statistics
+    try:
+        with torch.no_grad():
+            output = module(dummy)
+    except Exception as exc:  # noqa: BLE001 - any failure means the module does not fit the images
+        raise ValueError(
+            f"could not infer out_dim: the module failed on a dummy batch of shape {tuple(dummy.shape)} "
+            f"(in_channels={in_channels}, image_size={size}): {exc}"
+        ) from exc
+    finally:
+        module.train(was_training)
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[0] != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(
+            "a custom backbone must map (n, C, H, W) images to (n, out_dim) features; on a dummy "
+            f"batch of shape {tuple(dummy.shape)} it returned {shape} (add pooling and flattening)"
+        )
+    return int(output.shape[1])
+
+
+def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) -> nn.Module:
+    """Build an image encoder by name, or adopt a user module.
+
+    Parameters
+    ----------
+    name_or_module : {"auto", "small_cnn", "resnet18_cifar", "wrn28_2"} or torch.nn.Module, default="auto"
+        Architecture name, or a module mapping ``(n, C, H, W)`` float images to ``(n, d)``
+        features. ``"auto"`` picks ``"small_cnn"`` for grayscale images up to 32 px and for
+        any image up to 16 px, else ``"resnet18_cifar"``.
+    in_channels : int, default=1
+        Number of image channels ``C``.
+    image_size : int or tuple of (int, int), default=28
+        Image side ``H = W``, or ``(H, W)``. Used to check that the architecture fits and,
+        for a user module without ``out_dim``, for the dummy forward pass.
+
+    Returns
+    -------
+    backbone : torch.nn.Module
+        A module with an integer attribute ``out_dim``; ``backbone(x)`` maps a float tensor
+        ``(n, C, H, W)`` to ``(n, out_dim)``. A user module is returned as it is, with
+        ``out_dim`` set (inferred by a forward pass of two zero images in eval mode) if it
+        had none.
+
+    Raises
+    ------
+    ValueError
+        Unknown name (the message lists the valid names), images smaller than the
+        architecture's minimum (the message names ``image_size``), or a user module that
+        fails on, or does not return ``(n, d)`` for, a dummy batch.
+    TypeError
+        ``name_or_module`` is neither a string nor a module; ``in_channels`` or
+        ``image_size`` are not integers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = make_backbone("small_cnn", in_channels=1, image_size=28)
+    >>> net.out_dim
+    128
+    >>> net(torch.rand(4, 1, 28, 28)).shape
+    torch.Size([4, 128])
+    >>> custom = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    >>> make_backbone(custom, in_channels=1, image_size=8).out_dim
+    10
+    """
+    in_channels = _check_in_channels(in_channels)
+    size = _check_image_size(image_size)
+
+    if isinstance(name_or_module, nn.Module):
+        module = name_or_module
+        out_dim = getattr(module, "out_dim", None)
+        if out_dim is None:
+            module.out_dim = _infer_out_dim(module, in_channels, size)
+        elif isinstance(out_dim, bool) or not isinstance(out_dim, numbers.Integral) or out_dim < 1:
+            raise TypeError(f"the backbone module's out_dim must be a positive int, got {out_dim!r}")
+        return module
+
+    if not isinstance(name_or_module, str):
+        raise TypeError(
+            "backbone must be a name (one of "
+            f"{sorted(BACKBONES) + ['auto']}) or a torch.nn.Module, got {type(name_or_module).__name__}"
+        )
+    name = name_or_module
+    if name == "auto":
+        side = max(size)
+        name = "small_cnn" if (side <= 32 and in_channels == 1) or side <= 16 else "resnet18_cifar"
+    if name not in _FACTORIES:
+        raise ValueError(f"unknown backbone {name_or_module!r}; valid names are {sorted(BACKBONES) + ['auto']}")
+    factory, min_size = _FACTORIES[name]
+    if min(size) < min_size:
+        raise ValueError(
+            f"image_size={image_size!r} is too small for backbone {name!r}, which needs images of at "
+            f"least {min_size}x{min_size} pixels"
+        )
+    return factory(in_channels)
