@@ -1,0 +1,458 @@
+"""Prior pseudo-labels from constrained seeded k-means over a list of cluster counts.
+
+Section 3.3 of the AS3L paper: the labels of the annotated samples are propagated to every
+sample of their cluster, with one clustering per entry of a list of cluster counts ``K``
+(``[10, 20, 30, 40, 50, 60]`` in the paper), and the propagated labels are normalised into
+the prior pseudo-labels ``y_prior``.
+"""
+
+# The shape of the estimator (validation, fitted attributes, -1 handling) follows
+# sklearn.semi_supervised.LabelSpreading.
+
+from __future__ import annotations
+
+import numbers
+import time
+import warnings
+
+import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.cluster import kmeans_plusplus
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ..cluster import nearest_centers
+from ..utils import check_features, check_partial_labels, check_positive_int
+
+UNLABELED = -1
+
+__all__ = ["SeededKMeansPropagator"]
+
+
+# --------------------------------------------------------------------------------------
+# validation shared with the LLGC baseline
+# --------------------------------------------------------------------------------------
+def _validate_partial_labels(estimator, y, n_samples: int):
+    """Validate ``y`` (``-1`` = unlabeled) for a propagator and warn like scikit-learn.
+
+    Returns ``(classes, y_encoded)`` as :func:`as3l_sklearn.utils.check_partial_labels`.
+    """
+    name = type(estimator).__name__
+    if y is None:
+        raise ValueError(
+            f"{name} requires y to be passed, but the target y is None; pass class labels with "
+            "-1 for unlabeled samples"
+        )
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        # a column vector: accepted, with scikit-learn's DataConversionWarning
+        y = column_or_1d(y, warn=True)
+    if y.dtype.kind in "US":
+        # Plain string arrays cannot hold the integer -1, so they are fully labeled -- unless a
+        # "-1" string sneaked in from np.array(["cat", -1]), which would silently become a class.
+        if np.any(y == str(UNLABELED)):
+            raise ValueError(
+                "y is a string array containing '-1'; to mark unlabeled samples among string "
+                "labels use an object array with the integer -1, e.g. np.array(['cat', -1], "
+                "dtype=object)"
+            )
+        y = y.astype(object)
+    if y.dtype.kind in "fiu" and y.ndim == 1:
+        target_type = type_of_target(y, input_name="y")
+        if target_type == "continuous" and np.isfinite(y).all():
+            raise ValueError(
+                f"y: Unknown label type: {target_type!r}. {name} expects discrete class labels "
+                "(and -1 for unlabeled samples), not a regression target"
+            )
+    classes, y_encoded = check_partial_labels(y, n_samples, name="y", min_labeled=1)
+    if not np.any(y_encoded == UNLABELED):
+        warnings.warn(
+            "y contains no unlabeled samples (marked -1); every sample is labeled, so the "
+            "propagated labels are the given ones",
+            UserWarning,
+            stacklevel=3,
+        )
+    if len(classes) == 1:
+        warnings.warn(
+            f"y has labeled samples of one class only ({classes[0]!r}); every prior "
+            "pseudo-label will be that class",
+            UserWarning,
+            stacklevel=3,
+        )
+    return classes, y_encoded
+
+
+def _validate_X(estimator, X, *, reset: bool) -> np.ndarray:
+    """Validate features with the project's checks and keep scikit-learn's bookkeeping
+    (``n_features_in_``, ``feature_names_in_``) on the estimator."""
+    features = check_features(X, name="X", estimator=estimator)
+    validate_data(estimator, X, skip_check_array=True, reset=reset)
+    return features
+
+
+def _normalise_rows(scores: np.ndarray):
+    """Rows divided by their sums; all-zero rows become uniform and are flagged uncovered."""
+    totals = scores.sum(axis=1)
+    covered = totals > 0
+    distributions = np.full_like(scores, 1.0 / scores.shape[1], dtype=np.float64)
+    distributions[covered] = scores[covered] / totals[covered, None]
+    return distributions, covered
+
+
+def _check_n_clusters_param(n_clusters) -> list:
+    values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else n_clusters
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"n_clusters must be an int or a list of ints, got {n_clusters!r}")
+    try:
+        values = list(values)
+    except TypeError as exc:
+        raise TypeError(f"n_clusters must be an int or a list of ints, got {n_clusters!r}") from exc
+    if not values:
+        raise ValueError("n_clusters must not be empty; give at least one cluster count")
+    return [check_positive_int(k, "n_clusters") for k in values]
+
+
+# --------------------------------------------------------------------------------------
+# constrained seeded k-means
+# --------------------------------------------------------------------------------------
+def _update_centers(X, assignment, previous_centers):
+    """Means of the assigned points; an empty cluster keeps its previous center."""
+    n_clusters = previous_centers.shape[0]
+    membership = sparse.csr_matrix(
+        (np.ones(X.shape[0], dtype=np.float32), (assignment, np.arange(X.shape[0]))),
+        shape=(n_clusters, X.shape[0]),
+    )
+    sums = np.asarray(membership @ X, dtype=np.float64)
+    counts = np.bincount(assignment, minlength=n_clusters)
+    centers = previous_centers.copy()
+    nonempty = counts > 0
+    centers[nonempty] = (sums[nonempty] / counts[nonempty, None]).astype(np.float32)
+    return centers
+
+
+def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, max_iter=50,
+                  random_state=None):
+    """One run of (constrained) seeded k-means (Basu, Banerjee & Mooney, 2002).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32
+    y_encoded : ndarray of shape (n_samples,)
+        Class indices, ``-1`` for unlabeled samples.
+    seeded_classes : ndarray of int
+        Class indices that get a seeded cluster (cluster ``j`` is seeded by class
+        ``seeded_classes[j]`` and starts at the mean of its labeled samples).
+    n_extra : int
+        Clusters beyond the seeded ones; they start from k-means++ on the unlabeled samples.
+    constrained : bool
+        Keep the labeled samples of seeded classes in their class's cluster at every iteration.
+    max_iter : int
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    centers : ndarray of shape (len(seeded_classes) + n_extra, n_features), float32
+    assignment : ndarray of shape (n_samples,), int64
+    n_iter : int
+    """
+    rng = check_random_state(random_state)
+    n_classes = int(y_encoded.max()) + 1
+    labeled = y_encoded != UNLABELED
+    n_seeded = len(seeded_classes)
+
+    class_to_cluster = np.full(n_classes, -1, dtype=np.int64)
+    class_to_cluster[seeded_classes] = np.arange(n_seeded)
+    # cluster of each labeled sample of a seeded class, -1 for every other sample
+    fixed = np.where(labeled, class_to_cluster[np.where(labeled, y_encoded, 0)], -1)
+    fixed_mask = fixed >= 0
+
+    seed_sums = np.zeros((n_seeded, X.shape[1]), dtype=np.float64)
+    np.add.at(seed_sums, fixed[fixed_mask], X[fixed_mask])
+    seed_counts = np.bincount(fixed[fixed_mask], minlength=n_seeded)
+    centers = (seed_sums / seed_counts[:, None]).astype(np.float32)
+    if n_extra > 0:
+        unlabeled_X = X[~labeled]
+        extra, _ = kmeans_plusplus(unlabeled_X, n_extra, random_state=rng.randint(2**31 - 1))
+        centers = np.vstack([centers, extra.astype(np.float32)])
+
+    def assign(centers):
+        assignment, _ = nearest_centers(X, centers)
+        if constrained:
+            assignment[fixed_mask] = fixed[fixed_mask]
+        return assignment
+
+    assignment = assign(centers)
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        centers = _update_centers(X, assignment, centers)
+        new_assignment = assign(centers)
+        if np.array_equal(new_assignment, assignment):
+            break
+        assignment = new_assignment
+    else:
+        # not converged: report the assignment to the final centers
+        assignment = new_assignment
+    return np.ascontiguousarray(centers, dtype=np.float32), assignment, n_iter
+
+
+def _cluster_label_histograms(assignment, y_encoded, n_clusters, n_classes):
+    """Normalised label histogram of the labeled members of each cluster (zeros if none)."""
+    labeled = y_encoded != UNLABELED
+    counts = np.zeros((n_clusters, n_classes), dtype=np.float64)
+    np.add.at(counts, (assignment[labeled], y_encoded[labeled]), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+class SeededKMeansPropagator(ClassifierMixin, BaseEstimator):
+    """Prior pseudo-labels by constrained seeded k-means over a list of cluster counts.
+
+    The label propagation of AS3L (section 3.3 of the paper): for each cluster count ``K`` in
+    ``n_clusters``, the samples are clustered by constrained seeded k-means (Basu, Banerjee &
+    Mooney, 2002); every member of a cluster receives the normalised histogram of the labels
+    of the labeled samples in that cluster, and the prior pseudo-label of a sample is the
+    normalised sum of what it received over all clusterings. Small ``K`` covers every sample
+    with a label; large ``K`` gives purer clusters but leaves clusters without labels, so a
+    list of ``K`` trades accuracy for coverage and lowers the confidence of samples on which
+    the clusterings disagree (Table 6 of the paper).
+
+    Unlabeled samples are marked ``-1`` in ``y``, as in :mod:`sklearn.semi_supervised`.
+
+    Parameters
+    ----------
+    n_clusters : int or sequence of int, default=(10, 20, 30, 40, 50, 60)
+        One clustering per entry (the paper's ``K`` list, C = 6 clusterings). Repeated values
+        are allowed (e.g. ``[10] * 5``); each repetition draws its own extra centers.
+    constrained : bool, default=True
+        ``True``: constrained seeded k-means -- the labeled samples stay in their class's
+        cluster at every iteration (the paper). ``False``: seeded k-means -- labeled samples
+        only place the initial centers and are then assigned like any other sample.
+    max_iter : int, default=50
+        Maximum Lloyd iterations per clustering (each stops early once the assignment is
+        stable).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the k-means++ draws of the extra centers (and the choice of seeded classes when
+        ``K`` is smaller than the number of classes). Same value, same priors.
+    verbose : int, default=0
+        ``> 0`` prints one line per clustering.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The distinct labels of the labeled samples.
+    label_distributions_ : ndarray of shape (n_samples, n_classes)
+        Prior pseudo-labels of the fitted samples; rows sum to 1. Labeled samples get the
+        one-hot row of their own label; samples that no clustering reached get the uniform
+        row (see ``covered_``).
+    transduction_ : ndarray of shape (n_samples,)
+        Label of each fitted sample: its own label if labeled, the arg-max of its prior
+        otherwise.
+    covered_ : ndarray of shape (n_samples,), bool
+        ``False`` for samples that no clustering reached with a label (uniform prior).
+    n_clusters_ : list of int
+        Number of clusters actually used per clustering (see Notes).
+    cluster_centers_ : list of ndarray of shape (n_clusters_[i], n_features)
+        Final centers of each clustering, used by :meth:`predict_proba` on new samples.
+    cluster_distributions_ : list of ndarray of shape (n_clusters_[i], n_classes)
+        Normalised label histogram of each cluster (all-zero rows for clusters with no
+        labeled member).
+    cluster_assignments_ : ndarray of shape (n_samples, len(n_clusters_)), int64
+        Cluster of each fitted sample in each clustering.
+    n_iter_ : list of int
+        Lloyd iterations run per clustering.
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit` (only when ``X`` has string column names).
+
+    See Also
+    --------
+    LLGCPropagator : the label-spreading baseline of the paper (LLGC, Zhou et al. 2004).
+    sklearn.semi_supervised.LabelSpreading : graph label spreading.
+
+    Notes
+    -----
+    How each clustering is built:
+
+    * Cluster ``j < n_seeded`` starts at the mean of the labeled samples of one class; the
+      remaining ``K - n_seeded`` clusters start from k-means++
+      (:func:`sklearn.cluster.kmeans_plusplus`) on the unlabeled samples. Assignment uses
+      the project's single nearest-center backend (:func:`as3l_sklearn.cluster.nearest_centers`);
+      an empty cluster keeps its previous center.
+    * ``K`` at least the number of labeled classes: every class is seeded. ``K`` smaller than
+      the number of classes: the ``K`` classes with the most labeled samples are seeded (ties
+      broken at random from ``random_state``, so the entries of a ``K`` list seed different
+      subsets); labeled samples of the other classes are assigned like unlabeled ones but
+      still vote in their cluster's histogram. (The paper does not say what it does here; it
+      uses ``K >= 10`` classes on CIFAR-10.)
+    * There cannot be more extra clusters than unlabeled samples, so a clustering uses
+      ``min(K, n_seeded + n_unlabeled)`` clusters (``n_clusters_``) -- ``K`` larger than the
+      data never fails, it warns.
+
+    Reading of the paper's "propagated ... and then normalized": a cluster passes the
+    normalised histogram of its labeled members to every member (with constrained seeding
+    on ``K >= n_classes`` a seeded cluster holds one class only, so this is a one-hot vote);
+    clusters without labeled members pass nothing; the prior is the sum of the votes over
+    clusterings divided by its total, so clusterings that disagree lower the confidence; a
+    sample no clustering reached gets the uniform prior and ``covered_[i] = False``.
+
+    ``predict_proba`` on new samples sends each sample to its nearest center in every
+    clustering and combines those clusters' histograms the same way. As in
+    :class:`~sklearn.semi_supervised.LabelSpreading`, ``fit(X, y).predict(X)`` may differ
+    from ``transduction_`` (constrained labeled samples need not be nearest to their
+    cluster's center).
+
+    References
+    ----------
+    S. Basu, A. Banerjee, R. Mooney. Semi-supervised clustering by seeding. ICML 2002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn.propagation import SeededKMeansPropagator
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 1, (50, 2)), rng.normal(8, 1, (50, 2))]
+    >>> y = np.full(100, -1)
+    >>> y[0], y[50] = 0, 1
+    >>> prop = SeededKMeansPropagator(n_clusters=[2, 4], random_state=0).fit(X, y)
+    >>> prop.label_distributions_.shape
+    (100, 2)
+    >>> (prop.transduction_ == np.repeat([0, 1], 50)).mean()
+    np.float64(1.0)
+    >>> prop.predict([[8.0, 8.0]])
+    array([1])
+    """
+
+    def __init__(self, n_clusters=(10, 20, 30, 40, 50, 60), *, constrained=True, max_iter=50,
+                 random_state=None, verbose=0):
+        self.n_clusters = n_clusters
+        self.constrained = constrained
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y):
+        """Cluster ``X`` once per entry of ``n_clusters`` and propagate the labels of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of labeled and unlabeled samples (e.g. ``f_fine``).
+        y : array-like of shape (n_samples,)
+            Class labels, ``-1`` for unlabeled samples. String labels need an ``object``
+            array (with the integer ``-1``).
+
+        Returns
+        -------
+        self : SeededKMeansPropagator
+        """
+        n_clusters_list = _check_n_clusters_param(self.n_clusters)
+        max_iter = check_positive_int(self.max_iter, "max_iter")
+        if not isinstance(self.constrained, (bool, np.bool_)):
+            raise TypeError(f"constrained must be True or False, got {self.constrained!r}")
+        X = _validate_X(self, X, reset=True)
+        classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
+        rng = check_random_state(self.random_state)
+
+        n_samples, n_classes = X.shape[0], len(classes)
+        labeled = y_encoded != UNLABELED
+        n_unlabeled = int((~labeled).sum())
+        class_sizes = np.bincount(y_encoded[labeled], minlength=n_classes)
+
+        votes = np.zeros((n_samples, n_classes), dtype=np.float64)
+        self.n_clusters_, self.cluster_centers_, self.cluster_distributions_ = [], [], []
+        self.n_iter_, assignments, reduced = [], [], []
+        for k in n_clusters_list:
+            start = time.perf_counter()
+            n_seeded = min(k, n_classes)
+            if n_seeded < n_classes:
+                # largest classes first, random tie-break
+                order = np.lexsort((rng.permutation(n_classes), -class_sizes))
+                seeded_classes = np.sort(order[:n_seeded])
+            else:
+                seeded_classes = np.arange(n_classes)
+            n_extra = min(k - n_seeded, n_unlabeled)
+            if n_seeded + n_extra < k:
+                reduced.append((k, n_seeded + n_extra))
+            centers, assignment, n_iter = seeded_kmeans(
+                X, y_encoded, seeded_classes, n_extra, constrained=bool(self.constrained),
+                max_iter=max_iter, random_state=rng.randint(2**31 - 1),
+            )
+            distributions = _cluster_label_histograms(
+                assignment, y_encoded, centers.shape[0], n_classes
+            )
+            votes += distributions[assignment]
+            self.n_clusters_.append(int(centers.shape[0]))
+            self.cluster_centers_.append(centers)
+            self.cluster_distributions_.append(distributions)
+            self.n_iter_.append(int(n_iter))
+            assignments.append(assignment)
+            if self.verbose:
+                reached = distributions[assignment].sum(axis=1) > 0
+                print(
+                    f"[SeededKMeansPropagator] K={centers.shape[0]}: {n_iter} iterations, "
+                    f"{time.perf_counter() - start:.2f} s, {reached.mean():.1%} of samples reached"
+                )
+        if reduced:
+            warnings.warn(
+                "n_clusters asks for more clusters than seeded classes plus unlabeled samples; "
+                + ", ".join(f"K={k} uses {used}" for k, used in reduced),
+                UserWarning,
+                stacklevel=2,
+            )
+
+        distributions, covered = _normalise_rows(votes)
+        # labeled samples keep their own label
+        distributions[labeled] = 0.0
+        distributions[labeled, y_encoded[labeled]] = 1.0
+        covered[labeled] = True
+
+        self.classes_ = classes
+        self.label_distributions_ = distributions
+        self.covered_ = covered
+        self.transduction_ = classes[np.argmax(distributions, axis=1)]
+        self.transduction_[labeled] = classes[y_encoded[labeled]]
+        self.cluster_assignments_ = np.stack(assignments, axis=1)
+        return self
+
+    def predict_proba(self, X):
+        """Prior pseudo-labels of (new) samples from their nearest center in each clustering.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; a sample whose nearest clusters hold no label gets the uniform row.
+        """
+        check_is_fitted(self)
+        X = _validate_X(self, X, reset=False)
+        votes = np.zeros((X.shape[0], len(self.classes_)), dtype=np.float64)
+        for centers, distributions in zip(self.cluster_centers_, self.cluster_distributions_):
+            nearest, _ = nearest_centers(X, centers)
+            votes += distributions[nearest]
+        proba, _ = _normalise_rows(votes)
+        return proba
+
+    def predict(self, X):
+        """Most probable class of each sample (arg-max of :meth:`predict_proba`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
