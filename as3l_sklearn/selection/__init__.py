@@ -1,0 +1,30 @@
+"""Single-shot selection of the samples to annotate.
+
+:class:`MultiClusterSelector` is AS3L's selector (Sec. 3.2.2): the medoids of the groups of
+samples that stay together across ``C`` k-means runs. The baselines and rivals share its API
+(``fit(X)``, ``select(n_budget)``, ``fit_select(X, n_budget)``): :class:`RandomSelector`,
+:class:`KMedoidsSelector`, :class:`CoresetSelector`, :class:`TypiClustSelector` and
+:class:`ProbCoverSelector`. :func:`export_for_annotation` and :func:`read_annotations` carry the
+selected images to a person and their labels back.
+"""
+
+from ._annotation import export_for_annotation, read_annotations
+from ._baselines import (
+    CoresetSelector,
+    KMedoidsSelector,
+    ProbCoverSelector,
+    RandomSelector,
+    TypiClustSelector,
+)
+from ._multicluster import MultiClusterSelector
+
+__all__ = [
+    "CoresetSelector",
+    "KMedoidsSelector",
+    "MultiClusterSelector",
+    "ProbCoverSelector",
+    "RandomSelector",
+    "TypiClustSelector",
+    "export_for_annotation",
+    "read_annotations",
+]

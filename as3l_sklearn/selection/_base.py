@@ -1,0 +1,162 @@
+"""Shared base class and helpers for the single-shot selectors.
+
+Every selector follows one API:
+
+* ``fit(X, y=None)`` validates the features and stores what selection needs (the budget is
+  not known yet, and the clusterings of AS3L depend on it, so the work happens in ``select``);
+* ``select(n_budget)`` returns ``n_budget`` distinct integer indices into the fitted samples,
+  best first;
+* ``fit_select(X, n_budget, y=None)`` does both.
+
+Selectors are plain scikit-learn estimators (no ``transform``/``predict``), so they can be the
+last step of a :class:`~sklearn.pipeline.Pipeline`: ``pipe.fit(X); pipe[-1].select(10)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..utils import check_budget, check_features
+
+
+class BaseSelector(BaseEstimator):
+    """Base class of the selectors: ``fit`` stores validated features, ``select`` picks.
+
+    Subclasses implement ``_select(n_budget)`` returning indices (best first); the base class
+    validates the budget, checks that the result holds ``n_budget`` distinct valid indices and
+    records it as ``selected_indices_``.
+    """
+
+    def fit(self, X, y=None):
+        """Validate and store the features of the candidate pool.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the unlabeled pool (normally ``f_fine``). NaN or infinity raise a
+            ``ValueError``.
+        y : None
+            Ignored; present for API consistency (``RandomSelector(stratified=True)`` uses it).
+
+        Returns
+        -------
+        self : object
+            The fitted selector.
+        """
+        # sets n_features_in_ (and feature_names_in_ for data frames); check_features validates
+        validate_data(self, X, skip_check_array=True, reset=True)
+        self.features_ = check_features(X, name="X", estimator=self)
+        self.n_features_in_ = self.features_.shape[1]
+        self._fit_labels(y)
+        return self
+
+    def _fit_labels(self, y):
+        """Hook for selectors that use labels at fit time (stratified random)."""
+
+    def select(self, n_budget: int) -> np.ndarray:
+        """Indices of the ``n_budget`` samples to annotate, best first.
+
+        Parameters
+        ----------
+        n_budget : int
+            Number of samples to select, ``1 <= n_budget <= n_samples`` (samples seen in
+            ``fit``).
+
+        Returns
+        -------
+        indices : ndarray of shape (n_budget,), int64
+            Distinct indices into the samples passed to ``fit``.
+        """
+        check_is_fitted(self, "features_")
+        n_samples = self.features_.shape[0]
+        n_budget = check_budget(n_budget, n_samples)
+        indices = np.asarray(self._select(n_budget), dtype=np.int64)
+        # a selector bug must never reach a person as a silent short or duplicated list
+        if indices.shape != (n_budget,) or np.unique(indices).size != n_budget:
+            raise RuntimeError(
+                f"{type(self).__name__} produced {indices.size} indices "
+                f"({np.unique(indices).size} distinct) for n_budget={n_budget}; please report this bug"
+            )
+        if indices.min() < 0 or indices.max() >= n_samples:
+            raise RuntimeError(f"{type(self).__name__} produced an index outside [0, {n_samples})")
+        self.n_budget_ = n_budget
+        self.selected_indices_ = indices
+        return indices.copy()
+
+    def fit_select(self, X, n_budget: int, y=None) -> np.ndarray:
+        """Fit on ``X`` and return ``select(n_budget)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features of the unlabeled pool.
+        n_budget : int
+            Number of samples to select.
+        y : None
+            Ignored except by ``RandomSelector(stratified=True)``.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_budget,), int64
+        """
+        return self.fit(X, y).select(n_budget)
+
+    def _select(self, n_budget: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(f"[{type(self).__name__}] {message}", flush=True)
+
+
+def draw_seeds(random_state, n: int) -> np.ndarray:
+    """``n`` integer seeds drawn from ``random_state`` (same state, same seeds)."""
+    rng = check_random_state(random_state)
+    return rng.randint(np.iinfo(np.int32).max, size=n)
+
+
+def closest_to(X: np.ndarray, members: np.ndarray, point: np.ndarray) -> int:
+    """Index (into ``X``) of the member of ``members`` closest to ``point``; ties → lowest index."""
+    diff = X[members] - point[None, :]
+    return int(members[np.argmin(np.einsum("ij,ij->i", diff, diff))])
+
+
+def squared_distances_to(X: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance of every row of ``X`` to ``point`` (float64 for stable sums)."""
+    diff = X - point[None, :]
+    return np.einsum("ij,ij->i", diff, diff, dtype=np.float64)
+
+
+def kcenter_greedy(X: np.ndarray, n_budget: int, selected=(), first: int | None = None) -> list:
+    """Complete ``selected`` to ``n_budget`` distinct indices by k-center greedy (farthest first).
+
+    Each new pick is the sample farthest from every sample picked so far (Sener & Savarese,
+    2018); already-picked samples are never taken again, so duplicates in ``X`` are harmless.
+    When ``selected`` is empty, ``first`` starts the sequence.
+
+    Used by :class:`CoresetSelector`, and as the documented fallback of the cluster-based
+    selectors when they run out of clusters or groups (empty k-means clusters, everything
+    covered) before the budget is spent.
+    """
+    n_samples = X.shape[0]
+    picked = [int(i) for i in selected]
+    if len(picked) >= n_budget:
+        return picked[:n_budget]
+    taken = np.zeros(n_samples, dtype=bool)
+    min_distance = np.full(n_samples, np.inf)
+    if not picked:
+        picked = [int(first if first is not None else 0)]
+    for index in picked:
+        taken[index] = True
+        np.minimum(min_distance, squared_distances_to(X, X[index]), out=min_distance)
+    while len(picked) < n_budget:
+        # -1 keeps taken samples out even when all remaining distances are 0 (duplicates)
+        candidate = np.where(taken, -1.0, min_distance)
+        index = int(np.argmax(candidate))
+        picked.append(index)
+        taken[index] = True
+        np.minimum(min_distance, squared_distances_to(X, X[index]), out=min_distance)
+    return picked

@@ -1,0 +1,524 @@
+"""Baseline and rival single-shot selectors with the same API as MultiClusterSelector.
+
+* :class:`RandomSelector` -- uniform, or stratified by class when labels are given;
+* :class:`KMedoidsSelector` -- one k-means with ``K = n_budget``, the medoid of each cluster
+  (the paper's "K-medoids" baseline and ablation);
+* :class:`CoresetSelector` -- k-center greedy (Sener & Savarese, 2018);
+* :class:`TypiClustSelector` -- the most typical sample of the largest uncovered clusters
+  (Hacohen et al., 2022);
+* :class:`ProbCoverSelector` -- greedy maximum coverage of delta-balls (Yehuda et al., 2022).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import column_or_1d
+
+from ..cluster import kmeans, knn_search
+from ..utils import check_n_clusters, check_positive_int
+from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy
+
+
+class RandomSelector(BaseSelector):
+    """Uniform random selection, or stratified by class (the usual SSL protocol).
+
+    Parameters
+    ----------
+    stratified : bool, default=False
+        If True, ``fit`` needs the true labels ``y`` of every sample and the budget is split
+        over classes in proportion to their frequency (largest remainders first; with balanced
+        classes and a budget divisible by the number of classes, exactly ``n_budget /
+        n_classes`` per class). This is the "stratified random sampling" baseline of SSL
+        papers; it needs labels a real user does not have, so it is a reference only.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draw. The same value gives the same indices.
+    verbose : int, default=0
+        Unused (selection is instantaneous); kept for a uniform API.
+
+    Attributes
+    ----------
+    features_ : ndarray of shape (n_samples, n_features), float32
+        The validated features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    classes_ : ndarray
+        Classes of ``y`` (only when ``stratified=True``).
+    selected_indices_ : ndarray of shape (n_budget,), int64
+        Result of the last ``select`` (in draw order).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn import RandomSelector
+    >>> X = np.arange(20.0).reshape(10, 2)
+    >>> RandomSelector(random_state=0).fit(X).select(3).shape
+    (3,)
+    >>> y = np.repeat([0, 1], 5)
+    >>> idx = RandomSelector(stratified=True, random_state=0).fit_select(X, 4, y=y)
+    >>> np.bincount(y[idx]).tolist()
+    [2, 2]
+    """
+
+    def __init__(self, stratified=False, random_state=None, verbose=0):
+        self.stratified = stratified
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _fit_labels(self, y):
+        if not isinstance(self.stratified, (bool, np.bool_)):
+            raise TypeError(f"stratified must be True or False, got {self.stratified!r}")
+        if not self.stratified:
+            return
+        if y is None:
+            raise ValueError(
+                "stratified=True needs the class labels: call fit(X, y) with y of length n_samples "
+                "(stratified sampling is an oracle baseline; use stratified=False without labels)"
+            )
+        y = column_or_1d(np.asarray(y), warn=True)
+        if y.shape[0] != self.features_.shape[0]:
+            raise ValueError(f"y has {y.shape[0]} labels but X has {self.features_.shape[0]} samples")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity")
+        self.classes_, self._y_encoded = np.unique(y, return_inverse=True)
+
+    def _select(self, n_budget):
+        rng = check_random_state(self.random_state)
+        n_samples = self.features_.shape[0]
+        if not self.stratified:
+            return rng.permutation(n_samples)[:n_budget]
+        counts = np.bincount(self._y_encoded, minlength=self.classes_.size)
+        quota = _proportional_quota(counts, n_budget, rng)
+        picked = []
+        for label, take in enumerate(quota):
+            if take:
+                members = np.flatnonzero(self._y_encoded == label)
+                picked.append(rng.choice(members, size=take, replace=False))
+        return rng.permutation(np.concatenate(picked))
+
+
+def _proportional_quota(counts, n_budget, rng):
+    """Split ``n_budget`` over classes proportionally to ``counts`` (largest remainder)."""
+    share = counts * (n_budget / counts.sum())
+    quota = np.minimum(np.floor(share).astype(np.int64), counts)
+    # random jitter below 1e-9 only breaks exact ties in the remainders (balanced classes)
+    remainder = share - quota + rng.uniform(0, 1e-9, size=counts.size)
+    while quota.sum() < n_budget:
+        room = quota < counts
+        label = int(np.argmax(np.where(room, remainder, -np.inf)))
+        quota[label] += 1
+        remainder[label] = -1.0
+    return quota
+
+
+class KMedoidsSelector(BaseSelector):
+    """One k-means with ``K = n_budget`` and the medoid of each cluster, largest first.
+
+    The paper's "K-medoids" baseline (Sener & Savarese, 2018) and its single-run ablation of
+    :class:`MultiClusterSelector` (Table 4). The medoid here is the member closest to the
+    k-means center (not the PAM medoid minimising the sum of distances).
+
+    Parameters
+    ----------
+    n_clusters : int or None, default=None
+        ``K``; ``None`` uses ``K = n_budget``. With ``K < n_budget`` the remaining picks come
+        from k-center greedy.
+    max_iter : int, default=50
+        Lloyd iterations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds k-means. The same value gives the same indices.
+    verbose : int, default=0
+        Print a progress line when > 0.
+
+    Attributes
+    ----------
+    features_ : ndarray of shape (n_samples, n_features), float32
+        The validated features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    labels_ : ndarray of shape (n_samples,), int64
+        k-means cluster of every sample in the last ``select``.
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        k-means centers of the last ``select``.
+    selected_cluster_sizes_ : ndarray of shape (n_budget,), int64
+        Size of the cluster each selected index represents (``0`` for fallback picks).
+    selected_indices_ : ndarray of shape (n_budget,), int64
+        Result of the last ``select``, best first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn import KMedoidsSelector
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (10, 2))]
+    >>> selector = KMedoidsSelector(random_state=0).fit(X)
+    >>> [int(i) < 30 for i in selector.select(2)]  # the larger blob first
+    [True, False]
+    """
+
+    def __init__(self, n_clusters=None, max_iter=50, random_state=None, verbose=0):
+        self.n_clusters = n_clusters
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _select(self, n_budget):
+        X = self.features_
+        n_clusters = _resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
+        result = kmeans(X, n_clusters, max_iter=check_positive_int(self.max_iter, "max_iter"),
+                        random_state=int(draw_seeds(self.random_state, 1)[0]))
+        self._log(f"k-means K={n_clusters}: inertia {result.inertia:.4g}")
+        sizes = np.bincount(result.labels, minlength=n_clusters)
+        picked, picked_sizes = [], []
+        for cluster in _clusters_by_size(result.labels, sizes):
+            if len(picked) == n_budget:
+                break
+            members = np.flatnonzero(result.labels == cluster)
+            picked.append(closest_to(X, members, result.centers[cluster]))
+            picked_sizes.append(sizes[cluster])
+        picked = kcenter_greedy(X, n_budget, picked)
+        self.labels_ = result.labels
+        self.cluster_centers_ = result.centers
+        self.selected_cluster_sizes_ = np.r_[picked_sizes, np.zeros(n_budget - len(picked_sizes))].astype(np.int64)
+        return picked
+
+
+def _resolve_n_clusters(n_clusters, n_budget, n_samples, name="n_clusters"):
+    if n_clusters is None:
+        return n_budget
+    return check_n_clusters(check_positive_int(n_clusters, name), n_samples, name=name)[0]
+
+
+def _clusters_by_size(labels, sizes):
+    """Non-empty cluster ids by size descending; ties by the lowest member index."""
+    first = np.full(sizes.size, labels.size, dtype=np.int64)
+    np.minimum.at(first, labels, np.arange(labels.size))
+    order = np.lexsort((first, -sizes))
+    return [int(c) for c in order if sizes[c] > 0]
+
+
+class CoresetSelector(BaseSelector):
+    """k-center greedy coreset selection (Sener & Savarese, 2018).
+
+    Starting from one sample, repeatedly add the sample farthest (Euclidean) from all samples
+    chosen so far, which minimises the largest distance from any sample to its nearest chosen
+    one up to a factor 2. Distances are updated with one vectorised pass per pick.
+
+    Parameters
+    ----------
+    init : {"random", "mean"}, default="random"
+        First center: a sample drawn with ``random_state``, or the sample closest to the mean
+        of all features (then ``random_state`` is unused).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the first center when ``init="random"``.
+    verbose : int, default=0
+        Unused (selection takes one pass per pick); kept for a uniform API.
+
+    Attributes
+    ----------
+    features_ : ndarray of shape (n_samples, n_features), float32
+        The validated features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    selected_indices_ : ndarray of shape (n_budget,), int64
+        Result of the last ``select`` in pick order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn import CoresetSelector
+    >>> X = np.array([[0.0], [0.1], [5.0], [10.0]])
+    >>> CoresetSelector(init="mean").fit(X).select(3).tolist()
+    [2, 0, 3]
+    """
+
+    def __init__(self, init="random", random_state=None, verbose=0):
+        self.init = init
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _select(self, n_budget):
+        X = self.features_
+        if self.init == "random":
+            first = int(check_random_state(self.random_state).randint(X.shape[0]))
+        elif self.init == "mean":
+            first = closest_to(X, np.arange(X.shape[0]), X.mean(axis=0))
+        else:
+            raise ValueError(f"init must be 'random' or 'mean', got {self.init!r}")
+        return kcenter_greedy(X, n_budget, first=first)
+
+
+class TypiClustSelector(BaseSelector):
+    """TypiClust (Hacohen et al., 2022): the most typical sample of the largest clusters.
+
+    k-means splits the pool into ``K`` clusters (``K = n_budget`` by default: no labeled set
+    exists yet, and the TypiClust paper uses ``K = |L| + B``). Clusters are visited by the
+    number of picks already taken from them (fewest first), then by size (largest first); from
+    each, the not-yet-selected member of highest **typicality** is taken:
+
+    ``typicality(x) = 1 / mean_{x' in kNN(x)} ||x - x'||``
+
+    with ``k = min(n_neighbors, cluster size - 1)`` neighbours searched inside the cluster,
+    as in the authors' implementation.
+
+    Simplification: the authors also skip clusters of fewer than 5 samples and cap ``K`` at
+    500; here every non-empty cluster is eligible and ``K`` is whatever is asked for.
+
+    Parameters
+    ----------
+    n_neighbors : int, default=20
+        Neighbours used for typicality (clipped to the cluster size minus one).
+    n_clusters : int or None, default=None
+        ``K``; ``None`` uses ``K = n_budget``. With ``K < n_budget`` clusters are visited
+        again (fewest picks first).
+    max_iter : int, default=50
+        Lloyd iterations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds k-means. The same value gives the same indices.
+    verbose : int, default=0
+        Print a progress line when > 0.
+
+    Attributes
+    ----------
+    features_ : ndarray of shape (n_samples, n_features), float32
+        The validated features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    labels_ : ndarray of shape (n_samples,), int64
+        k-means cluster of every sample in the last ``select``.
+    typicality_ : ndarray of shape (n_samples,)
+        Typicality of every sample within its cluster (``inf`` for exact duplicates, ``0``
+        for singleton clusters).
+    selected_indices_ : ndarray of shape (n_budget,), int64
+        Result of the last ``select``, best first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn import TypiClustSelector
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))]
+    >>> idx = TypiClustSelector(random_state=0).fit_select(X, 2)
+    >>> sorted(int(i) // 30 for i in idx)
+    [0, 1]
+    """
+
+    def __init__(self, n_neighbors=20, n_clusters=None, max_iter=50, random_state=None, verbose=0):
+        self.n_neighbors = n_neighbors
+        self.n_clusters = n_clusters
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _select(self, n_budget):
+        X = self.features_
+        n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
+        n_clusters = _resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
+        result = kmeans(X, n_clusters, max_iter=check_positive_int(self.max_iter, "max_iter"),
+                        random_state=int(draw_seeds(self.random_state, 1)[0]))
+        labels = result.labels
+        sizes = np.bincount(labels, minlength=n_clusters)
+        self._log(f"k-means K={n_clusters}: cluster sizes {sorted(sizes.tolist(), reverse=True)[:5]}...")
+
+        typicality = np.zeros(X.shape[0])
+        members_by_rank = {}
+        for cluster in _clusters_by_size(labels, sizes):
+            members = np.flatnonzero(labels == cluster)
+            typicality[members] = _typicality(X[members], n_neighbors)
+            # members by typicality descending, ties by index
+            members_by_rank[cluster] = members[np.lexsort((members, -typicality[members]))]
+
+        order = _clusters_by_size(labels, sizes)
+        taken = dict.fromkeys(order, 0)
+        picked = []
+        while len(picked) < n_budget:
+            # fewest picks first, then size (``order`` is already by size)
+            cluster = min(order, key=lambda c: taken[c])
+            picked.append(int(members_by_rank[cluster][taken[cluster]]))
+            taken[cluster] += 1
+            if taken[cluster] == sizes[cluster]:
+                order.remove(cluster)
+        self.labels_ = labels
+        self.typicality_ = typicality
+        return picked
+
+
+def _typicality(F, n_neighbors):
+    """1 / mean Euclidean distance to the k nearest other points, k clipped to len(F) - 1."""
+    k = min(n_neighbors, F.shape[0] - 1)
+    if k < 1:
+        return np.zeros(F.shape[0])
+    squared, _ = knn_search(F, F, k + 1)
+    # the first neighbour is the point itself (or an exact duplicate at distance 0)
+    mean_distance = np.sqrt(squared[:, 1:].astype(np.float64)).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return 1.0 / mean_distance
+
+
+class ProbCoverSelector(BaseSelector):
+    """ProbCover (Yehuda et al., 2022): greedy maximum coverage of delta-balls.
+
+    Every sample covers the samples closer than ``delta`` to it (an open ball, itself
+    included). Repeatedly, the sample whose ball holds the most not-yet-covered samples is
+    selected and its ball marked covered. When every sample is covered before the budget is
+    spent, the remaining picks come from k-center greedy (the paper picks at random).
+
+    **Choosing delta** (``delta=None``): k-means with ``K = n_classes`` gives pseudo-labels; a
+    ball is *pure* if all samples in it share its center's pseudo-label, and delta is the
+    largest radius for which at least ``purity_threshold`` of the balls are pure. ProbCover
+    scans a grid of radii; here the value is exact: with ``d(x)`` the distance from ``x`` to
+    the nearest sample of another pseudo-label, the ball ``B(x, delta)`` is pure iff
+    ``d(x) >= delta``, so delta is the ``(1 - purity_threshold)`` order statistic of ``d``.
+    Computing ``d`` costs one exact nearest-neighbour search per pseudo-class (about ``n^2``
+    distances in all).
+
+    **Bounded memory**: the delta-graph is built from a k-nearest-neighbour search with at
+    most ``max_neighbors`` neighbours per sample (memory ``n * max_neighbors``). A ball holding
+    more samples than that is truncated to its ``max_neighbors`` nearest, so degrees saturate
+    at the cap; ties in degree go to the densest sample (smallest distance to its farthest kept
+    neighbour), which is what an uncapped degree would favour.
+
+    Parameters
+    ----------
+    delta : float or None, default=None
+        Ball radius (Euclidean, in feature units). ``None`` chooses it from purity.
+    purity_threshold : float, default=0.95
+        The paper's ``alpha``: the fraction of pure balls delta must keep, in ``(0, 1]``.
+    n_classes : int or None, default=None
+        Clusters ``K`` of the pseudo-labels used to choose delta (a guess of the number of
+        classes). ``None`` uses ``K = n_budget``.
+    max_neighbors : int, default=100
+        Cap on neighbours per sample in the delta-graph (clipped to the number of samples).
+    max_iter : int, default=50
+        Lloyd iterations of the pseudo-label k-means.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the pseudo-label k-means. The same value gives the same indices.
+    verbose : int, default=0
+        Print progress lines when > 0.
+
+    Attributes
+    ----------
+    features_ : ndarray of shape (n_samples, n_features), float32
+        The validated features seen in ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    delta_ : float
+        Radius used by the last ``select``.
+    purity_ : float or None
+        Fraction of pure balls at ``delta_`` (``None`` when ``delta`` was given).
+    coverage_ : float
+        Fraction of samples covered by the balls of the selected samples (through the capped
+        graph).
+    selected_gains_ : ndarray of shape (n_budget,), int64
+        Newly covered samples each pick brought (``0`` for fallback picks).
+    selected_indices_ : ndarray of shape (n_budget,), int64
+        Result of the last ``select``, best first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn import ProbCoverSelector
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.r_[rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))]
+    >>> selector = ProbCoverSelector(random_state=0).fit(X)
+    >>> sorted(int(i) // 30 for i in selector.select(2))
+    [0, 1]
+    >>> selector.coverage_
+    1.0
+    """
+
+    def __init__(self, delta=None, purity_threshold=0.95, n_classes=None, max_neighbors=100,
+                 max_iter=50, random_state=None, verbose=0):
+        self.delta = delta
+        self.purity_threshold = purity_threshold
+        self.n_classes = n_classes
+        self.max_neighbors = max_neighbors
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _select(self, n_budget):
+        X = self.features_
+        n_samples = X.shape[0]
+        max_neighbors = check_positive_int(self.max_neighbors, "max_neighbors")
+        if self.delta is None:
+            delta, purity = self._delta_from_purity(n_budget)
+        else:
+            if isinstance(self.delta, (bool, np.bool_)) or not isinstance(self.delta, numbers.Real):
+                raise TypeError(f"delta must be a positive number or None, got {self.delta!r}")
+            if not np.isfinite(self.delta) or self.delta <= 0:
+                raise ValueError(f"delta must be a positive finite number or None, got {self.delta!r}")
+            delta, purity = float(self.delta), None
+        self._log(f"delta = {delta:.4g}" + ("" if purity is None else f" (purity {purity:.3f})"))
+
+        # delta-graph: edge i -> j when ||x_i - x_j|| < delta, from a capped kNN search
+        k = min(max_neighbors, n_samples)
+        squared, neighbors = knn_search(X, X, k)
+        inside = (squared < delta**2) & (neighbors != np.arange(n_samples)[:, None])
+        src = np.r_[np.arange(n_samples), np.repeat(np.arange(n_samples), inside.sum(axis=1))]
+        dst = np.r_[np.arange(n_samples), neighbors[inside]]  # self-edges: each sample covers itself
+        edge_order = np.argsort(src, kind="stable")
+        src, dst = src[edge_order], dst[edge_order]
+        # ties in degree go to the densest sample: smaller radius of its kept neighbourhood
+        density_rank = np.empty(n_samples, dtype=np.int64)
+        density_rank[np.lexsort((np.arange(n_samples), squared[:, -1]))] = np.arange(n_samples)[::-1]
+        self._log(f"delta-graph: {src.size} edges (cap {k} neighbours per sample)")
+
+        covered = np.zeros(n_samples, dtype=bool)
+        chosen = np.zeros(n_samples, dtype=bool)
+        picked, gains = [], []
+        while len(picked) < n_budget:
+            degree = np.bincount(src, minlength=n_samples).astype(np.int64)
+            degree[chosen] = -1
+            score = degree * (n_samples + 1) + density_rank
+            best = int(np.argmax(score))
+            if degree[best] <= 0:
+                break
+            newly = dst[src == best]
+            covered[newly] = True
+            chosen[best] = True
+            picked.append(best)
+            gains.append(int(newly.size))
+            alive = ~covered[dst]
+            src, dst = src[alive], dst[alive]
+        n_fallback = n_budget - len(picked)
+        if n_fallback:
+            self._log(f"all samples covered after {len(picked)} picks: {n_fallback} picks by k-center greedy")
+            picked = kcenter_greedy(X, n_budget, picked)
+            gains += [0] * n_fallback
+        self.delta_ = delta
+        self.purity_ = purity
+        self.coverage_ = float(covered.mean())
+        self.selected_gains_ = np.asarray(gains, dtype=np.int64)
+        return picked
+
+    def _delta_from_purity(self, n_budget):
+        X = self.features_
+        threshold = self.purity_threshold
+        if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) \
+                or not 0 < threshold <= 1:
+            raise ValueError(f"purity_threshold must be a number in (0, 1], got {threshold!r}")
+        n_classes = _resolve_n_clusters(self.n_classes, n_budget, X.shape[0], name="n_classes")
+        result = kmeans(X, n_classes, max_iter=check_positive_int(self.max_iter, "max_iter"),
+                        random_state=int(draw_seeds(self.random_state, 1)[0]))
+        labels = result.labels
+        # distance from each sample to the nearest sample with another pseudo-label
+        conflict = np.full(X.shape[0], np.inf)
+        for cluster in np.unique(labels):
+            inside = labels == cluster
+            if inside.all():
+                break
+            squared, _ = knn_search(X[~inside], X[inside], 1)
+            conflict[inside] = np.sqrt(squared[:, 0].astype(np.float64))
+        n_pure = int(np.ceil(threshold * X.shape[0] - 1e-9))
+        delta = float(np.sort(conflict)[X.shape[0] - n_pure])
+        if not np.isfinite(delta):
+            # one pseudo-class: every ball is pure; a radius past the data's diameter covers all
+            delta = float(2 * np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).max()) + 1.0)
+        if delta <= 0:
+            # duplicates across pseudo-classes: the smallest positive radius (balls = duplicates)
+            delta = float(np.finfo(np.float32).eps)
+        purity = float((conflict >= delta).mean())
+        return delta, purity
