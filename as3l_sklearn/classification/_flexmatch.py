@@ -1,0 +1,612 @@
+"""Prior-guided FlexMatch (AS3L paper, section 3.4, Eq. 2-5) as a scikit-learn classifier."""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from ..utils._torch import resolve_device, seed_torch, torch_generator
+from ..utils._validation import (
+    check_image_shape_consistent,
+    check_images,
+    check_partial_labels,
+    check_positive_int,
+)
+
+#: The paper trains 112 x 1024 steps with the prior switched off after T = 6900 (section 4.1).
+PAPER_SWITCH_ITER = 6900
+PAPER_MAX_ITER = 112 * 1024
+#: ``max_iter="auto"``: CPU-sane on small data, longer on a GPU.
+AUTO_MAX_ITER_CPU = 1000
+AUTO_MAX_ITER_GPU = 20 * 1024
+
+
+def _scaled_switch_iter(max_iter: int) -> int:
+    return int(round(PAPER_SWITCH_ITER / PAPER_MAX_ITER * max_iter))
+
+
+def _check_nonneg_float(value, name, *, upper=None, strictly_positive=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+    if upper is not None and value > upper:
+        raise ValueError(f"{name} must be <= {upper}, got {value}")
+    return value
+
+
+def _last_step(estimator):
+    """The estimator that holds ``label_distributions_`` (the last step of a Pipeline)."""
+    steps = getattr(estimator, "steps", None)
+    return steps[-1][1] if steps else estimator
+
+
+def _align_prior(proba, prior_classes, classes, *, name):
+    """Reorder prior columns to ``classes``; every class of ``y`` must be among the prior's."""
+    proba = np.asarray(proba, dtype=np.float64)
+    prior_classes = np.asarray(prior_classes)
+    missing = [c for c in classes if not np.any(prior_classes == c)]
+    if missing:
+        raise ValueError(f"{name}: classes {missing!r} of y are missing from the prior estimator's "
+                         f"classes_ {prior_classes.tolist()!r}")
+    columns = [int(np.flatnonzero(prior_classes == c)[0]) for c in classes]
+    aligned = proba[:, columns]
+    totals = aligned.sum(axis=1, keepdims=True)
+    # classes the prior knows but y lacks are dropped; rows then renormalised
+    uniform = np.full_like(aligned, 1.0 / len(classes))
+    return np.where(totals > 0, aligned / np.where(totals > 0, totals, 1.0), uniform)
+
+
+def check_prior_proba(prior_proba, n_samples: int, n_classes: int, *, name: str = "prior_proba",
+                      atol: float = 1e-3) -> np.ndarray:
+    """Validate explicit priors: finite, non-negative, shape (n_samples, n_classes), rows summing to 1.
+
+    Examples
+    --------
+    >>> check_prior_proba([[0.5, 0.5], [1.0, 0.0]], 2, 2).dtype
+    dtype('float32')
+    """
+    try:
+        proba = np.asarray(prior_proba, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array of shape (n_samples, n_classes)") from exc
+    if proba.ndim != 2 or proba.shape != (n_samples, n_classes):
+        raise ValueError(f"{name} must have shape (n_samples, n_classes) = ({n_samples}, {n_classes}), "
+                         f"columns in classes_ order; got shape {proba.shape}")
+    if not np.isfinite(proba).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    if (proba < 0).any():
+        raise ValueError(f"{name} must be non-negative (class probabilities)")
+    sums = proba.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > atol)
+    if bad.size:
+        raise ValueError(f"{name} rows must sum to 1 (tolerance {atol}); row {int(bad[0])} sums to "
+                         f"{sums[bad[0]]:.6g} ({bad.size} rows off)")
+    return (proba / sums[:, None]).astype(np.float32)
+
+
+class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
+    """FlexMatch semi-supervised training guided by prior pseudo-labels (AS3L, section 3.4).
+
+    Each step draws a labeled batch of ``batch_size`` images and an unlabeled batch of
+    ``mu * batch_size`` images (the unlabeled pool is the whole training set, labeled images
+    included, as in FlexMatch), and minimises ``Loss_l + lambda_u * Loss_un`` (Eq. 2-4):
+    cross-entropy on weakly augmented labeled images, plus cross-entropy of the strong view
+    against hard pseudo-labels, masked by FlexMatch's classwise thresholds and averaged over
+    the whole unlabeled batch.
+
+    Pseudo-labels come from ``y_posterior`` (Eq. 5): for steps ``t <= T`` (``switch_iter``)
+    ``normalize(y_prior + y_pred_weak)``; afterwards ``y_pred_weak`` alone
+    (``prior_mode="remove"``), or ``normalize(y_prior' + y_pred_weak)`` with ``y_prior'``
+    re-derived every ``update_every`` steps by re-fitting the propagator on the network's own
+    penultimate features (``prior_mode="update"``). With no prior this is plain FlexMatch.
+
+    FlexMatch thresholds follow the reference implementations (TorchSSL, USB): every training
+    sample has a learning status, "unused" at first and set to the model's weak-view class once
+    its confidence reaches ``tau``; ``sigma_c`` counts status ``c``;
+    ``beta_c = sigma_c / max(max_c sigma_c, n_unused)`` with threshold warm-up (else
+    ``/ max_c sigma_c``); a sample enters the loss when ``max(y) >= tau * M(beta_c)`` with
+    ``M(x) = x / (2 - x)`` and ``c = argmax(y)``. Under prior guidance the mask and the hard
+    label use ``y = y_posterior`` (the paper's Eq. 4 thresholds ``max(y_posterior)``), while the
+    learning status keeps following the model's own weak prediction (as FlexMatch does).
+
+    Parameters
+    ----------
+    backbone : {"auto", "small_cnn", "resnet18_cifar", "wrn28_2"} or torch.nn.Module, default="auto"
+        Encoder architecture (see :func:`as3l_sklearn.nn.make_backbone`); a linear head is added.
+        Ignored when ``encoder`` is given (its architecture and weights are used).
+    encoder : fitted SimSiamEmbedder, optional
+        Initialise the backbone with these self-supervised weights, as the paper does. The
+        embedder itself is not modified.
+    prior : estimator, optional
+        Estimator fitted transductively on ``(X, y)`` inside :meth:`fit`, whose last step (for a
+        Pipeline) exposes ``label_distributions_`` (n_samples, n_classes) and ``classes_``, e.g.
+        ``Pipeline([("embed", SimSiamEmbedder()), ("fine", ClusterFineTuner()),
+        ("prop", SeededKMeansPropagator())])``. Ignored for the initial priors when
+        ``prior_proba`` is passed to :meth:`fit`; its last step is still the propagator that
+        ``prior_mode="update"`` re-fits. ``None`` with no ``prior_proba``: plain FlexMatch.
+    prior_mode : {"remove", "update"}, default="remove"
+        What happens after ``switch_iter``. ``"update"`` re-fits a clone of the propagator (the
+        last step of ``prior``, else a default :class:`~as3l_sklearn.SeededKMeansPropagator`) on
+        the EMA network's penultimate features of all training images.
+    switch_iter : int or "auto", default="auto"
+        T of Eq. 5. ``"auto"`` scales the paper's T = 6900 of 112 x 1024 steps to ``max_iter``:
+        ``round(6900 / 114688 * max_iter)``.
+    update_every : int or "auto", default="auto"
+        Steps between prior refreshes after T in ``"update"`` mode; ``"auto"`` is
+        ``max(switch_iter, max_iter // 10)`` (at most about ten re-clusterings).
+    max_iter : int or "auto", default="auto"
+        Total training steps (the paper: 112 x 1024). ``"auto"`` is 1000 steps on CPU (minutes
+        for a small CNN on small images) and 20 x 1024 on CUDA.
+    batch_size : int, default=64
+        Labeled batch size B.
+    mu : int, default=7
+        Unlabeled-to-labeled batch ratio.
+    lambda_u : float, default=1.0
+        Weight of the unlabeled loss (0 gives supervised training on the labeled samples).
+    tau : float, default=0.95
+        FlexMatch's fixed threshold.
+    threshold_warmup : bool, default=True
+        FlexMatch's threshold warm-up.
+    lr : float, default=0.03
+        Initial learning rate of SGD, decayed as ``lr * cos(7 pi k / (16 K))``.
+    momentum : float, default=0.9
+    nesterov : bool, default=True
+    weight_decay : float, default=5e-4
+        Applied to weights only, not to BatchNorm parameters and biases.
+    ema_decay : float, default=0.999
+        Decay of the exponential moving average of the weights used for evaluation and
+        prediction. Step ``k`` uses ``min(ema_decay, (1 + k) / (10 + k))`` so that short runs
+        are not dominated by the initial weights (a simplification of the reference code).
+    eval_every : int or "auto", default="auto"
+        Steps between history records (and validation when ``X_val`` is given); ``"auto"`` is
+        ``max(1, max_iter // 20)``.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available. Mixed precision (autocast) is used on CUDA only.
+    image_shape : tuple (C, H, W), optional
+        Needed for 2-D (flattened) input.
+    warm_start : bool, default=False
+        Resume from the fitted network, its optimiser, its EMA and its step counter, and train up
+        to ``max_iter`` total steps (raise ``max_iter`` to train longer). The training data must
+        be the same.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, batch sampling and augmentations (identical results on CPU).
+    verbose : int, default=0
+        Progress lines at every ``eval_every`` steps when > 0.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Sorted class labels seen in ``y`` (labeled samples only).
+    net_ : FlexMatchNet
+        The skorch network; ``net_.module_`` is trained, ``net_.ema_module_`` predicts.
+    prior_ : ndarray of shape (n_samples, n_classes) or None
+        The priors used for ``t <= T`` (columns in ``classes_`` order).
+    switch_iter_, update_every_, max_iter_ : int
+        The resolved step counts.
+    n_iter_ : int
+        Training steps run so far (all fits together under ``warm_start``).
+    history_ : list of dict
+        One record per ``eval_every`` steps: ``step``, ``loss``, ``loss_l``, ``loss_u``,
+        ``mask_rate``, ``pseudo_label_accuracy`` (with ``y_true``), ``val_accuracy`` (with
+        ``X_val``), ``lr``, ``prior`` (whether guidance was on) and ``seconds``.
+    best_step_ : int
+        Step whose EMA weights are kept (best validation accuracy, else the last step).
+    image_shape_ : tuple (C, H, W)
+    n_features_in_ : int
+        Only set for 2-D input.
+
+    See Also
+    --------
+    LinearEvaluationClassifier : logistic regression on frozen self-supervised features.
+    SupervisedClassifier : the same network trained on the labeled samples only.
+
+    Notes
+    -----
+    Simplifications with respect to the paper and FlexMatch: steps sample batches with
+    replacement; the EMA has a short warm-up; the learning status covers every training image
+    (labeled ones included, since they are in the unlabeled pool).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(40, 1, 8, 8).astype(np.float32)
+    >>> y = np.full(40, -1); y[:4] = [0, 1, 0, 1]
+    >>> clf = PriorGuidedFlexMatchClassifier(backbone="small_cnn", max_iter=2, batch_size=4, mu=2,
+    ...                                      random_state=0).fit(X, y)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(self, backbone="auto", encoder=None, prior=None, prior_mode="remove",
+                 switch_iter="auto", update_every="auto", max_iter="auto", batch_size=64, mu=7,
+                 lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
+                 weight_decay=5e-4, ema_decay=0.999, eval_every="auto", device="auto",
+                 image_shape=None, warm_start=False, random_state=None, verbose=0):
+        self.backbone = backbone
+        self.encoder = encoder
+        self.prior = prior
+        self.prior_mode = prior_mode
+        self.switch_iter = switch_iter
+        self.update_every = update_every
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.mu = mu
+        self.lambda_u = lambda_u
+        self.tau = tau
+        self.threshold_warmup = threshold_warmup
+        self.lr = lr
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.ema_decay = ema_decay
+        self.eval_every = eval_every
+        self.device = device
+        self.image_shape = image_shape
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params_(self, device):
+        if self.prior_mode not in ("remove", "update"):
+            raise ValueError(f"prior_mode must be 'remove' or 'update', got {self.prior_mode!r}")
+        if isinstance(self.max_iter, str):
+            if self.max_iter != "auto":
+                raise ValueError(f"max_iter must be a positive int or 'auto', got {self.max_iter!r}")
+            max_iter = AUTO_MAX_ITER_GPU if device.startswith("cuda") else AUTO_MAX_ITER_CPU
+        else:
+            max_iter = check_positive_int(self.max_iter, "max_iter")
+        if isinstance(self.switch_iter, str):
+            if self.switch_iter != "auto":
+                raise ValueError(f"switch_iter must be an int >= 0 or 'auto', got {self.switch_iter!r}")
+            switch_iter = _scaled_switch_iter(max_iter)
+        else:
+            switch_iter = check_positive_int(self.switch_iter, "switch_iter", minimum=0)
+        if isinstance(self.update_every, str):
+            if self.update_every != "auto":
+                raise ValueError(f"update_every must be a positive int or 'auto', got {self.update_every!r}")
+            update_every = max(1, switch_iter, max_iter // 10)
+        else:
+            update_every = check_positive_int(self.update_every, "update_every")
+        if isinstance(self.eval_every, str):
+            if self.eval_every != "auto":
+                raise ValueError(f"eval_every must be a positive int or 'auto', got {self.eval_every!r}")
+            eval_every = max(1, max_iter // 20)
+        else:
+            eval_every = check_positive_int(self.eval_every, "eval_every")
+        check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.mu, "mu")
+        _check_nonneg_float(self.lambda_u, "lambda_u")
+        _check_nonneg_float(self.tau, "tau", upper=1.0)
+        _check_nonneg_float(self.lr, "lr", strictly_positive=True)
+        _check_nonneg_float(self.momentum, "momentum", upper=1.0)
+        _check_nonneg_float(self.weight_decay, "weight_decay")
+        _check_nonneg_float(self.ema_decay, "ema_decay", upper=1.0)
+        if self.encoder is not None and not hasattr(self.encoder, "net_"):
+            raise TypeError("encoder must be a fitted SimSiamEmbedder (with a net_ attribute), got "
+                            f"{type(self.encoder).__name__}")
+        if self.prior is not None and not hasattr(self.prior, "fit"):
+            raise TypeError(f"prior must be an estimator with fit (e.g. a Pipeline ending in "
+                            f"SeededKMeansPropagator), got {type(self.prior).__name__}")
+        return max_iter, switch_iter, update_every, eval_every
+
+    def _check_X(self, X, name="X", fitted=False):
+        images = check_images(X, image_shape=self.image_shape, name=name)
+        if fitted:
+            check_image_shape_consistent(images, self.image_shape_, name=name)
+        return images
+
+    def _encode(self, y_like, name):
+        """Map labels in original form to indices of ``classes_`` (ValueError for unknown ones)."""
+        y_like = np.asarray(y_like)
+        if y_like.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {y_like.shape}")
+        codes = np.full(len(y_like), -1, dtype=np.int64)
+        for index, label in enumerate(self.classes_):
+            codes[y_like == label] = index
+        unknown = codes < 0
+        if y_like.dtype == object or y_like.dtype.kind in "iu":
+            allowed_unlabeled = np.array([isinstance(v, numbers.Integral) and v == -1 for v in y_like])
+        else:
+            allowed_unlabeled = np.zeros(len(y_like), dtype=bool)
+        if name == "y_val" and unknown.any():
+            raise ValueError(f"{name} holds labels not in classes_: {np.unique(y_like[unknown])[:5]!r}")
+        if name == "y_true" and (unknown & ~allowed_unlabeled).any():
+            raise ValueError(f"{name} holds labels not in classes_ {self.classes_.tolist()!r}: "
+                             f"{np.unique(y_like[unknown & ~allowed_unlabeled])[:5]!r} (use -1 for unknown)")
+        return codes
+
+    # ------------------------------------------------------------------ building blocks
+    def _build_module(self, n_classes, image_shape):
+        from ..nn import make_backbone
+
+        from ._net import ClassifierModule
+
+        if self.encoder is not None:
+            backbone = copy.deepcopy(_encoder_backbone(self.encoder)).cpu()
+        else:
+            spec = self.backbone
+            if not isinstance(spec, str):
+                spec = copy.deepcopy(spec)  # never modify the user's module
+            backbone = make_backbone(spec, in_channels=image_shape[0], image_size=image_shape[1:])
+        return ClassifierModule(backbone, n_classes, out_dim=getattr(backbone, "out_dim", None)
+                                or _infer_dim(backbone, image_shape))
+
+    def _make_net(self, module, device, max_iter):
+        from ._net import FlexMatchNet
+
+        return FlexMatchNet(
+            module, mu=int(self.mu), lambda_u=float(self.lambda_u), tau=float(self.tau),
+            threshold_warmup=bool(self.threshold_warmup), ema_decay=float(self.ema_decay),
+            weight_decay=float(self.weight_decay), momentum=float(self.momentum),
+            nesterov=bool(self.nesterov), max_iter=max_iter, lr=float(self.lr),
+            batch_size=int(self.batch_size), device=device, verbose=0,
+        )
+
+    def _fit_prior_estimator(self, X, y, n_samples):
+        estimator = clone(self.prior)
+        estimator.fit(X, y)
+        last = _last_step(estimator)
+        if not hasattr(last, "label_distributions_"):
+            raise TypeError(f"prior: the (last step of the) prior estimator, {type(last).__name__}, has no "
+                            "label_distributions_ after fit; use a propagator such as SeededKMeansPropagator")
+        proba = np.asarray(last.label_distributions_)
+        if proba.ndim != 2 or proba.shape[0] != n_samples:
+            raise ValueError(f"prior: label_distributions_ has shape {proba.shape}, expected "
+                             f"({n_samples}, n_classes)")
+        return _align_prior(proba, last.classes_, self.classes_, name="prior"), estimator
+
+    def _refresh_prior(self, images, y_encoded):
+        """Re-fit the propagator on the EMA network's penultimate features (``prior_mode="update"``)."""
+        features = self.net_.predict_logits(images, features=True).numpy()
+        if self.prior is not None:
+            propagator = clone(_last_step(self.prior))
+        else:
+            from ..propagation import SeededKMeansPropagator
+
+            propagator = SeededKMeansPropagator(random_state=self.random_state)
+        if hasattr(propagator, "random_state") and "random_state" in propagator.get_params():
+            propagator.set_params(random_state=self.random_state)
+        propagator.fit(features, y_encoded)
+        proba = _align_prior(propagator.label_distributions_, propagator.classes_,
+                             np.arange(len(self.classes_)), name="prior_mode='update' propagator")
+        return proba.astype(np.float32)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, prior_proba=None, X_val=None, y_val=None, y_true=None):
+        """Train on images ``X`` with partial labels ``y`` (-1 for unlabeled).
+
+        Parameters
+        ----------
+        X : array-like of images
+            ``n x H x W x C`` uint8, ``n x C x H x W`` float, or 2-D with ``image_shape``.
+        y : array-like of shape (n_samples,)
+            Class labels, ``-1`` for unlabeled samples (string labels: object array).
+        prior_proba : array-like of shape (n_samples, n_classes), optional
+            Explicit prior pseudo-labels (columns in sorted class order, i.e. ``classes_``); rows
+            must sum to 1. Overrides the ``prior`` estimator for the initial priors.
+        X_val, y_val : optional
+            Validation images and labels: accuracy every ``eval_every`` steps, and the EMA
+            weights with the best validation accuracy are kept.
+        y_true : array-like of shape (n_samples,), optional
+            True labels of the training images (``-1`` where unknown), for monitoring the
+            pseudo-label accuracy only; never used for training.
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        device = resolve_device(self.device)
+        max_iter, switch_iter, update_every, eval_every = self._validate_params_(device)
+        images = self._check_X(X)
+        n_samples = images.shape[0]
+        classes, y_encoded = check_partial_labels(y, n_samples, name="y", min_labeled=1)
+
+        resume = bool(self.warm_start) and hasattr(self, "net_")
+        if resume:
+            if tuple(images.shape[1:]) != tuple(self.image_shape_) or not np.array_equal(classes, self.classes_) \
+                    or len(self.status_) != n_samples:
+                raise ValueError("warm_start=True needs the same training images and classes as the previous "
+                                 "fit; set warm_start=False to start over")
+        else:
+            self.classes_ = classes
+            self.image_shape_ = tuple(int(s) for s in images.shape[1:])
+        if np.asarray(X).ndim == 2:
+            self.n_features_in_ = int(np.asarray(X).shape[1])
+        elif hasattr(self, "n_features_in_") and not resume:
+            del self.n_features_in_
+        n_classes = len(self.classes_)
+
+        # priors (Eq. 5's y_prior)
+        prior_estimator = None
+        if prior_proba is not None:
+            prior = check_prior_proba(prior_proba, n_samples, n_classes)
+        elif self.prior is not None:
+            prior, prior_estimator = self._fit_prior_estimator(X, y, n_samples)
+            prior = prior.astype(np.float32)
+        else:
+            prior = None
+        if prior is None and self.prior_mode == "update" and self.verbose:
+            print("[PriorGuidedFlexMatch] no prior given: plain FlexMatch, prior_mode='update' has no effect")
+
+        y_val_codes = None
+        val_images = None
+        if (X_val is None) != (y_val is None):
+            raise ValueError("X_val and y_val must be given together")
+        if X_val is not None:
+            val_images = self._check_X(X_val, name="X_val")
+            if tuple(val_images.shape[1:]) != tuple(self.image_shape_):
+                check_image_shape_consistent(val_images, self.image_shape_, name="X_val")
+            y_val_codes = self._encode(y_val, "y_val")
+            if len(y_val_codes) != len(val_images):
+                raise ValueError(f"y_val has {len(y_val_codes)} labels but X_val has {len(val_images)} images")
+        true_codes = None
+        if y_true is not None:
+            true_codes = self._encode(y_true, "y_true")
+            if len(true_codes) != n_samples:
+                raise ValueError(f"y_true has {len(true_codes)} labels but X has {n_samples} samples")
+
+        from ..augment import StrongAugment, WeakAugment
+
+        seed = seed_torch(self.random_state if not resume else None) if not resume else None
+        if not resume:
+            module = self._build_module(n_classes, self.image_shape_)
+            self.net_ = self._make_net(module, device, max_iter).initialize()
+            self.n_iter_ = 0
+            self.status_ = np.full(n_samples, -1, dtype=np.int64)
+            self.history_ = []
+            self.best_step_ = 0
+            self.best_score_ = -np.inf
+            self.prior_ = prior
+            self._rng_seed = int(seed)
+        else:
+            self.net_.max_iter = max_iter
+            if prior is not None:
+                self.prior_ = prior
+        self.max_iter_, self.switch_iter_, self.update_every_, self.eval_every_ = (
+            max_iter, switch_iter, update_every, eval_every)
+        net = self.net_
+
+        side = self.image_shape_[1:]
+        weak, strong = WeakAugment(image_size=side), StrongAugment(image_size=side)
+        # the generator continues deterministically on resume (seeded by the step counter)
+        generator = torch_generator(self._rng_seed + self.n_iter_)
+        data_device = device if device.startswith("cuda") else "cpu"
+        images_t = torch.from_numpy(images).to(data_device)
+        status_t = torch.from_numpy(self.status_.copy()).to(data_device)
+        y_t = torch.from_numpy(y_encoded)
+        labeled_idx = torch.from_numpy(np.flatnonzero(y_encoded >= 0))
+        prior_t = None if self.prior_ is None else torch.from_numpy(self.prior_).to(data_device)
+        true_t = None if true_codes is None else torch.from_numpy(true_codes)
+        net.set_training_data(images=images_t, y_labeled=y_t, labeled_idx=labeled_idx, weak=weak,
+                              strong=strong, generator=generator, status=status_t, prior=prior_t,
+                              y_true=true_t)
+
+        best_state = None
+        window = []
+        start_time = time.perf_counter()
+        interrupted = False
+        step = self.n_iter_
+        try:
+            while step < max_iter:
+                guided = prior_t is not None and (step < switch_iter or self.prior_mode == "update")
+                if (self.prior_mode == "update" and prior_t is not None and step >= switch_iter
+                        and (step - switch_iter) % update_every == 0):
+                    refreshed = self._refresh_prior(images, y_encoded)
+                    net.set_prior(torch.from_numpy(refreshed).to(data_device))
+                    self.prior_updated_ = refreshed
+                result = net.train_step(step=step, use_prior=guided)
+                result["prior"] = guided
+                window.append(result)
+                step += 1
+                self.n_iter_ = step
+                if step % eval_every == 0 or step == max_iter:
+                    record = self._record(window, step, start_time, val_images, y_val_codes)
+                    window = []
+                    if val_images is not None and record["val_accuracy"] > self.best_score_:
+                        self.best_score_ = record["val_accuracy"]
+                        self.best_step_ = step
+                        best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
+                                                    net.ema_module_.state_dict().items()})
+        except KeyboardInterrupt:
+            interrupted = True
+            warnings.warn(f"training interrupted at step {step}: keeping the "
+                          f"{'best validation' if best_state is not None else 'last EMA'} weights; "
+                          "fit again with warm_start=True to resume", RuntimeWarning)
+        finally:
+            self.status_ = status_t.cpu().numpy().copy()
+            net.clear_training_data()
+        if best_state is not None:
+            net.ema_module_.load_state_dict(best_state)
+        elif val_images is None:
+            self.best_step_ = self.n_iter_
+        self.interrupted_ = interrupted
+        return self
+
+    def _record(self, window, step, start_time, val_images, y_val_codes):
+        def mean(key):
+            values = [r[key] for r in window if key in r]
+            return float(np.mean(values)) if values else float("nan")
+
+        record = {"step": step, "loss": mean("loss"), "loss_l": mean("loss_l"), "loss_u": mean("loss_u"),
+                  "mask_rate": mean("mask"),
+                  "lr": float(self.net_.optimizer_.param_groups[0]["lr"]),
+                  "prior": bool(window[-1]["prior"]) if window else False,
+                  "seconds": round(time.perf_counter() - start_time, 3)}
+        if any("n_pseudo" in r for r in window):
+            n = sum(r.get("n_pseudo", 0) for r in window)
+            correct = sum(r.get("n_pseudo_correct", 0) for r in window)
+            record["pseudo_label_accuracy"] = correct / n if n else float("nan")
+        if val_images is not None:
+            predicted = self.net_.predict_logits(val_images).argmax(1).numpy()
+            record["val_accuracy"] = float(np.mean(predicted == y_val_codes))
+        self.history_.append(record)
+        self.net_.history.new_epoch()
+        for key, value in record.items():
+            self.net_.history.record(key, value)
+        if self.verbose:
+            parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
+            print("[PriorGuidedFlexMatch] " + " ".join(parts), flush=True)
+        return record
+
+    # ------------------------------------------------------------------ predict
+    def predict_proba(self, X):
+        """Class probabilities of the EMA network (eval mode, batch-wise), columns in ``classes_`` order."""
+        import torch
+
+        check_is_fitted(self, "net_")
+        images = self._check_X(X, fitted=True)
+        logits = self.net_.predict_logits(images)
+        return torch.softmax(logits, dim=1).numpy().astype(np.float64)
+
+    def predict(self, X):
+        """Predicted class labels."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def transform(self, X):
+        """Penultimate features of the EMA network (``f_semi``), shape (n, out_dim)."""
+        check_is_fitted(self, "net_")
+        images = self._check_X(X, fitted=True)
+        return self.net_.predict_logits(images, features=True).numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.input_tags.two_d_array = self.image_shape is not None
+        tags.target_tags.required = True
+        return tags
+
+
+def _encoder_backbone(encoder):
+    """The torch backbone inside a fitted SimSiamEmbedder (``encoder.net_``)."""
+    net = getattr(encoder, "net_", None)
+    module = getattr(net, "module_", net)
+    for attribute in ("backbone", "encoder"):
+        candidate = getattr(module, attribute, None)
+        if candidate is not None and hasattr(candidate, "forward"):
+            return candidate
+    for attribute in ("backbone_", "encoder_"):
+        candidate = getattr(encoder, attribute, None)
+        if candidate is not None and hasattr(candidate, "forward"):
+            return candidate
+    raise TypeError("encoder: could not find the backbone module of the fitted embedder "
+                    "(looked for net_.module_.backbone / .encoder)")
+
+
+def _infer_dim(backbone, image_shape):
+    from ..nn import make_backbone
+
+    return make_backbone(backbone, in_channels=image_shape[0], image_size=image_shape[1:]).out_dim

@@ -1,0 +1,383 @@
+"""FlexMatch building blocks and the skorch network that runs the training steps.
+
+The functions here are small, pure and tested one by one against hand-computed values:
+
+* :func:`flexmatch_class_beta` -- FlexMatch's classwise learning effect ``beta_c``;
+* :func:`flexmatch_mask` -- the curriculum mask ``max p >= tau * M(beta_c)``, ``M(x) = x / (2 - x)``;
+* :func:`prior_posterior` -- the paper's Eq. 5, ``normalize(y_prior + y_pred_weak)``;
+* :func:`cosine_lr` -- ``lr * cos(7 pi k / (16 K))``;
+* :func:`param_groups_without_decay` -- SGD groups with no weight decay on BatchNorm and bias.
+
+:class:`FlexMatchNet` is a :class:`skorch.NeuralNet` whose :meth:`~FlexMatchNet.train_step` draws
+a labeled batch of ``B`` and an unlabeled batch of ``mu * B`` images, builds weak and strong
+views and computes ``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4). The estimator in
+``_flexmatch.py`` owns validation and the step loop; this module owns the arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from skorch import NeuralNet
+from torch import nn
+from torch.nn import functional as F
+
+UNUSED = -1  # learning status of an unlabeled sample never predicted with confidence >= tau
+
+
+def flexmatch_class_beta(status: torch.Tensor, n_classes: int, warmup: bool = True) -> torch.Tensor:
+    """FlexMatch's normalised learning effect ``beta_c`` of every class.
+
+    ``sigma_c`` counts the unlabeled samples whose learning status is ``c`` (their weak-view
+    prediction reached ``tau`` with class ``c``; ``-1`` marks samples still unused). With
+    threshold warm-up ``beta_c = sigma_c / max(max_c sigma_c, n_unused)``; without it
+    ``beta_c = sigma_c / max_c sigma_c``. When no sample has a status yet, ``beta = 0``
+    for every class (so the thresholds start at 0, as in the reference implementations).
+
+    Parameters
+    ----------
+    status : tensor of int64, shape (n_unlabeled,)
+        Learning status per sample: a class index, or -1 for unused.
+    n_classes : int
+    warmup : bool
+        Threshold warm-up (FlexMatch's default).
+
+    Returns
+    -------
+    beta : float tensor of shape (n_classes,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> status = torch.tensor([0, 0, 1, -1, -1, -1])
+    >>> flexmatch_class_beta(status, 3).tolist()          # divided by n_unused = 3
+    [0.6666666865348877, 0.3333333432674225, 0.0]
+    >>> flexmatch_class_beta(status, 3, warmup=False).tolist()  # divided by max sigma = 2
+    [1.0, 0.5, 0.0]
+    """
+    used = status >= 0
+    sigma = torch.bincount(status[used], minlength=n_classes)[:n_classes].to(torch.float32)
+    denominator = sigma.max()
+    if warmup:
+        denominator = torch.maximum(denominator, (~used).sum().to(torch.float32))
+    if denominator <= 0:
+        return torch.zeros(n_classes, dtype=torch.float32, device=status.device)
+    return sigma / denominator
+
+
+def flexmatch_mask(probs: torch.Tensor, beta: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hard pseudo-labels and FlexMatch's curriculum mask.
+
+    ``mask_b = max(probs_b) >= tau * M(beta[argmax probs_b])`` with the convex mapping
+    ``M(x) = x / (2 - x)``.
+
+    Parameters
+    ----------
+    probs : tensor of shape (n, n_classes)
+        The distribution the pseudo-labels come from (``y_pred_weak`` or ``y_posterior``).
+    beta : tensor of shape (n_classes,)
+        From :func:`flexmatch_class_beta`.
+    tau : float
+        The fixed threshold (0.95).
+
+    Returns
+    -------
+    pseudo_labels : int64 tensor of shape (n,)
+    mask : float tensor of shape (n,), 1.0 where the sample contributes to the loss
+
+    Examples
+    --------
+    >>> import torch
+    >>> probs = torch.tensor([[0.7, 0.3], [0.4, 0.6]])
+    >>> labels, mask = flexmatch_mask(probs, torch.tensor([1.0, 0.5]), tau=0.95)
+    >>> labels.tolist(), mask.tolist()   # thresholds 0.95 and 0.95 * 0.5 / 1.5 = 0.3167
+    ([0, 1], [0.0, 1.0])
+    """
+    max_probs, pseudo_labels = probs.max(dim=1)
+    beta_of_sample = beta.to(probs.device)[pseudo_labels]
+    thresholds = tau * beta_of_sample / (2.0 - beta_of_sample)
+    mask = (max_probs >= thresholds).to(probs.dtype)
+    return pseudo_labels, mask
+
+
+def update_learning_status(status: torch.Tensor, indices: torch.Tensor, probs_weak: torch.Tensor,
+                           tau: float) -> None:
+    """Set ``status[i]`` to the weak-view predicted class where its confidence is ``>= tau`` (in place)."""
+    confidence, predicted = probs_weak.max(dim=1)
+    confident = confidence >= tau
+    if bool(confident.any()):
+        status[indices[confident].to(status.device)] = predicted[confident].to(status.device)
+
+
+def prior_posterior(prior: torch.Tensor, probs_weak: torch.Tensor) -> torch.Tensor:
+    """The paper's Eq. 5 for ``t <= T``: ``y_posterior = normalize(y_prior + y_pred_weak)``.
+
+    Rows are divided by their sum (both terms are distributions, so this is their mean).
+
+    Examples
+    --------
+    >>> import torch
+    >>> prior_posterior(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.2, 0.8]])).tolist()
+    [[0.6000000238418579, 0.4000000059604645]]
+    """
+    total = prior.to(probs_weak.dtype) + probs_weak
+    return total / total.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """FixMatch/FlexMatch's cosine decay ``lr * cos(7 pi k / (16 K))`` (no restart, no warm-up).
+
+    Examples
+    --------
+    >>> cosine_lr(0.03, 0, 100)
+    0.03
+    >>> round(cosine_lr(0.03, 100, 100), 5)   # 0.03 * cos(7 pi / 16)
+    0.00585
+    """
+    if total_steps <= 0:
+        return float(base_lr)
+    return float(base_lr) * max(0.0, math.cos(7.0 * math.pi * step / (16.0 * total_steps)))
+
+
+def param_groups_without_decay(module: nn.Module, weight_decay: float) -> list[dict]:
+    """Two SGD parameter groups: weights with ``weight_decay``; biases and norm parameters without.
+
+    One-dimensional parameters are the biases and the BatchNorm/LayerNorm scales and shifts,
+    which FixMatch, FlexMatch and the paper train without weight decay.
+    """
+    decay, no_decay = [], []
+    for _, parameter in module.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim <= 1 else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": float(weight_decay)}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+class ClassifierModule(nn.Module):
+    """A backbone (any module mapping images to ``(n, out_dim)`` features) and a linear head."""
+
+    def __init__(self, backbone: nn.Module, n_classes: int, out_dim: int | None = None):
+        super().__init__()
+        self.backbone = backbone
+        if out_dim is None:
+            out_dim = int(getattr(backbone, "out_dim"))
+        self.out_dim = int(out_dim)
+        self.head = nn.Linear(self.out_dim, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (the backbone's output, flattened)."""
+        return torch.flatten(self.backbone(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+@torch.no_grad()
+def ema_update(ema_module: nn.Module, module: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * weights`` for parameters; buffers are copied."""
+    for ema_p, p in zip(ema_module.parameters(), module.parameters()):
+        ema_p.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+    for ema_b, b in zip(ema_module.buffers(), module.buffers()):
+        ema_b.copy_(b)
+
+
+class FlexMatchNet(NeuralNet):
+    """skorch network running FlexMatch steps, optionally guided by prior pseudo-labels.
+
+    Not meant to be used on its own: :class:`PriorGuidedFlexMatchClassifier` builds it, hands it
+    the training tensors through :meth:`set_training_data` and calls :meth:`train_step`.
+
+    Besides the usual skorch parameters it takes ``mu``, ``lambda_u``, ``tau``,
+    ``threshold_warmup``, ``ema_decay``, ``weight_decay``, ``momentum``, ``nesterov``,
+    ``max_iter`` (for the cosine schedule) and ``amp``. ``module_`` is trained;
+    ``ema_module_`` holds the exponential moving average used for evaluation.
+    """
+
+    def __init__(self, module, *args, mu=7, lambda_u=1.0, tau=0.95, threshold_warmup=True,
+                 ema_decay=0.999, weight_decay=5e-4, momentum=0.9, nesterov=True, max_iter=1000,
+                 amp=True, **kwargs):
+        kwargs.setdefault("criterion", nn.CrossEntropyLoss)
+        kwargs.setdefault("optimizer", torch.optim.SGD)
+        kwargs.setdefault("callbacks", "disable")
+        kwargs.setdefault("train_split", None)
+        kwargs.setdefault("max_epochs", 1)
+        super().__init__(module, *args, **kwargs)
+        self.mu = mu
+        self.lambda_u = lambda_u
+        self.tau = tau
+        self.threshold_warmup = threshold_warmup
+        self.ema_decay = ema_decay
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.max_iter = max_iter
+        self.amp = amp
+
+    # ------------------------------------------------------------------ initialisation
+    def initialize_module(self):
+        super().initialize_module()
+        import copy
+
+        # a registered second module: skorch moves it between devices and pickles it
+        self.ema_module_ = copy.deepcopy(self.module_)
+        for parameter in self.ema_module_.parameters():
+            parameter.requires_grad_(False)
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        groups = param_groups_without_decay(self.module_, self.weight_decay)
+        self.optimizer_ = self.optimizer(groups, lr=self.lr, momentum=self.momentum,
+                                         nesterov=bool(self.nesterov and self.momentum > 0))
+        return self
+
+    # ------------------------------------------------------------------ training data
+    def set_training_data(self, *, images, y_labeled, labeled_idx, weak, strong, generator,
+                          status, prior=None, y_true=None):
+        """Hand the net the tensors one step needs (kept out of pickles: see ``clear_training_data``).
+
+        ``images`` (n, C, H, W) float on the net's device; ``y_labeled`` (n,) int64 with -1;
+        ``labeled_idx`` indices of labeled samples; ``status`` (n,) int64 learning status;
+        ``prior`` (n, n_classes) or None; ``y_true`` (n,) int64 or None, for monitoring only.
+        """
+        self._data = {
+            "images": images, "y": y_labeled, "labeled_idx": labeled_idx, "weak": weak,
+            "strong": strong, "generator": generator, "status": status, "prior": prior,
+            "y_true": y_true,
+        }
+        self._scaler = None
+        return self
+
+    def set_prior(self, prior):
+        """Replace the prior used by :meth:`train_step` (``None`` switches guidance off)."""
+        self._data["prior"] = prior
+
+    def clear_training_data(self):
+        self._data = None
+        self._scaler = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_data", None)
+        state.pop("_scaler", None)
+        return state
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        device_type = torch.device(self.device).type
+        if self.amp and device_type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast(device_type="cuda", dtype=dtype)
+        return torch.autocast(device_type=device_type, enabled=False)
+
+    def _sample(self, population: torch.Tensor, size: int) -> torch.Tensor:
+        generator = self._data["generator"]
+        positions = torch.randint(len(population), (size,), generator=generator)
+        return population[positions]
+
+    def train_step(self, batch=None, step=0, use_prior=False, **fit_params):
+        """One optimisation step (the ``batch`` argument is ignored: batches are drawn here).
+
+        Parameters
+        ----------
+        batch : ignored
+        step : int
+            0-based step index ``k`` for the learning rate ``lr * cos(7 pi k / 16 K)``.
+        use_prior : bool
+            Whether pseudo-labels come from Eq. 5's ``normalize(y_prior + y_pred_weak)``.
+
+        Returns
+        -------
+        dict with ``loss``, ``loss_l``, ``loss_u`` (floats), ``mask`` (float, the fraction of the
+        unlabeled batch in the loss) and, when ``y_true`` was given, ``n_pseudo`` /
+        ``n_pseudo_correct`` (masked samples and how many of their pseudo-labels are right).
+        """
+        data = self._data
+        device = self.device
+        self._set_training(True)
+        for group in self.optimizer_.param_groups:
+            group["lr"] = cosine_lr(self.lr, step, self.max_iter)
+
+        batch_size = int(self.batch_size)
+        labeled = self._sample(data["labeled_idx"], batch_size)
+        x_l = data["weak"](data["images"][labeled.to(data["images"].device)].to(device),
+                           generator=data["generator"])
+        y_l = data["y"][labeled].to(device)
+        semi = self.lambda_u > 0
+        if semi:
+            n_u = int(self.mu) * batch_size
+            unlabeled = torch.randint(len(data["images"]), (n_u,), generator=data["generator"])
+            x_u = data["images"][unlabeled.to(data["images"].device)].to(device)
+            x_uw = data["weak"](x_u, generator=data["generator"])
+            x_us = data["strong"](x_u, generator=data["generator"])
+            inputs = torch.cat([x_l, x_uw, x_us])
+        else:
+            inputs = x_l
+
+        self.optimizer_.zero_grad(set_to_none=True)
+        with self._autocast():
+            logits = self.module_(inputs)
+        logits = logits.float()
+        logits_l = logits[:batch_size]
+        loss_l = F.cross_entropy(logits_l, y_l)
+        result = {"loss_l": float(loss_l.detach())}
+        if semi:
+            logits_uw, logits_us = logits[batch_size:].chunk(2)
+            with torch.no_grad():
+                probs_weak = torch.softmax(logits_uw.detach(), dim=1)
+                status = data["status"]
+                beta = flexmatch_class_beta(status, probs_weak.shape[1], self.threshold_warmup)
+                source = probs_weak
+                if use_prior and data["prior"] is not None:
+                    source = prior_posterior(data["prior"][unlabeled.to(data["prior"].device)].to(device),
+                                             probs_weak)
+                pseudo_labels, mask = flexmatch_mask(source, beta, self.tau)
+                # FlexMatch's learning status follows the model's own weak prediction
+                update_learning_status(status, unlabeled, probs_weak, self.tau)
+            loss_u = (F.cross_entropy(logits_us, pseudo_labels, reduction="none") * mask).mean()
+            loss = loss_l + self.lambda_u * loss_u
+            result["loss_u"] = float(loss_u.detach())
+            result["mask"] = float(mask.mean())
+            if data["y_true"] is not None:
+                truth = data["y_true"][unlabeled].to(device)
+                known = (truth >= 0) & (mask > 0)
+                result["n_pseudo"] = int(known.sum())
+                result["n_pseudo_correct"] = int(((pseudo_labels == truth) & known).sum())
+        else:
+            loss = loss_l
+            result["loss_u"] = 0.0
+            result["mask"] = 0.0
+
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {float(loss)} at step {step}; "
+                                     "lower lr or check the input images")
+        loss.backward()
+        self.optimizer_.step()
+        # EMA with a short warm-up so that short runs are not dominated by the initial weights
+        decay = min(float(self.ema_decay), (1.0 + step) / (10.0 + step))
+        ema_update(self.ema_module_, self.module_, decay)
+        result["loss"] = float(loss.detach())
+        return result
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict_logits(self, images, batch_size: int = 256, features: bool = False):
+        """Logits (or penultimate features) of the EMA network, batch-wise in eval mode."""
+        module = self.ema_module_
+        was_training = module.training
+        module.eval()
+        outputs = []
+        try:
+            for start in range(0, len(images), batch_size):
+                chunk = torch.as_tensor(images[start:start + batch_size]).to(self.device)
+                with self._autocast():
+                    out = module.features(chunk) if features else module(chunk)
+                outputs.append(out.float().cpu())
+        finally:
+            module.train(was_training)
+        if not outputs:
+            return torch.zeros((0, 0))
+        return torch.cat(outputs)
