@@ -87,7 +87,8 @@ def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool
         if channels == 1:
             pixels = pixels[:, :, 0]
         name = f"{rank:04d}_index{index}.png"
-        Image.fromarray(pixels)  # uint8 H x W (L), x 3 (RGB), x 4 (RGBA).save(folder / name)
+        # PIL infers the mode from uint8 H x W (L), H x W x 3 (RGB) or H x W x 4 (RGBA)
+        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / name)
         rows.append((index, name, ""))
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -1,0 +1,278 @@
+"""Tests of the single-shot selectors: contract, coverage, determinism, bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from as3l_sklearn.selection import (
+    CoresetSelector,
+    KMedoidsSelector,
+    MultiClusterSelector,
+    ProbCoverSelector,
+    RandomSelector,
+    TypiClustSelector,
+)
+from as3l_sklearn.selection._base import kcenter_greedy
+from as3l_sklearn.selection._multicluster import _stable_groups
+
+
+def all_selectors():
+    return [
+        MultiClusterSelector(n_runs=3, random_state=0),
+        RandomSelector(random_state=0),
+        KMedoidsSelector(random_state=0),
+        CoresetSelector(random_state=0),
+        TypiClustSelector(random_state=0),
+        ProbCoverSelector(random_state=0),
+    ]
+
+
+def ids(estimator):
+    return type(estimator).__name__
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    # 10 well-separated clusters of unequal sizes in 8-d
+    sizes = [60, 55, 50, 45, 40, 35, 30, 30, 25, 20]
+    X, y = make_blobs(n_samples=sizes, n_features=8, cluster_std=0.5, center_box=(-30, 30),
+                      random_state=3)
+    return X, y
+
+
+@parametrize_with_checks(all_selectors())
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+@pytest.mark.parametrize("n_budget", [1, 7, 30])
+def test_exactly_budget_distinct_valid_indices(selector, n_budget, blobs):
+    X, _ = blobs
+    idx = selector.fit(X).select(n_budget)
+    assert idx.dtype == np.int64
+    assert idx.shape == (n_budget,)
+    assert np.unique(idx).size == n_budget
+    assert idx.min() >= 0 and idx.max() < X.shape[0]
+    np.testing.assert_array_equal(selector.selected_indices_, idx)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [MultiClusterSelector(random_state=0), KMedoidsSelector(random_state=0),
+     TypiClustSelector(random_state=0), ProbCoverSelector(random_state=0)],
+    ids=ids,
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_blob_covered_with_budget_10(selector, seed, blobs):
+    X, y = blobs
+    idx = selector.set_params(random_state=seed).fit_select(X, 10)
+    assert sorted(set(y[idx].tolist())) == list(range(10))
+
+
+def test_random_selection_misses_blobs_sometimes(blobs):
+    # the coverage test above can fail: uniform picks do not cover all 10 blobs
+    X, y = blobs
+    coverage = [len(set(y[RandomSelector(random_state=s).fit_select(X, 10)])) for s in range(5)]
+    assert min(coverage) < 10
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+def test_same_seed_same_indices(selector, blobs):
+    X, _ = blobs
+    first = clone(selector).fit_select(X, 12)
+    second = clone(selector).fit_select(X, 12)
+    np.testing.assert_array_equal(first, second)
+    # and select on the same fitted estimator is repeatable
+    fitted = clone(selector).fit(X)
+    np.testing.assert_array_equal(fitted.select(12), fitted.select(12))
+
+
+@pytest.mark.parametrize("selector", [s for s in all_selectors() if not isinstance(s, ProbCoverSelector)],
+                         ids=ids)
+def test_other_seed_other_indices(selector, blobs):
+    # random_state is really used (ProbCover's greedy is seed-free once delta is set)
+    X, _ = blobs
+    picks = {tuple(clone(selector).set_params(random_state=s).fit_select(X, 25)) for s in range(4)}
+    assert len(picks) > 1
+
+
+def test_multicluster_groups_and_medoids():
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal(0, 0.2, (40, 2)), rng.normal(6, 0.2, (25, 2)), rng.normal([0, 6], 0.2, (15, 2))]
+    selector = MultiClusterSelector(n_runs=4, random_state=0).fit(X)
+    idx = selector.select(3)
+    assert selector.run_labels_.shape == (4, 80)
+    assert selector.groups_.shape == (80,)
+    np.testing.assert_array_equal(selector.group_sizes_, [40, 25, 15])
+    np.testing.assert_array_equal(selector.selected_group_sizes_, [40, 25, 15])
+    np.testing.assert_array_equal(selector.selected_groups_, [0, 1, 2])
+    # the medoid is the member closest to its group's mean
+    for rank, index in enumerate(idx):
+        members = np.flatnonzero(selector.groups_ == rank)
+        distance = ((X[members] - X[members].mean(axis=0)) ** 2).sum(axis=1)
+        assert index == members[np.argmin(distance)]
+    assert selector.selection_info_["n_fallback"] == 0
+
+
+def test_stable_groups_are_label_tuple_intersections():
+    run_labels = np.array([[0, 0, 0, 1, 1, 1, 1],
+                           [2, 2, 3, 3, 3, 3, 2]])
+    groups, sizes = _stable_groups(run_labels)
+    # tuples: (0,2)x2, (0,3)x1, (1,3)x3, (1,2)x1 -> ranks by size, ties by first member
+    np.testing.assert_array_equal(sizes, [3, 2, 1, 1])
+    np.testing.assert_array_equal(groups, [1, 1, 2, 0, 0, 0, 3])
+
+
+def test_multicluster_n_clusters_overrides_budget_and_falls_back(blobs):
+    X, _ = blobs
+    selector = MultiClusterSelector(n_runs=1, n_clusters=3, random_state=0).fit(X)
+    idx = selector.select(5)
+    assert selector.n_clusters_ == 3
+    assert selector.selection_info_["n_groups"] == 3
+    assert selector.selection_info_["n_fallback"] == 2
+    np.testing.assert_array_equal(selector.selected_groups_[3:], [-1, -1])
+    assert np.unique(idx).size == 5
+
+
+def test_duplicate_points_still_give_distinct_indices():
+    X = np.zeros((12, 3))
+    X[6:] = 1.0
+    for selector in all_selectors():
+        idx = selector.fit_select(X, 9)
+        assert np.unique(idx).size == 9, type(selector).__name__
+
+
+def test_kmedoids_orders_clusters_by_size(blobs):
+    X, y = blobs
+    selector = KMedoidsSelector(random_state=0).fit(X)
+    selector.select(10)
+    sizes = selector.selected_cluster_sizes_
+    assert np.all(np.diff(sizes) <= 0)
+    assert y[selector.selected_indices_[0]] == 0  # blob 0 is the largest
+
+
+def test_coreset_is_k_center_greedy():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [10.0, 9.0], [4.0, 0.0]])
+    # from sample 0: farthest is 3, then 2 (distance 9 to 3 vs 10 to 0), then 4
+    np.testing.assert_array_equal(kcenter_greedy(X, 4, first=0), [0, 3, 2, 4])
+    idx = CoresetSelector(init="mean").fit(X).select(2)
+    assert idx[0] == 4  # closest to the mean (5, 1.8)
+
+
+def test_typiclust_picks_the_most_typical_member():
+    rng = np.random.RandomState(0)
+    core = rng.normal(0, 0.05, (20, 2))
+    X = np.r_[core, [[3.0, 3.0]]]  # an outlier must never be the most typical
+    selector = TypiClustSelector(n_neighbors=5, n_clusters=1, random_state=0).fit(X)
+    idx = selector.select(1)
+    assert idx[0] == np.argmax(selector.typicality_)
+    assert idx[0] != 20
+
+
+def test_probcover_delta_from_purity_and_coverage(blobs):
+    X, _ = blobs
+    selector = ProbCoverSelector(n_classes=10, random_state=0).fit(X)
+    selector.select(10)
+    assert selector.purity_ >= 0.95
+    assert selector.coverage_ > 0.9
+    assert np.all(np.diff(selector.selected_gains_) <= 0)  # greedy gains never increase here
+    given = ProbCoverSelector(delta=selector.delta_).fit(X)
+    given.select(10)
+    assert given.purity_ is None and given.delta_ == selector.delta_
+    # a tiny radius covers almost nothing, then the fallback completes the budget
+    tiny = ProbCoverSelector(delta=1e-6, max_neighbors=5).fit(X)
+    assert np.unique(tiny.select(10)).size == 10
+
+
+def test_random_stratified_needs_labels_and_balances(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="stratified=True needs the class labels"):
+        RandomSelector(stratified=True).fit(X)
+    # balanced classes: exactly n_budget / n_classes each
+    y_balanced = np.arange(X.shape[0]) % 10
+    idx = RandomSelector(stratified=True, random_state=0).fit_select(X, 20, y=y_balanced)
+    assert np.bincount(y_balanced[idx], minlength=10).tolist() == [2] * 10
+    # unequal classes: in proportion to class sizes, within one sample
+    idx = RandomSelector(stratified=True, random_state=0).fit_select(X, 20, y=y)
+    share = np.bincount(y) * 20 / len(y)
+    counts = np.bincount(y[idx], minlength=10)
+    assert counts.sum() == 20 and np.all(np.abs(counts - share) < 1)
+    with pytest.raises(ValueError, match="y has 3 labels"):
+        RandomSelector(stratified=True).fit(X, y[:3])
+
+
+def test_pipeline_last_step(blobs):
+    X, y = blobs
+    pipe = Pipeline([("scale", StandardScaler()), ("select", MultiClusterSelector(random_state=0))])
+    pipe.fit(X)
+    idx = pipe[-1].select(10)
+    assert len(set(y[idx])) == 10
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+def test_pickle_roundtrip(selector, blobs):
+    X, _ = blobs
+    fitted = selector.fit(X)
+    first = fitted.select(5)
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.select(5), first)
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+def test_bad_budget(selector, blobs):
+    X, _ = blobs
+    fitted = selector.fit(X[:8])
+    with pytest.raises(ValueError, match="n_budget must be >= 1"):
+        fitted.select(0)
+    with pytest.raises(ValueError, match="n_budget must be >= 1"):
+        fitted.select(-3)
+    with pytest.raises(ValueError, match="n_budget=9 exceeds the number of fitted samples"):
+        fitted.select(9)  # fitted on fewer samples than the budget
+    with pytest.raises(TypeError, match="n_budget must be an integer"):
+        fitted.select(2.5)
+    with pytest.raises(TypeError, match="n_budget must be an integer"):
+        fitted.select("10")
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+def test_nan_features_and_select_before_fit(selector, blobs):
+    from sklearn.exceptions import NotFittedError
+
+    X, _ = blobs
+    X = X.copy()
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X.*NaN"):
+        clone(selector).fit(X)
+    with pytest.raises(NotFittedError):
+        clone(selector).select(3)
+    with pytest.raises(ValueError, match="X"):
+        clone(selector).fit(np.ones(10))  # 1-D
+
+
+@pytest.mark.parametrize(
+    "selector, message",
+    [
+        (MultiClusterSelector(n_runs=0), "n_runs must be >= 1"),
+        (MultiClusterSelector(n_clusters=500), "n_clusters=500 asks for 500 clusters"),
+        (KMedoidsSelector(max_iter=0), "max_iter must be >= 1"),
+        (TypiClustSelector(n_neighbors=0), "n_neighbors must be >= 1"),
+        (ProbCoverSelector(delta=-1.0), "delta must be a positive"),
+        (ProbCoverSelector(purity_threshold=1.5), "purity_threshold must be"),
+        (ProbCoverSelector(max_neighbors=0), "max_neighbors must be >= 1"),
+        (CoresetSelector(init="far"), "init must be 'random' or 'mean'"),
+    ],
+)
+def test_bad_parameters_are_named(selector, message, blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match=message):
+        selector.fit(X).select(3)
