@@ -1,0 +1,153 @@
+"""The shared k-means / nearest-neighbour backend: faiss and scikit-learn agree."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from as3l_sklearn import cluster
+from as3l_sklearn.cluster import KMeansResult, available_backend, kmeans, knn_search, nearest_centers
+
+HAS_FAISS = cluster._faiss() is not None
+needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
+BACKENDS = ["sklearn", pytest.param("faiss", marks=needs_faiss)]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=600, centers=6, n_features=8, cluster_std=0.5, center_box=(-20, 20),
+                      random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_recovers_well_separated_blobs(blobs, backend):
+    X, y = blobs
+    result = kmeans(X, 6, n_init=3, random_state=0, backend=backend)
+    assert isinstance(result, KMeansResult)
+    assert result.centers.shape == (6, 8) and result.centers.dtype == np.float32
+    assert result.labels.shape == (600,) and result.labels.dtype == np.int64
+    assert adjusted_rand_score(y, result.labels) == pytest.approx(1.0)
+    # inertia is the sum of squared distances to the assigned centers
+    manual = ((X - result.centers[result.labels]) ** 2).sum()
+    assert result.inertia == pytest.approx(manual, rel=1e-4)
+
+
+@needs_faiss
+def test_faiss_and_sklearn_agree(blobs):
+    X, _ = blobs
+    with_faiss = kmeans(X, 6, n_init=3, random_state=1, backend="faiss")
+    with_sklearn = kmeans(X, 6, n_init=3, random_state=1, backend="sklearn")
+    assert adjusted_rand_score(with_faiss.labels, with_sklearn.labels) == pytest.approx(1.0)
+    # same seeded k-means++ starts, same Lloyd steps: same centers in the same order
+    np.testing.assert_allclose(with_faiss.centers, with_sklearn.centers, atol=1e-3)
+    assert with_faiss.inertia == pytest.approx(with_sklearn.inertia, rel=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deterministic_under_random_state(backend):
+    X = np.random.RandomState(0).normal(size=(300, 5)).astype(np.float32)  # no cluster structure
+    first = kmeans(X, 7, random_state=42, backend=backend)
+    second = kmeans(X, 7, random_state=42, backend=backend)
+    np.testing.assert_array_equal(first.centers, second.centers)
+    np.testing.assert_array_equal(first.labels, second.labels)
+    other = kmeans(X, 7, random_state=43, backend=backend)
+    assert not np.array_equal(first.centers, other.centers)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_init_is_respected(blobs, backend):
+    X, y = blobs
+    true_centers = np.stack([X[y == k].mean(0) for k in range(6)])
+    order = np.array([3, 0, 5, 1, 4, 2])
+    result = kmeans(X, 6, init=true_centers[order] + 0.1, random_state=0, backend=backend)
+    # center i started next to blob order[i], so it ends there and its label is i
+    np.testing.assert_array_equal(result.labels, np.argsort(order)[y])
+    np.testing.assert_allclose(result.centers, true_centers[order], atol=1e-3)
+    # the given start is where Lloyd begins: one step from shifted centers lands on the blob means
+    start = true_centers[order] + 2.0
+    one_step = kmeans(X, 6, init=start, max_iter=1, random_state=0, backend=backend)
+    np.testing.assert_allclose(one_step.centers, true_centers[order], atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_knn_search_matches_brute_force(backend):
+    rng = np.random.RandomState(0)
+    database = rng.normal(size=(50, 6)).astype(np.float32)
+    queries = rng.normal(size=(30, 6)).astype(np.float32)
+    distances, indices = knn_search(database, queries, 4, backend=backend)
+    assert distances.shape == indices.shape == (30, 4)
+    assert distances.dtype == np.float32 and indices.dtype == np.int64
+    brute = ((queries[:, None, :] - database[None, :, :]) ** 2).sum(-1)
+    expected_indices = np.argsort(brute, axis=1)[:, :4]
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(distances, np.take_along_axis(brute, expected_indices, 1), rtol=1e-4, atol=1e-4)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_centers(backend):
+    centers = np.array([[0.0, 0.0], [10.0, 0.0]])
+    labels, squared = nearest_centers([[1.0, 0.0], [9.0, 1.0], [4.0, 3.0]], centers, backend=backend)
+    assert labels.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(squared, [1.0, 2.0, 25.0], rtol=1e-5)
+
+
+def test_sklearn_fallback_when_faiss_cannot_be_imported(monkeypatch, blobs):
+    monkeypatch.setattr(cluster, "_faiss", lambda: None)
+    assert available_backend() == "sklearn"
+    X, y = blobs
+    result = kmeans(X, 6, n_init=2, random_state=0)  # backend="auto"
+    assert adjusted_rand_score(y, result.labels) == pytest.approx(1.0)
+    result = kmeans(X, 6, random_state=0, backend="sklearn")
+    assert result.centers.shape == (6, 8)
+    distances, indices = knn_search(X[:20], X[:5], 1)
+    assert indices[:, 0].tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="backend='faiss'.*not installed"):
+        kmeans(X, 6, backend="faiss")
+
+
+@needs_faiss
+def test_available_backend_with_faiss():
+    assert available_backend() in ("faiss-cpu", "faiss-gpu")
+
+
+def test_faiss_uses_all_points(monkeypatch):
+    """Centers are means over every point, not over faiss's default 256-per-centroid sample."""
+    if not HAS_FAISS:
+        pytest.skip("faiss is not installed")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2000, 2)).astype(np.float32)
+    result = kmeans(X, 2, random_state=0, backend="faiss", max_iter=100)
+    # at convergence each center is the mean of the points assigned to it (all of them)
+    for k in range(2):
+        np.testing.assert_allclose(result.centers[k], X[result.labels == k].mean(0), atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"X": np.zeros((5, 2)), "n_clusters": 6}, ValueError, "n_clusters=6"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 0}, ValueError, "n_clusters"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2.0}, TypeError, "n_clusters"),
+    ({"X": np.array([[np.nan, 0.0]] * 5), "n_clusters": 2}, ValueError, "X"),
+    ({"X": np.zeros(5), "n_clusters": 2}, ValueError, "X"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "backend": "gpu"}, ValueError, "backend"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "max_iter": 0}, ValueError, "max_iter"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "n_init": 0}, ValueError, "n_init"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.zeros((3, 2))}, ValueError, "init"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.zeros((2, 2)), "n_init": 2}, ValueError, "n_init"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.full((2, 2), np.inf)}, ValueError, "init"),
+])
+def test_kmeans_bad_input_names_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        kmeans(**kwargs)
+
+
+def test_knn_and_nearest_bad_input():
+    with pytest.raises(ValueError, match="k=4 is larger than the database"):
+        knn_search(np.zeros((3, 2)), np.zeros((1, 2)), 4)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        knn_search(np.zeros((3, 2)), np.zeros((1, 2)), 0)
+    with pytest.raises(ValueError, match="queries"):
+        knn_search(np.zeros((3, 2)), np.full((1, 2), np.nan), 1)
+    with pytest.raises(ValueError, match="centers"):
+        nearest_centers(np.zeros((3, 2)), np.zeros((2, 3)))
