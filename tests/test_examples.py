@@ -1,0 +1,52 @@
+"""Every example runs end to end in its tiny ``--quick`` setting and does what it says."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _main(name):
+    return runpy.run_path(str(EXAMPLES / name), run_name="example")["main"]
+
+
+def test_every_example_is_tested():
+    tested = {"select_images_to_label.py", "sklearn_workflow.py", "train_prior_guided_classifier.py",
+              "image_folder_annotation.py", "grid_search_k_lists.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+def test_select_images_to_label():
+    result = _main("select_images_to_label.py")(quick=True)
+    assert len(result["indices"]) == len(set(result["indices"])) == 10
+    assert 1 <= result["multicluster_coverage"] <= 10
+
+
+def test_sklearn_workflow():
+    result = _main("sklearn_workflow.py")(quick=True)
+    assert len(result["cv_scores"]) == 4
+    assert all(0.0 <= s <= 1.0 for s in result["cv_scores"])
+    assert result["reload_equal"]
+    assert len(result["feature_columns"]) > 0
+
+
+def test_train_prior_guided_classifier():
+    result = _main("train_prior_guided_classifier.py")(quick=True)
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["reload_equal"]
+
+
+def test_image_folder_annotation(tmp_path):
+    result = _main("image_folder_annotation.py")(quick=True, output=str(tmp_path))
+    assert result["n_labeled"] == 10
+    assert (tmp_path / "priors.csv").exists()
+    assert Path(result["manifest"]).exists()
+
+
+@pytest.mark.parametrize("name", ["grid_search_k_lists.py"])
+def test_grid_search_example(name):
+    main = _main(name)
+    result = main(quick=True)
+    assert result is not None
