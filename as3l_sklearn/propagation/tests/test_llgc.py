@@ -1,0 +1,116 @@
+"""Tests of LLGCPropagator, the LabelSpreading baseline."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.semi_supervised import LabelSpreading
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from as3l_sklearn.propagation import LLGCPropagator
+
+CENTERS = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+
+
+def make_blobs(n_per_blob=20, seed=0):
+    rng = np.random.RandomState(seed)
+    X = np.concatenate([rng.normal(c, 1.0, (n_per_blob, 2)) for c in CENTERS])
+    y_true = np.repeat(np.arange(3), n_per_blob)
+    y = np.full(len(y_true), -1)
+    y[::n_per_blob] = y_true[::n_per_blob]
+    return X, y_true, y
+
+
+@parametrize_with_checks(
+    [LLGCPropagator(n_neighbors=5)],
+    expected_failed_checks=lambda est: {
+        # binary classes -1 and 1: -1 marks unlabeled samples (sklearn.semi_supervised)
+        "check_classifiers_classes": "-1 means 'unlabeled' (sklearn.semi_supervised convention)",
+    },
+)
+def test_sklearn_estimator_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y contains no unlabeled samples")
+        warnings.filterwarnings("ignore", message="y has labeled samples of one class only")
+        check(estimator)
+
+
+def test_one_label_per_blob_spreads_to_the_whole_blob():
+    X, y_true, y = make_blobs()
+    prop = LLGCPropagator(n_neighbors=7, normalize=False).fit(X, y)
+    np.testing.assert_array_equal(prop.transduction_, y_true)
+    np.testing.assert_allclose(prop.label_distributions_.sum(axis=1), 1.0)
+    assert prop.covered_.all()
+    np.testing.assert_array_equal(prop.predict(X + 0.05), y_true)
+    assert 0 < prop.n_iter_ <= prop.max_iter
+
+
+def test_matches_label_spreading_on_unlabeled_samples():
+    X, _, y = make_blobs()
+    prop = LLGCPropagator(n_neighbors=7, alpha=0.5, normalize=False).fit(X, y)
+    reference = LabelSpreading(kernel="knn", n_neighbors=7, alpha=0.5, max_iter=1000).fit(X, y)
+    unlabeled = y == -1
+    np.testing.assert_allclose(prop.label_distributions_[unlabeled],
+                               reference.label_distributions_[unlabeled])
+
+
+def test_labeled_samples_keep_their_label_and_one_hot_row():
+    X, y_true, y = make_blobs()
+    y[5] = 1  # sits in blob 0, labeled 1
+    prop = LLGCPropagator(n_neighbors=7, normalize=False).fit(X, y)
+    labeled = y != -1
+    np.testing.assert_array_equal(prop.transduction_[labeled], y[labeled])
+    np.testing.assert_array_equal(prop.label_distributions_[5], [0, 1, 0])
+
+
+def test_unreached_component_gets_uniform_prior():
+    X, _, y = make_blobs()
+    y[20] = -1  # blob 1 has no label; with 5 neighbours the blobs are disconnected
+    prop = LLGCPropagator(n_neighbors=5, normalize=False).fit(X, y)
+    assert list(prop.classes_) == [0, 2]
+    assert not prop.covered_[20:40].any()
+    np.testing.assert_allclose(prop.label_distributions_[20:40], 0.5)
+    assert prop.covered_[:20].all()
+
+
+def test_string_labels_and_neighbour_cap_and_pickle():
+    X, y_true, _ = make_blobs(3)  # 9 samples: n_neighbors=50 is capped
+    y = np.array(["a", "b", "c"], dtype=object)[y_true]
+    y[[1, 2, 4, 5, 7, 8]] = -1
+    prop = LLGCPropagator().fit(X, y)
+    assert prop.n_neighbors_ == 9
+    assert list(prop.classes_) == ["a", "b", "c"]
+    assert set(prop.transduction_) <= {"a", "b", "c"}
+    restored = pickle.loads(pickle.dumps(prop))
+    np.testing.assert_array_equal(restored.predict(X), prop.predict(X))
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"alpha": 1.0}, ValueError, "alpha"),
+        ({"alpha": 0}, ValueError, "alpha"),
+        ({"n_neighbors": 0}, ValueError, "n_neighbors"),
+        ({"max_iter": 0}, ValueError, "max_iter"),
+    ],
+)
+def test_bad_parameters_raise_naming_them(params, error, match):
+    X, _, y = make_blobs(5)
+    with pytest.raises(error, match=match):
+        LLGCPropagator(**params).fit(X, y)
+
+
+def test_bad_labels():
+    X, y_true, y = make_blobs(5)
+    with pytest.raises(ValueError, match="y has 0 labeled samples"):
+        LLGCPropagator().fit(X, np.full(15, -1))
+    with pytest.warns(UserWarning, match="no unlabeled samples"):
+        LLGCPropagator().fit(X, y_true)
+    y_one = np.full(15, -1)
+    y_one[0] = 4
+    with pytest.warns(UserWarning, match="one class only"):
+        prop = LLGCPropagator().fit(X, y_one)
+    assert (prop.transduction_ == 4).all()
+    with pytest.raises(ValueError, match="y has 14 labels but X has 15 samples"):
+        LLGCPropagator().fit(X, y[:-1])
