@@ -147,9 +147,7 @@ def kmeans(
             raise ValueError(f"init must have shape {(n_clusters, X.shape[1])}, got {init.shape}")
         inits = [init]
     else:
-        inits = [
-            kmeans_plusplus(X, n_clusters, random_state=rng.randint(2**31 - 1))[0] for _ in range(n_init)
-        ]
+        inits = _kmeans_plusplus_starts(X, n_clusters, n_init, rng)
 
     best = None
     for start in inits:
@@ -163,6 +161,20 @@ def kmeans(
         if best is None or result.inertia < best.inertia:
             best = result
     return best
+
+
+# scikit-learn's kmeans_plusplus is several times slower on float32 than on float64 (it upcasts
+# chunk by chunk); on a float64 copy it picks the same rows, so make one when it is affordable.
+_UPCAST_MAX_BYTES = 1 << 30
+
+
+def _kmeans_plusplus_starts(X, n_clusters, n_init, rng):
+    X_search = X.astype(np.float64) if X.nbytes <= _UPCAST_MAX_BYTES else X
+    starts = []
+    for _ in range(n_init):
+        indices = kmeans_plusplus(X_search, n_clusters, random_state=rng.randint(2**31 - 1))[1]
+        starts.append(np.ascontiguousarray(X[indices]))
+    return starts
 
 
 def _lloyd_faiss(X, init, max_iter, seed, verbose):
