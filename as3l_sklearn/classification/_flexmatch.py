@@ -53,7 +53,7 @@ def _align_prior(proba, prior_classes, classes, *, name):
     """Reorder prior columns to ``classes``; every class of ``y`` must be among the prior's."""
     proba = np.asarray(proba, dtype=np.float64)
     prior_classes = np.asarray(prior_classes)
-    missing = [c for c in classes if not np.any(prior_classes == c)]
+    missing = [c.item() if hasattr(c, "item") else c for c in classes if not np.any(prior_classes == c)]
     if missing:
         raise ValueError(f"{name}: classes {missing!r} of y are missing from the prior estimator's "
                          f"classes_ {prior_classes.tolist()!r}")
