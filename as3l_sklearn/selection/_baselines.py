@@ -19,7 +19,7 @@ from sklearn.utils.validation import column_or_1d
 
 from ..cluster import kmeans, knn_search
 from ..utils import check_n_clusters, check_positive_int
-from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy
+from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy, squared_distances_to
 
 
 class RandomSelector(BaseSelector):
@@ -374,11 +374,14 @@ class ProbCoverSelector(BaseSelector):
     Computing ``d`` costs one exact nearest-neighbour search per pseudo-class (about ``n^2``
     distances in all).
 
-    **Bounded memory**: the delta-graph is built from a k-nearest-neighbour search with at
-    most ``max_neighbors`` neighbours per sample (memory ``n * max_neighbors``). A ball holding
-    more samples than that is truncated to its ``max_neighbors`` nearest, so degrees saturate
-    at the cap; ties in degree go to the densest sample (smallest distance to its farthest kept
-    neighbour), which is what an uncapped degree would favour.
+    **Bounded memory**: the delta-graph used for the degrees (number of uncovered samples in a
+    ball) is built from a k-nearest-neighbour search with at most ``max_neighbors`` neighbours
+    per sample (memory ``n * max_neighbors``). A ball holding more samples than that counts
+    only its ``max_neighbors`` nearest, so degrees saturate at the cap; ties in degree go to the
+    densest sample (smallest distance to its farthest kept neighbour), which is what an
+    uncapped degree would favour. Coverage itself is exact: when a sample is selected, every
+    sample within ``delta`` of it is marked covered (one distance pass over the data), so a
+    truncated ball never draws the next pick back into the same region.
 
     Parameters
     ----------
@@ -409,8 +412,8 @@ class ProbCoverSelector(BaseSelector):
     purity_ : float or None
         Fraction of pure balls at ``delta_`` (``None`` when ``delta`` was given).
     coverage_ : float
-        Fraction of samples covered by the balls of the selected samples (through the capped
-        graph).
+        Fraction of samples within ``delta_`` of a sample selected by the greedy (fallback
+        picks excluded).
     selected_gains_ : ndarray of shape (n_budget,), int64
         Newly covered samples each pick brought (``0`` for fallback picks).
     selected_indices_ : ndarray of shape (n_budget,), int64
@@ -476,7 +479,11 @@ class ProbCoverSelector(BaseSelector):
             best = int(np.argmax(score))
             if degree[best] <= 0:
                 break
-            newly = dst[src == best]
+            # cover the whole ball exactly (one pass over the data), not just the capped edges,
+            # so that a truncated ball does not attract the next pick to the same region
+            inside_ball = squared_distances_to(X, X[best]) < delta**2
+            inside_ball[best] = True
+            newly = np.flatnonzero(inside_ball & ~covered)
             covered[newly] = True
             chosen[best] = True
             picked.append(best)
