@@ -5,14 +5,15 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._validation import check_features, check_images, check_partial_labels
-from ._flexmatch import PriorGuidedFlexMatchClassifier
+from ..utils._validation import check_features, check_images
+from ._flexmatch import PriorGuidedFlexMatchClassifier, _check_target
 
 
 def _is_fitted(estimator) -> bool:
@@ -53,6 +54,8 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
         The fitted scaler and logistic regression.
     n_features_in_ : int
         For 2-D input.
+    n_iter_ : int
+        Iterations of the logistic regression solver.
 
     Examples
     --------
@@ -95,6 +98,8 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit the regression on the labeled samples' frozen features (``-1`` = unlabeled)."""
+        if sparse.issparse(X):
+            raise TypeError("X is a sparse matrix, but dense data is required (images or features)")
         if isinstance(self.C, bool) or not isinstance(self.C, numbers.Real) or not self.C > 0:
             raise ValueError(f"C must be a positive number, got {self.C!r}")
         if isinstance(self.embedder, str) and self.embedder != "passthrough":
@@ -115,7 +120,7 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
             images = check_images(X, image_shape=self.image_shape, name="X")
             self.embedder_.fit(images)
         n_samples = len(X) if hasattr(X, "__len__") else np.asarray(X).shape[0]
-        classes, y_encoded = check_partial_labels(y, n_samples, name="y", min_labeled=1)
+        classes, y_encoded = _check_target(y, n_samples)
         F = self._features(X, fitting=True)
         labeled = y_encoded >= 0
         self.classes_ = classes
@@ -127,11 +132,14 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
         else:
             self._single_class = False
             self.classifier_.fit(F[labeled], y_encoded[labeled])
+        self.n_iter_ = int(np.max(self.classifier_[-1].n_iter_)) if not self._single_class else 0
         return self
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order."""
         check_is_fitted(self, "classifier_")
+        if sparse.issparse(X):
+            raise TypeError("X is a sparse matrix, but dense data is required (images or features)")
         F = self._features(X, fitting=False)
         if self._single_class:
             return np.ones((F.shape[0], 1))
@@ -139,7 +147,8 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Predicted class labels."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..utils._torch import resolve_device, seed_torch, torch_generator
 from ..utils._validation import (
@@ -41,6 +41,28 @@ def _check_nonneg_float(value, name, *, upper=None, strictly_positive=False):
     if upper is not None and value > upper:
         raise ValueError(f"{name} must be <= {upper}, got {value}")
     return value
+
+
+def _check_target(y, n_samples, *, name="y"):
+    """Partial labels as ``check_partial_labels``, plus scikit-learn's messages for common mistakes."""
+    if y is None:
+        raise ValueError(f"requires y to be passed, but the target y is None ({name}: class labels with -1 "
+                         "for unlabeled samples)")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)  # scikit-learn's DataConversionWarning
+    if y.dtype.kind in "US":
+        # plain string arrays cannot hold the integer -1: all samples are labeled
+        if np.any(y == "-1"):
+            raise ValueError(f"{name} is a string array containing '-1'; mark unlabeled samples among string "
+                             "labels with the integer -1 in an object array")
+        y = y.astype(object)
+    if y.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {y.dtype}")
+    if y.dtype.kind == "f" and y.ndim == 1 and np.isfinite(y).all() and not np.all(y == np.round(y)):
+        raise ValueError(f"Unknown label type: 'continuous'. {name} must hold class labels (and -1 for "
+                         "unlabeled samples), not a regression target")
+    return check_partial_labels(y, n_samples, name=name, min_labeled=1)
 
 
 def _last_step(estimator):
@@ -172,7 +194,8 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
     device : str, default="auto"
         ``"auto"`` uses CUDA when available. Mixed precision (autocast) is used on CUDA only.
     image_shape : tuple (C, H, W), optional
-        Needed for 2-D (flattened) input.
+        Needed for 2-D (flattened) input. One entry may be ``-1`` (inferred from the number of
+        features, as in :func:`numpy.reshape`), e.g. ``(1, 1, -1)`` for feature vectors.
     warm_start : bool, default=False
         Resume from the fitted network, its optimiser, its EMA and its step counter, and train up
         to ``max_iter`` total steps (raise ``max_iter`` to train longer). The training data must
@@ -302,7 +325,15 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         return max_iter, switch_iter, update_every, eval_every
 
     def _check_X(self, X, name="X", fitted=False):
-        images = check_images(X, image_shape=self.image_shape, name=name)
+        X = _as_image_array(X, name)
+        image_shape = self.image_shape
+        if image_shape is not None and not isinstance(image_shape, str) and np.ndim(X) == 2:
+            n_features = np.shape(X)[1]
+            if fitted and hasattr(self, "n_features_in_") and n_features != self.n_features_in_:
+                raise ValueError(f"{name} has {n_features} features, but {type(self).__name__} is expecting "
+                                 f"{self.n_features_in_} features as input")
+            image_shape = _infer_image_shape(image_shape, n_features)
+        images = check_images(X, image_shape=image_shape, name=name)
         if fitted:
             check_image_shape_consistent(images, self.image_shape_, name=name)
         return images
@@ -413,7 +444,7 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         max_iter, switch_iter, update_every, eval_every = self._validate_params_(device)
         images = self._check_X(X)
         n_samples = images.shape[0]
-        classes, y_encoded = check_partial_labels(y, n_samples, name="y", min_labeled=1)
+        classes, y_encoded = _check_target(y, n_samples)
 
         resume = bool(self.warm_start) and hasattr(self, "net_")
         if resume:
@@ -481,7 +512,10 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         net = self.net_
 
         side = self.image_shape_[1:]
-        weak, strong = WeakAugment(image_size=side), StrongAugment(image_size=side)
+        if min(side) >= 2:
+            weak, strong = WeakAugment(image_size=side), StrongAugment(image_size=side)
+        else:  # images under 2 px (feature vectors read as 1 x 1 x d) cannot be cropped or rotated
+            weak = strong = _identity_view
         # the generator continues deterministically on resume (seeded by the step counter)
         generator = torch_generator(self._rng_seed + self.n_iter_)
         data_device = device if device.startswith("cuda") else "cpu"
@@ -574,10 +608,14 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         """Predicted class labels."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
-    def transform(self, X):
-        """Penultimate features of the EMA network (``f_semi``), shape (n, out_dim)."""
+    def embed(self, X):
+        """Penultimate features of the EMA network (``f_semi``), shape (n, out_dim).
+
+        Not named ``transform``: the estimator is a classifier, not a transformer.
+        """
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
         return self.net_.predict_logits(images, features=True).numpy()
@@ -588,6 +626,49 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.two_d_array = self.image_shape is not None
         tags.target_tags.required = True
         return tags
+
+
+def _as_image_array(X, name="X"):
+    """Turn array-likes into ndarrays and give scikit-learn's messages for the common mistakes."""
+    from scipy import sparse
+
+    if sparse.issparse(X):
+        raise TypeError(f"{name} is a sparse matrix, but dense images (or dense 2-D features) are required")
+    if hasattr(X, "detach") and hasattr(X, "cpu"):
+        X = X.detach().cpu().numpy()
+    X = np.asarray(X)
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {name} must hold real-valued images")
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must hold numbers (uint8 or float images), got dtype object: {exc}") from exc
+    if X.ndim == 1:
+        raise ValueError(f"Expected 2D array, got 1D array instead: {name} has shape {X.shape}. Reshape your "
+                         "data either using array.reshape(-1, 1) if your data has a single feature or "
+                         "array.reshape(1, -1) if it contains a single sample.")
+    if X.ndim == 2 and X.shape[1] == 0:
+        raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required ({name}).")
+    return X
+
+
+def _identity_view(x, generator=None):
+    return x
+
+
+def _infer_image_shape(image_shape, n_features):
+    """Replace one ``-1`` entry of ``image_shape`` with what ``n_features`` implies (as numpy's reshape)."""
+    try:
+        shape = [int(s) for s in image_shape]
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
+    if shape.count(-1) == 1 and len(shape) == 3:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if known <= 0 or n_features % known:
+            raise ValueError(f"image_shape={tuple(image_shape)!r} cannot hold {n_features} features per sample")
+        shape[shape.index(-1)] = n_features // known
+    return tuple(shape)
 
 
 def _encoder_backbone(encoder):

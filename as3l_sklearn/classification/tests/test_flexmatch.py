@@ -286,3 +286,26 @@ def test_bad_input_errors():
         fitted.predict(np.zeros((2, 1, 10, 10), dtype=np.float32))
     with pytest.raises(ValueError, match="prior_proba"):
         check_prior_proba(np.full((2, 2), np.nan), 2, 2)
+
+
+# ---------------------------------------------------------------- scikit-learn API
+_EXPECTED_FAILURES = {
+    # -1 marks unlabeled samples (the sklearn.semi_supervised convention), so a class named -1
+    # cannot exist: this check trains on the labels {-1, 1} and expects both as classes.
+    "check_classifiers_classes": "-1 marks unlabeled samples, so it cannot be a class label",
+}
+
+
+def _tiny_flexmatch():
+    # feature vectors read as 1 x 1 x d images through image_shape=(1, 1, -1); a linear backbone
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(16), torch.nn.ReLU())
+    return PriorGuidedFlexMatchClassifier(backbone=backbone, image_shape=(1, 1, -1), max_iter=20, batch_size=8,
+                                          mu=2, lr=0.1, device="cpu", random_state=0)
+
+
+@pytest.mark.parametrize("estimator", [_tiny_flexmatch(), LinearEvaluationClassifier(embedder="passthrough")],
+                         ids=["PriorGuidedFlexMatchClassifier", "LinearEvaluationClassifier"])
+def test_check_estimator(estimator):
+    from sklearn.utils.estimator_checks import check_estimator
+
+    check_estimator(estimator, expected_failed_checks=_EXPECTED_FAILURES)
