@@ -171,9 +171,15 @@ def _find_idx(directory: Path, stem: str):
     return None
 
 
+def _default_data_home() -> Path:
+    # sklearn.datasets.get_data_home() without its side effect of creating the folder
+    return Path(os.environ.get("SCIKIT_LEARN_DATA", "~/scikit_learn_data")).expanduser()
+
+
 def _fashion_mnist_dirs(root):
     if root is None:
-        return [DEBIAN_FASHION_MNIST_DIR]
+        # the Debian package, then where download=True puts the files when root is None
+        return [DEBIAN_FASHION_MNIST_DIR, _default_data_home() / "FashionMNIST" / "raw"]
     root = Path(root).expanduser()
     return [root / "FashionMNIST" / "raw", root / "raw", root]
 
@@ -185,13 +191,15 @@ def load_fashion_mnist(root=None, split: str = "train", *, download: bool = Fals
     Looked up, in order:
 
     * ``root=None``: the files of Debian's ``dataset-fashion-mnist`` package in
-      ``/usr/share/datasets/fashion-mnist/`` (``sudo apt-get install dataset-fashion-mnist``);
+      ``/usr/share/datasets/fashion-mnist/`` (``sudo apt-get install dataset-fashion-mnist``),
+      then an earlier download in ``<scikit-learn data home>/FashionMNIST/raw/``;
     * ``root`` given: a torchvision root ``<root>/FashionMNIST/raw/``, or ``<root>/raw/``, or the
       files directly in ``<root>``;
 
     each holding ``{train,t10k}-images-idx3-ubyte`` and ``{train,t10k}-labels-idx1-ubyte``,
     gzipped (``.gz``) or not. When they are absent and ``download=True``, torchvision downloads
-    them into ``root`` (default: ``sklearn.datasets.get_data_home()``); otherwise a
+    them into ``root`` (default: scikit-learn's data home, ``$SCIKIT_LEARN_DATA`` or
+    ``~/scikit_learn_data``); otherwise a
     :class:`DatasetNotFoundError` (a ``FileNotFoundError`` and a ``ValueError``) says how to get
     them.
 
@@ -233,13 +241,10 @@ def load_fashion_mnist(root=None, split: str = "train", *, download: bool = Fals
 
     found = find()
     if found is None and download:
-        if root is None:
-            from sklearn.datasets import get_data_home
-
-            root = get_data_home()
         from torchvision.datasets import FashionMNIST
 
-        FashionMNIST(str(root), train=(split == "train"), download=True)
+        target = _default_data_home() if root is None else Path(root).expanduser()
+        FashionMNIST(str(target), train=(split == "train"), download=True)
         found = find()
     if found is None:
         searched = ", ".join(str(d) for d in _fashion_mnist_dirs(root))

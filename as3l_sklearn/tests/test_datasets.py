@@ -3,6 +3,7 @@
 import gzip
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +89,35 @@ def test_fashion_mnist_missing_names_both_ways(tmp_path):
         load_fashion_mnist(tmp_path)
     assert "download=True" in str(info.value)
     assert isinstance(info.value, ValueError) and isinstance(info.value, FileNotFoundError)
+
+
+def test_fashion_mnist_download_only_when_allowed(tmp_path, monkeypatch):
+    """download=True hands over to torchvision (faked here: no network), into the data home."""
+    import torchvision.datasets
+
+    import as3l_sklearn.datasets as datasets
+
+    calls = []
+
+    class FakeFashionMNIST:
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            _write_fashion(Path(root) / "FashionMNIST" / "raw", "train" if train else "t10k",
+                           np.ones((2, 28, 28)), [4, 5], gz=True)
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "data_home"))
+    with pytest.raises(DatasetNotFoundError):
+        load_fashion_mnist(split="test")
+    assert calls == []
+    X, y = load_fashion_mnist(split="test", download=True)
+    assert calls == [(str(tmp_path / "data_home"), False, True)]
+    assert X.shape == (2, 28, 28, 1) and y.tolist() == [4, 5]
+    X, y = load_fashion_mnist(split="test")  # found again without downloading
+    assert len(calls) == 1 and y.tolist() == [4, 5]
+    load_fashion_mnist(tmp_path / "mine", split="train", download=True)
+    assert calls[-1] == (str(tmp_path / "mine"), True, True)
 
 
 def test_fashion_mnist_bad_arguments(tmp_path):
