@@ -42,18 +42,21 @@ _LUMA = (0.299, 0.587, 0.114)
 
 # --------------------------------------------------------------------------- validation
 def _check_size(image_size) -> tuple[int, int]:
-    if isinstance(image_size, bool):
-        raise TypeError(f"image_size must be an int or a pair of ints (height, width), got {image_size!r}")
+    message = f"image_size must be an int or a pair of ints (height, width), got {image_size!r}"
+    if isinstance(image_size, (bool, str, bytes)):
+        raise TypeError(message)
     if isinstance(image_size, numbers.Integral):
         size = (int(image_size), int(image_size))
-    elif (
-        isinstance(image_size, (tuple, list))
-        and len(image_size) == 2
-        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in image_size)
-    ):
-        size = (int(image_size[0]), int(image_size[1]))
     else:
-        raise TypeError(f"image_size must be an int or a pair of ints (height, width), got {image_size!r}")
+        try:
+            values = list(image_size)  # tuple, list, torch.Size, 1-D array
+        except TypeError:
+            raise TypeError(message) from None
+        if len(values) != 2 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
+        ):
+            raise TypeError(message)
+        size = (int(values[0]), int(values[1]))
     if min(size) < 2:
         raise ValueError(f"image_size must be at least 2 pixels, got {image_size!r}")
     return size

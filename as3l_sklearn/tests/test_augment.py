@@ -258,3 +258,12 @@ def test_cuda_batches(kind):
     assert torch.equal(y, aug(x, generator=_generator(0)))
     cpu = aug(x.cpu(), generator=_generator(0))
     torch.testing.assert_close(y.cpu(), cpu, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(2, 2), (3, 3), (5, 9), (12, 20)])
+def test_tiny_and_rectangular_images(size):
+    x = torch.rand(6, 3, *size, generator=_generator(0))
+    for aug in (SimSiamAugment(size, 3), WeakAugment(list(size)), StrongAugment(torch.Size(size))):
+        y = aug(x, generator=_generator(1))
+        assert y.shape == x.shape
+        assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
