@@ -226,11 +226,13 @@ def test_transform_rejects_other_image_shapes(fitted):
 def test_auto_epochs_and_batch_size_scale_with_the_data(digits):
     X, _ = digits
     embedder = _small(max_epochs="auto", batch_size="auto")
-    max_epochs, batch_size, _ = embedder._check_params(64, "cpu")
-    assert (max_epochs, batch_size) == (800, 64)
+    assert embedder._check_params(64, "cpu")[:2] == (800, 64)
     assert embedder._check_params(5_000, "cpu")[:2] == (20, 128)
     assert embedder._check_params(50_000, "cuda")[:2] == (400, 512)
     assert embedder._check_params(10_000_000, "cpu")[:2] == (10, 128)
+    auto_heads = _small(projector_dim="auto", predictor_dim="auto")
+    assert auto_heads._check_params(64, "cpu")[3] == (512, 128)
+    assert auto_heads._check_params(64, "cuda")[3] == (2048, 512)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
