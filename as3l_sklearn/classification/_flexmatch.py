@@ -353,9 +353,9 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             allowed_unlabeled = np.zeros(len(y_like), dtype=bool)
         if name == "y_val" and unknown.any():
             raise ValueError(f"{name} holds labels not in classes_: {np.unique(y_like[unknown])[:5]!r}")
-        if name == "y_true" and (unknown & ~allowed_unlabeled).any():
-            raise ValueError(f"{name} holds labels not in classes_ {self.classes_.tolist()!r}: "
-                             f"{np.unique(y_like[unknown & ~allowed_unlabeled])[:5]!r} (use -1 for unknown)")
+        if name == "y_true":
+            # classes the labeled samples miss: pseudo-labels of those samples are always wrong
+            codes[unknown & ~allowed_unlabeled] = -2
         return codes
 
     # ------------------------------------------------------------------ building blocks
@@ -432,7 +432,8 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             weights with the best validation accuracy are kept.
         y_true : array-like of shape (n_samples,), optional
             True labels of the training images (``-1`` where unknown), for monitoring the
-            pseudo-label accuracy only; never used for training.
+            pseudo-label accuracy only; never used for training. Labels of classes absent from
+            ``y`` count as wrong pseudo-labels.
 
         Returns
         -------
@@ -492,8 +493,8 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
 
         from ..augment import StrongAugment, WeakAugment
 
-        seed = seed_torch(self.random_state if not resume else None) if not resume else None
         if not resume:
+            seed = seed_torch(self.random_state)  # initialisation of the head (and a named backbone)
             module = self._build_module(n_classes, self.image_shape_)
             self.net_ = self._make_net(module, device, max_iter).initialize()
             self.n_iter_ = 0

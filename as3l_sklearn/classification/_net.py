@@ -343,7 +343,7 @@ class FlexMatchNet(NeuralNet):
             result["mask"] = float(mask.mean())
             if data["y_true"] is not None:
                 truth = data["y_true"][unlabeled].to(device)
-                known = (truth >= 0) & (mask > 0)
+                known = (truth != -1) & (mask > 0)  # -2: a class y lacks, always wrong
                 result["n_pseudo"] = int(known.sum())
                 result["n_pseudo_correct"] = int(((pseudo_labels == truth) & known).sum())
         else:

@@ -309,3 +309,41 @@ def test_check_estimator(estimator):
     from sklearn.utils.estimator_checks import check_estimator
 
     check_estimator(estimator, expected_failed_checks=_EXPECTED_FAILURES)
+
+
+def test_encoder_initialisation_copies_simsiam_weights():
+    from as3l_sklearn import SimSiamEmbedder
+
+    X, y_true, _ = _bars(32)
+    y = np.full(32, -1)
+    y[:4] = y_true[:4]
+    embedder = SimSiamEmbedder(backbone="small_cnn", projector_dim=32, predictor_dim=8, max_epochs=1, batch_size=16,
+                               device="cpu", random_state=0).fit(X)
+    clf = PriorGuidedFlexMatchClassifier(encoder=embedder, max_iter=1, lr=1e-12, random_state=0, **TINY).fit(X, y)
+    ours = {k: v for k, v in clf.net_.module_.backbone.state_dict().items() if k.endswith("weight")}
+    theirs = embedder.net_.module_.encoder.state_dict()
+    assert ours and all(torch.allclose(v, theirs[k], atol=1e-6) for k, v in ours.items())
+    # the embedder itself is left untouched
+    assert clf.net_.module_.backbone is not embedder.net_.module_.encoder
+
+
+def test_keyboard_interrupt_keeps_usable_weights(monkeypatch):
+    X, y_true, _ = _bars(20)
+    y = np.full(20, -1)
+    y[:4] = y_true[:4]
+    original = _net.FlexMatchNet.train_step
+
+    def interrupted(self, *args, step=0, **kwargs):
+        if step == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, step=step, **kwargs)
+
+    monkeypatch.setattr(_net.FlexMatchNet, "train_step", interrupted)
+    clf = PriorGuidedFlexMatchClassifier(max_iter=5, random_state=0, **TINY)
+    with pytest.warns(RuntimeWarning, match="interrupted at step 2"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 2 and clf.interrupted_
+    assert clf.predict(X).shape == (20,)
+    monkeypatch.setattr(_net.FlexMatchNet, "train_step", original)
+    clf.set_params(warm_start=True).fit(X, y)  # resumes to max_iter
+    assert clf.n_iter_ == 5 and not clf.interrupted_
