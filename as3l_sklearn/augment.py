@@ -74,17 +74,24 @@ def _check_batch(x, generator, size: tuple[int, int], channels: int | None = Non
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (n, C, H, W), got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}")
+        raise TypeError(
+            f"x must be a floating-point tensor with values in [0, 1], got dtype {x.dtype}"
+        )
     if x.ndim != 4:
         raise ValueError(f"x must have 4 dimensions (n, C, H, W), got shape {tuple(x.shape)}")
     if tuple(x.shape[-2:]) != size:
         raise ValueError(
-            f"x has images of size {tuple(x.shape[-2:])}, but the transform was built with image_size={size}"
+            f"x has images of size {tuple(x.shape[-2:])}, but the transform was built with "
+            f"image_size={size}"
         )
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"x has {x.shape[1]} channels, but the transform was built with channels={channels}")
+        raise ValueError(
+            f"x has {x.shape[1]} channels, but the transform was built with channels={channels}"
+        )
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
 
 
 # ----------------------------------------------------------------------- random numbers
@@ -115,7 +122,9 @@ def _randperm_rows(n: int, k: int, x, generator) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- building blocks
-def _apply_to_subset(x: torch.Tensor, mask: torch.Tensor, op, *params: torch.Tensor) -> torch.Tensor:
+def _apply_to_subset(
+    x: torch.Tensor, mask: torch.Tensor, op, *params: torch.Tensor
+) -> torch.Tensor:
     """Write ``op(x[mask], *[p[mask] for p in params])`` into the masked rows of ``x``, in place.
 
     In place because the transforms apply up to ~40 ops to small subsets: copying the whole
@@ -168,7 +177,8 @@ def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     delta = maxc - minc
     has_chroma = delta > 0
     safe_delta = torch.where(has_chroma, delta, torch.ones_like(delta))
-    saturation = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
+    lit = maxc > 0
+    saturation = torch.where(lit, delta / torch.where(lit, maxc, torch.ones_like(maxc)), 0.0)
     rc = (maxc - r) / safe_delta
     gc = (maxc - g) / safe_delta
     bc = (maxc - b) / safe_delta
@@ -194,7 +204,13 @@ def _adjust_hue(x, shift):
     return _hsv_to_rgb(torch.stack((hue, hsv[:, 1], hsv[:, 2]), dim=1)).clamp_(0.0, 1.0)
 
 
-def _affine(x: torch.Tensor, matrix: torch.Tensor, translation: torch.Tensor, fill: float, mode="bilinear"):
+def _affine(
+    x: torch.Tensor,
+    matrix: torch.Tensor,
+    translation: torch.Tensor,
+    fill: float,
+    mode: str = "bilinear",
+):
     """Per-sample affine warp given in pixel units about the image centre.
 
     ``matrix`` (n, 2, 2) and ``translation`` (n, 2) map *output* pixel offsets from the
@@ -230,7 +246,8 @@ def _random_crop_flip(x: torch.Tensor, padding: int, flip_p: float, generator) -
     padded_width = padded.shape[3]
     rows = top.view(-1, 1, 1) + torch.arange(height, device=x.device).view(1, -1, 1)
     cols = left.view(-1, 1, 1) + torch.arange(width, device=x.device).view(1, 1, -1)
-    flat_index = (rows * padded_width + cols).view(n, 1, height * width).expand(n, channels, height * width)
+    flat_index = (rows * padded_width + cols).view(n, 1, height * width)
+    flat_index = flat_index.expand(n, channels, height * width)
     return padded.flatten(2).gather(2, flat_index).view(n, channels, height, width)
 
 
@@ -265,7 +282,8 @@ def _op_autocontrast(x, m, fill):
     high = x.amax(dim=(2, 3), keepdim=True)
     spread = high - low
     valid = spread > 0
-    scale = torch.where(valid, 1.0 / torch.where(valid, spread, torch.ones_like(spread)), torch.ones_like(spread))
+    ones = torch.ones_like(spread)
+    scale = torch.where(valid, 1.0 / torch.where(valid, spread, ones), ones)
     low = torch.where(valid, low, torch.zeros_like(low))
     return ((x - low) * scale).clamp_(0.0, 1.0)
 
@@ -516,7 +534,10 @@ class StrongAugment(nn.Module):
                         continue
                     mask = choices[:, round_index] == op_index
                     out = _apply_to_subset(
-                        out, mask, lambda sub, m, op=op: op(sub, m, self.fill), magnitudes[:, round_index]
+                        out,
+                        mask,
+                        lambda sub, m, op=op: op(sub, m, self.fill),
+                        magnitudes[:, round_index],
                     )
         if self.cutout > 0:
             out = _cutout(out, self.cutout, self.cutout_fill, generator)
@@ -587,7 +608,9 @@ class SimSiamAugment(nn.Module):
         try:
             low, high = (float(v) for v in crop_scale)
         except (TypeError, ValueError):
-            raise TypeError(f"crop_scale must be a pair of floats (low, high), got {crop_scale!r}") from None
+            raise TypeError(
+                f"crop_scale must be a pair of floats (low, high), got {crop_scale!r}"
+            ) from None
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale!r}")
         self.crop_scale = (low, high)
@@ -595,7 +618,9 @@ class SimSiamAugment(nn.Module):
         try:
             brightness, contrast, saturation, hue = (float(v) for v in jitter)
         except (TypeError, ValueError):
-            raise TypeError(f"jitter must be 4 floats (brightness, contrast, saturation, hue), got {jitter!r}") from None
+            raise TypeError(
+                f"jitter must be 4 floats (brightness, contrast, saturation, hue), got {jitter!r}"
+            ) from None
         if min(brightness, contrast, saturation) < 0 or not 0 <= hue <= 0.5:
             raise ValueError(f"jitter strengths must be >= 0 and hue in [0, 0.5], got {jitter!r}")
         self.jitter = (brightness, contrast, saturation, hue)
@@ -604,8 +629,9 @@ class SimSiamAugment(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"image_size={self.image_size}, channels={self.channels}, crop_scale={self.crop_scale}, "
-            f"flip_p={self.flip_p}, jitter={self.jitter}, jitter_p={self.jitter_p}, grayscale_p={self.grayscale_p}"
+            f"image_size={self.image_size}, channels={self.channels}, "
+            f"crop_scale={self.crop_scale}, flip_p={self.flip_p}, jitter={self.jitter}, "
+            f"jitter_p={self.jitter_p}, grayscale_p={self.grayscale_p}"
         )
 
     def _resized_crop_flip(self, x, generator):
@@ -620,15 +646,20 @@ class SimSiamAugment(nn.Module):
         fits = (crop_w <= 1.0) & (crop_h <= 1.0)
         first = fits.long().argmax(dim=1, keepdim=True)  # first fitting trial (0 if none)
         any_fit = fits.any(dim=1)
-        crop_w = torch.where(any_fit, crop_w.gather(1, first).squeeze(1), torch.ones(n, device=x.device))
-        crop_h = torch.where(any_fit, crop_h.gather(1, first).squeeze(1), torch.ones(n, device=x.device))
+        whole = torch.ones(n, device=x.device)
+        crop_w = torch.where(any_fit, crop_w.gather(1, first).squeeze(1), whole)
+        crop_h = torch.where(any_fit, crop_h.gather(1, first).squeeze(1), whole)
         # crop centre, uniform over the positions that keep the crop inside the image
         centre_x = (2.0 * _rand((n,), x, generator) - 1.0) * (1.0 - crop_w)
         centre_y = (2.0 * _rand((n,), x, generator) - 1.0) * (1.0 - crop_h)
         sign = torch.where(_rand((n,), x, generator) < self.flip_p, -1.0, 1.0)
         zeros = torch.zeros(n, device=x.device)
         theta = torch.stack(
-            (torch.stack((crop_w * sign, zeros, centre_x), 1), torch.stack((zeros, crop_h, centre_y), 1)), 1
+            (
+                torch.stack((crop_w * sign, zeros, centre_x), 1),
+                torch.stack((zeros, crop_h, centre_y), 1),
+            ),
+            1,
         ).to(x.dtype)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -638,10 +669,15 @@ class SimSiamAugment(nn.Module):
         brightness, contrast, saturation, hue = self.jitter
         colour = x.shape[1] == 3
         apply = _rand((n,), x, generator) < self.jitter_p
+
+        def factor(strength):
+            return _uniform((n,), max(0.0, 1 - strength), 1 + strength, x, generator)
+
+        # (op, per-sample factor, whether the op is active)
         factors = [
-            (_adjust_brightness, _uniform((n,), max(0.0, 1 - brightness), 1 + brightness, x, generator), brightness > 0),
-            (_adjust_contrast, _uniform((n,), max(0.0, 1 - contrast), 1 + contrast, x, generator), contrast > 0),
-            (_adjust_saturation, _uniform((n,), max(0.0, 1 - saturation), 1 + saturation, x, generator), colour and saturation > 0),
+            (_adjust_brightness, factor(brightness), brightness > 0),
+            (_adjust_contrast, factor(contrast), contrast > 0),
+            (_adjust_saturation, factor(saturation), colour and saturation > 0),
             (_adjust_hue, _uniform((n,), -hue, hue, x, generator), colour and hue > 0),
         ]
         if not colour:

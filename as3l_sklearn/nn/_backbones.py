@@ -73,7 +73,11 @@ class SmallCNN(nn.Module):
         previous = in_channels
         for index, width in enumerate(widths):
             stride = 2 if index in (1, 2) else 1
-            layers += [_conv3x3(previous, width, stride), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers += [
+                _conv3x3(previous, width, stride),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
             previous = width
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -139,11 +143,15 @@ class ResNet18CIFAR(nn.Module):
 
     def __init__(self, in_channels: int = 3):
         super().__init__()
-        self.stem = nn.Sequential(_conv3x3(in_channels, 64), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            _conv3x3(in_channels, 64), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
         stages = []
         previous = 64
         for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            stages.append(nn.Sequential(_BasicBlock(previous, width, stride), _BasicBlock(width, width, 1)))
+            stages.append(
+                nn.Sequential(_BasicBlock(previous, width, stride), _BasicBlock(width, width, 1))
+            )
             previous = width
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -167,7 +175,9 @@ class _WideBlock(nn.Module):
     groups; we keep the cleaner original form, which differs from it only in that detail.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, bn_momentum: float, slope: float):
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, bn_momentum: float, slope: float
+    ):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_channels, momentum=bn_momentum)
         self.act1 = nn.LeakyReLU(slope, inplace=False)
@@ -243,7 +253,13 @@ class WideResNet(nn.Module):
         previous = widths[0]
         for width, stride in zip(widths[1:], (1, 2, 2)):
             blocks = [
-                _WideBlock(previous if i == 0 else width, width, stride if i == 0 else 1, bn_momentum, leaky_slope)
+                _WideBlock(
+                    previous if i == 0 else width,
+                    width,
+                    stride if i == 0 else 1,
+                    bn_momentum,
+                    leaky_slope,
+                )
                 for i in range(blocks_per_group)
             ]
             groups.append(nn.Sequential(*blocks))
@@ -310,6 +326,10 @@ def _check_image_size(image_size) -> tuple[int, int]:
     return size
 
 
+def _valid_names() -> list[str]:
+    return sorted(BACKBONES) + ["auto"]
+
+
 def _check_in_channels(in_channels) -> int:
     if isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral):
         raise TypeError(f"in_channels must be a positive int, got {in_channels!r}")
@@ -322,7 +342,8 @@ def _infer_out_dim(module: nn.Module, in_channels: int, size: tuple[int, int]) -
     """Run a dummy batch of 2 zero images through ``module`` (eval mode, no grad)."""
     parameter = next(iter(module.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+    floating = parameter is not None and parameter.is_floating_point()
+    dtype = parameter.dtype if floating else torch.float32
     dummy = torch.zeros(2, in_channels, *size, device=device, dtype=dtype)
     was_training = module.training
     module.eval()  # eval mode: the dummy pass must not touch BatchNorm running statistics
@@ -331,7 +352,8 @@ def _infer_out_dim(module: nn.Module, in_channels: int, size: tuple[int, int]) -
             output = module(dummy)
     except Exception as exc:  # noqa: BLE001 - any failure means the module does not fit the images
         raise ValueError(
-            f"could not infer out_dim: the module failed on a dummy batch of shape {tuple(dummy.shape)} "
+            "could not infer out_dim: the module failed on a dummy batch of shape "
+            f"{tuple(dummy.shape)} "
             f"(in_channels={in_channels}, image_size={size}): {exc}"
         ) from exc
     finally:
@@ -350,9 +372,10 @@ def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) ->
 
     Parameters
     ----------
-    name_or_module : {"auto", "small_cnn", "resnet18_cifar", "wrn28_2"} or torch.nn.Module, default="auto"
-        Architecture name, or a module mapping ``(n, C, H, W)`` float images to ``(n, d)``
-        features. ``"auto"`` picks ``"small_cnn"`` for grayscale images up to 32 px and for
+    name_or_module : str or torch.nn.Module, default="auto"
+        Architecture name (``"auto"``, ``"small_cnn"``, ``"resnet18_cifar"``, ``"wrn28_2"``),
+        or a module mapping ``(n, C, H, W)`` float images to ``(n, d)`` features.
+        ``"auto"`` picks ``"small_cnn"`` for grayscale images up to 32 px and for
         any image up to 16 px, else ``"resnet18_cifar"``.
     in_channels : int, default=1
         Number of image channels ``C``.
@@ -399,24 +422,26 @@ def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) ->
         if out_dim is None:
             module.out_dim = _infer_out_dim(module, in_channels, size)
         elif isinstance(out_dim, bool) or not isinstance(out_dim, numbers.Integral) or out_dim < 1:
-            raise TypeError(f"the backbone module's out_dim must be a positive int, got {out_dim!r}")
+            raise TypeError(
+                f"the backbone module's out_dim must be a positive int, got {out_dim!r}"
+            )
         return module
 
     if not isinstance(name_or_module, str):
         raise TypeError(
-            "backbone must be a name (one of "
-            f"{sorted(BACKBONES) + ['auto']}) or a torch.nn.Module, got {type(name_or_module).__name__}"
+            f"backbone must be a name (one of {_valid_names()}) or a torch.nn.Module, "
+            f"got {type(name_or_module).__name__}"
         )
     name = name_or_module
     if name == "auto":
         side = max(size)
         name = "small_cnn" if (side <= 32 and in_channels == 1) or side <= 16 else "resnet18_cifar"
     if name not in _FACTORIES:
-        raise ValueError(f"unknown backbone {name_or_module!r}; valid names are {sorted(BACKBONES) + ['auto']}")
+        raise ValueError(f"unknown backbone {name_or_module!r}; valid names are {_valid_names()}")
     factory, min_size = _FACTORIES[name]
     if min(size) < min_size:
         raise ValueError(
-            f"image_size={image_size!r} is too small for backbone {name!r}, which needs images of at "
-            f"least {min_size}x{min_size} pixels"
+            f"image_size={image_size!r} is too small for backbone {name!r}, which needs images "
+            f"of at least {min_size}x{min_size} pixels"
         )
     return factory(in_channels)

@@ -125,7 +125,9 @@ def negative_cosine_similarity(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor
     return -(F.normalize(p, dim=1) * F.normalize(z.detach(), dim=1)).sum(dim=1).mean()
 
 
-def simsiam_loss(p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+def simsiam_loss(
+    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+) -> torch.Tensor:
     """Symmetric SimSiam loss ``D(p1, z2) / 2 + D(p2, z1) / 2`` (stop-gradient on the z's).
 
     Examples

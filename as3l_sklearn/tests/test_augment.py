@@ -35,7 +35,9 @@ def _images(n, channels, size, seed=0):
     # smooth random images (not pure noise) so that crops and flips change them visibly
     g = _generator(seed)
     low = torch.rand(n, channels, 4, 4, generator=g)
-    return torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    return torch.nn.functional.interpolate(
+        low, size=(size, size), mode="bilinear", align_corners=False
+    )
 
 
 KINDS = ["simsiam", "weak", "strong"]
@@ -124,7 +126,9 @@ def test_simsiam_grayscale_channels_and_color_ops():
     plain = SimSiamAugment(16, 3, crop_scale=(1.0, 1.0), flip_p=0.0, jitter_p=0.0, grayscale_p=0.0)
     torch.testing.assert_close(plain(x, generator=_generator(0)), x)
     # jitter always on: colours change, and differently per sample
-    jittered = SimSiamAugment(16, 3, crop_scale=(1.0, 1.0), flip_p=0.0, jitter_p=1.0, grayscale_p=0.0)
+    jittered = SimSiamAugment(
+        16, 3, crop_scale=(1.0, 1.0), flip_p=0.0, jitter_p=1.0, grayscale_p=0.0
+    )
     assert not torch.allclose(jittered(x, generator=_generator(0)), x)
 
 
@@ -153,7 +157,8 @@ def test_strong_without_ops_and_cutout_equals_weak():
 
 def test_cutout_fills_a_square():
     x = torch.zeros(32, 1, 16, 16)
-    y = StrongAugment(16, n_ops=0, cutout=0.5, flip_crop=False, cutout_fill=1.0)(x, generator=_generator(0))
+    cutout_only = StrongAugment(16, n_ops=0, cutout=0.5, flip_crop=False, cutout_fill=1.0)
+    y = cutout_only(x, generator=_generator(0))
     areas = y.flatten(1).sum(1)
     assert float(areas.max()) <= 64  # side <= 8 px
     assert float(areas.max()) > 0
@@ -189,13 +194,18 @@ def test_ops_match_pil_semantics():
     expected_sharp = torch.stack([tvf.adjust_sharpness(x[i], float(factor[i])) for i in range(4)])
     torch.testing.assert_close(RANDAUGMENT_OPS["Sharpness"](x, m, 0.0), expected_sharp)
     bits = (4 + 4 * m).long()
-    expected_post = torch.stack([tvf.posterize(u8[i], int(bits[i])) for i in range(4)]).float() / 255
+    expected_post = torch.stack([tvf.posterize(u8[i], int(bits[i])) for i in range(4)]) / 255
     torch.testing.assert_close(RANDAUGMENT_OPS["Posterize"](x, m, 0.0), expected_post)
     angle = -30 + 60 * m
     expected_rot = torch.stack(
-        [tvf.rotate(x[i], float(angle[i]), interpolation=tvf.InterpolationMode.BILINEAR) for i in range(4)]
+        [
+            tvf.rotate(x[i], float(angle[i]), interpolation=tvf.InterpolationMode.BILINEAR)
+            for i in range(4)
+        ]
     )
-    torch.testing.assert_close(RANDAUGMENT_OPS["Rotate"](x, m, 0.0)[..., 3:-3, 3:-3], expected_rot[..., 3:-3, 3:-3])
+    # compare away from the borders, where the two implementations fill differently
+    rotated = RANDAUGMENT_OPS["Rotate"](x, m, 0.0)
+    torch.testing.assert_close(rotated[..., 3:-3, 3:-3], expected_rot[..., 3:-3, 3:-3])
     shift = torch.rand(4, generator=_generator(3)) * 0.2 - 0.1
     expected_hue = torch.stack([tvf.adjust_hue(x[i], float(shift[i])) for i in range(4)])
     torch.testing.assert_close(augment._adjust_hue(x, shift), expected_hue, atol=1e-5, rtol=0)

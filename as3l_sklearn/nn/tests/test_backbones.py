@@ -81,7 +81,8 @@ def test_wrn_follows_fixmatch_settings():
     assert slopes == {0.1}
     assert not any(isinstance(m, nn.ReLU) for m in backbone.modules())
     convs = [m for m in backbone.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
-    assert len(convs) == 1 + 3 * 4 * 2  # stem + 3 groups x 4 blocks x 2 convs = depth 28 - 3 (shortcuts 1x1)
+    # stem + 3 groups x 4 blocks x 2 convs (+ the final layer = depth 28; shortcuts are 1x1)
+    assert len(convs) == 1 + 3 * 4 * 2
 
 
 def test_resnet18_cifar_stem():
@@ -92,7 +93,9 @@ def test_resnet18_cifar_stem():
 
 
 def test_custom_module_without_out_dim():
-    module = nn.Sequential(nn.Conv2d(1, 5, 3), nn.BatchNorm2d(5), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    module = nn.Sequential(
+        nn.Conv2d(1, 5, 3), nn.BatchNorm2d(5), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
     module.train()
     running_mean = module[1].running_mean.clone()
     backbone = make_backbone(module, in_channels=1, image_size=8)
@@ -127,7 +130,9 @@ def test_bad_name_lists_valid_names():
         make_backbone(3, in_channels=3, image_size=32)
 
 
-@pytest.mark.parametrize("name, size", [("resnet18_cifar", 4), ("wrn28_2", 7), ("small_cnn", 3), ("auto", 2)])
+@pytest.mark.parametrize(
+    "name, size", [("resnet18_cifar", 4), ("wrn28_2", 7), ("small_cnn", 3), ("auto", 2)]
+)
 def test_too_small_images(name, size):
     with pytest.raises(ValueError, match="image_size"):
         make_backbone(name, in_channels=1, image_size=size)
@@ -135,7 +140,9 @@ def test_too_small_images(name, size):
 
 @pytest.mark.parametrize("kwargs, error", [
     ({"in_channels": 0}, ValueError), ({"in_channels": 1.5}, TypeError),
-    ({"image_size": "28"}, TypeError), ({"image_size": (28, 28, 1)}, TypeError), ({"image_size": 0}, ValueError),
+    ({"image_size": "28"}, TypeError),
+    ({"image_size": (28, 28, 1)}, TypeError),
+    ({"image_size": 0}, ValueError),
 ])
 def test_bad_arguments(kwargs, error):
     name = next(iter(kwargs))
@@ -187,7 +194,8 @@ def test_negative_cosine_similarity_values_and_stop_gradient():
     loss.backward()
     assert z.grad is None  # stop-gradient: nothing flows into z
     assert p.grad is not None
-    assert negative_cosine_similarity(z.detach(), -z.detach()).item() == pytest.approx(1.0, abs=1e-6)
+    opposite = negative_cosine_similarity(z.detach(), -z.detach())
+    assert opposite.item() == pytest.approx(1.0, abs=1e-6)
     orthogonal = negative_cosine_similarity(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]]))
     assert orthogonal.item() == pytest.approx(0.0, abs=1e-7)
 
