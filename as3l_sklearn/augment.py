@@ -444,6 +444,8 @@ class WeakAugment(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch ``x`` (n, C, H, W) in [0, 1]; see the class docstring."""
         _check_batch(x, generator, self.image_size)
+        if x.shape[0] == 0:
+            return x.clone()
         work = _to_work_dtype(x)
         return _random_crop_flip(work, self.padding, self.flip_p, generator).to(x.dtype)
 
@@ -519,6 +521,8 @@ class StrongAugment(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch ``x`` (n, C, H, W) in [0, 1]; see the class docstring."""
         _check_batch(x, generator, self.image_size)
+        if x.shape[0] == 0:
+            return x.clone()
         out = _to_work_dtype(x)
         n = out.shape[0]
         if self.flip_crop:
@@ -693,6 +697,8 @@ class SimSiamAugment(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment a batch ``x`` (n, C, H, W) in [0, 1]; see the class docstring."""
         _check_batch(x, generator, self.image_size, self.channels)
+        if x.shape[0] == 0:
+            return x.clone()
         out = _to_work_dtype(x)
         out = self._resized_crop_flip(out, generator)
         out = self._color_jitter(out, generator)

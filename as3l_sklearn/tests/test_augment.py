@@ -277,3 +277,12 @@ def test_tiny_and_rectangular_images(size):
         y = aug(x, generator=_generator(1))
         assert y.shape == x.shape
         assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_and_single_batches(kind, n):
+    aug = _make(kind, 8, 3)
+    x = torch.rand(n, 3, 8, 8, generator=_generator(0))
+    y = aug(x, generator=_generator(1))
+    assert y.shape == x.shape and y.dtype == x.dtype
