@@ -1,0 +1,159 @@
+"""One table of bad inputs across every public estimator.
+
+Each row: an estimator (tiny settings), a bad input, the exception it must raise, and a
+pattern the message must contain -- the name of the offending argument, so a user knows what
+to fix. Rows that are *not* errors (string labels, a single labeled class) are checked to work.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from as3l_sklearn import (
+    ClusterFineTuner,
+    CoresetSelector,
+    KMedoidsSelector,
+    LLGCPropagator,
+    MultiClusterSelector,
+    PriorGuidedFlexMatchClassifier,
+    ProbCoverSelector,
+    RandomSelector,
+    SeededKMeansPropagator,
+    SimSiamEmbedder,
+    SupervisedClassifier,
+    TypiClustSelector,
+)
+
+RNG = np.random.RandomState(0)
+F = RNG.normal(size=(40, 5)).astype(np.float32)
+F_NAN = F.copy()
+F_NAN[3, 2] = np.nan
+F_INF = F.copy()
+F_INF[1, 1] = np.inf
+IMAGES = (RNG.rand(40, 8, 8, 1) * 255).astype(np.uint8)
+IMAGES_NAN = IMAGES.transpose(0, 3, 1, 2).astype(np.float32) / 255
+IMAGES_NAN[0, 0, 0, 0] = np.nan
+Y = np.full(40, -1)
+Y[:4] = [0, 1, 0, 1]
+Y_ALL_UNLABELED = np.full(40, -1)
+Y_STRINGS = np.array(["cat", "dog", "cat", "dog"] + [-1] * 36, dtype=object)
+Y_ONE_CLASS = np.array([0, 0] + [-1] * 38)
+Y_FRACTIONAL = np.array([0.5, 1.0] + [-1.0] * 38)
+
+SELECTORS = [MultiClusterSelector, RandomSelector, KMedoidsSelector, CoresetSelector,
+             TypiClustSelector, ProbCoverSelector]
+PROPAGATORS = {
+    "SeededKMeansPropagator": lambda: SeededKMeansPropagator(n_clusters=[3, 5], random_state=0),
+    "LLGCPropagator": lambda: LLGCPropagator(n_neighbors=5),
+}
+CLASSIFIERS = {
+    "PriorGuidedFlexMatchClassifier": lambda: PriorGuidedFlexMatchClassifier(
+        backbone="small_cnn", max_iter=2, batch_size=4, mu=2, device="cpu", random_state=0),
+    "SupervisedClassifier": lambda: SupervisedClassifier(
+        backbone="small_cnn", max_iter=2, batch_size=4, device="cpu", random_state=0),
+}
+
+
+def _embedder():
+    return SimSiamEmbedder(backbone="small_cnn", max_epochs=1, batch_size=16, device="cpu", random_state=0)
+
+
+def _tuner(**params):
+    return ClusterFineTuner(**{"n_clusters": 3, "n_runs": 2, "max_epochs": 1, "device": "cpu", **params})
+
+
+CASES = []
+for cls in SELECTORS:
+    name = cls.__name__
+    CASES += [
+        (f"{name}-nan", lambda c=cls: c(random_state=0).fit(F_NAN), ValueError, r"\bX\b"),
+        (f"{name}-inf", lambda c=cls: c(random_state=0).fit(F_INF), ValueError, r"\bX\b"),
+        (f"{name}-1d", lambda c=cls: c(random_state=0).fit(F[:, 0]), ValueError, r"\bX\b"),
+        (f"{name}-empty", lambda c=cls: c(random_state=0).fit(F[:0]), ValueError, r"\bX\b"),
+        (f"{name}-strings", lambda c=cls: c(random_state=0).fit(np.full((40, 5), "cat", dtype=object)),
+         (TypeError, ValueError), r"\bX\b|float|string"),
+        (f"{name}-budget-zero", lambda c=cls: c(random_state=0).fit(F).select(0), ValueError, "n_budget"),
+        (f"{name}-budget-too-big", lambda c=cls: c(random_state=0).fit(F).select(41), ValueError, "n_budget"),
+        (f"{name}-budget-float", lambda c=cls: c(random_state=0).fit(F).select(2.5), TypeError, "n_budget"),
+        (f"{name}-select-before-fit", lambda c=cls: c(random_state=0).select(3), NotFittedError, "fit"),
+    ]
+for name, make in PROPAGATORS.items():
+    CASES += [
+        (f"{name}-all-unlabeled", lambda m=make: m().fit(F, Y_ALL_UNLABELED), ValueError, r"\by\b"),
+        (f"{name}-length-mismatch", lambda m=make: m().fit(F, Y[:30]), ValueError, r"\by\b"),
+        (f"{name}-nan", lambda m=make: m().fit(F_NAN, Y), ValueError, r"\bX\b"),
+        (f"{name}-fractional-labels", lambda m=make: m().fit(F, Y_FRACTIONAL), ValueError, r"\by\b"),
+        (f"{name}-wrong-n-features", lambda m=make: m().fit(F, Y).predict(F[:, :3]), ValueError, "features"),
+    ]
+CASES += [
+    ("SeededKMeansPropagator-K-zero", lambda: SeededKMeansPropagator(n_clusters=[0]).fit(F, Y),
+     ValueError, "n_clusters"),
+    ("SeededKMeansPropagator-K-not-int", lambda: SeededKMeansPropagator(n_clusters=["ten"]).fit(F, Y),
+     (TypeError, ValueError), "n_clusters"),
+    ("ClusterFineTuner-fewer-samples-than-K", lambda: _tuner(n_clusters=50).fit(F), ValueError, "n_clusters"),
+    ("ClusterFineTuner-nan", lambda: _tuner().fit(F_NAN), ValueError, r"\bX\b"),
+    ("ClusterFineTuner-wrong-n-features", lambda: _tuner().fit(F).transform(F[:, :3]), ValueError, "features"),
+    ("SimSiamEmbedder-nan", lambda: _embedder().fit(IMAGES_NAN), ValueError, r"\bX\b"),
+    ("SimSiamEmbedder-5d", lambda: _embedder().fit(IMAGES[None]), ValueError, r"\bX\b"),
+    ("SimSiamEmbedder-strings", lambda: _embedder().fit(IMAGES.astype(str)), TypeError, r"\bX\b"),
+    ("SimSiamEmbedder-empty", lambda: _embedder().fit(IMAGES[:0]), ValueError, r"\bX\b"),
+    ("SimSiamEmbedder-flat-without-image_shape", lambda: _embedder().fit(F), ValueError, "image_shape"),
+    ("SimSiamEmbedder-unseen-image-size", lambda: _embedder().fit(IMAGES).transform(np.zeros((3, 10, 10, 1), np.uint8)),
+     ValueError, r"\bX\b.*shape"),
+    ("SimSiamEmbedder-unseen-channels", lambda: _embedder().fit(IMAGES).transform(np.zeros((3, 8, 8, 3), np.uint8)),
+     ValueError, r"\bX\b.*shape"),
+]
+for name, make in CLASSIFIERS.items():
+    CASES += [
+        (f"{name}-all-unlabeled", lambda m=make: m().fit(IMAGES, Y_ALL_UNLABELED), ValueError, r"\by\b"),
+        (f"{name}-length-mismatch", lambda m=make: m().fit(IMAGES, Y[:30]), ValueError, r"\by\b"),
+        (f"{name}-nan", lambda m=make: m().fit(IMAGES_NAN, Y), ValueError, r"\bX\b"),
+        (f"{name}-5d", lambda m=make: m().fit(IMAGES[None], Y), ValueError, r"\bX\b"),
+        (f"{name}-unseen-image-size",
+         lambda m=make: m().fit(IMAGES, Y).predict(np.zeros((3, 10, 10, 1), np.uint8)), ValueError, r"\bX\b.*shape"),
+    ]
+CASES += [
+    ("FlexMatch-prior-wrong-shape",
+     lambda: CLASSIFIERS["PriorGuidedFlexMatchClassifier"]().fit(IMAGES, Y, prior_proba=np.full((40, 3), 1 / 3)),
+     ValueError, "prior_proba"),
+    ("FlexMatch-prior-not-normalised",
+     lambda: CLASSIFIERS["PriorGuidedFlexMatchClassifier"]().fit(IMAGES, Y, prior_proba=np.ones((40, 2))),
+     ValueError, "prior_proba"),
+    ("FlexMatch-prior-nan",
+     lambda: CLASSIFIERS["PriorGuidedFlexMatchClassifier"]().fit(IMAGES, Y, prior_proba=np.full((40, 2), np.nan)),
+     ValueError, "prior_proba"),
+]
+
+
+@pytest.mark.parametrize("case, call, error, pattern", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_raises_a_clear_error(case, call, error, pattern):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(error, match=pattern):
+            call()
+
+
+WORKING = []
+for name, make in PROPAGATORS.items():
+    WORKING += [(f"{name}-string-labels", lambda m=make: m().fit(F, Y_STRINGS), {"cat", "dog"}),
+                (f"{name}-one-class", lambda m=make: m().fit(F, Y_ONE_CLASS), {0})]
+for name, make in CLASSIFIERS.items():
+    WORKING += [(f"{name}-string-labels", lambda m=make: m().fit(IMAGES, Y_STRINGS), {"cat", "dog"})]
+
+
+@pytest.mark.parametrize("case, call, classes", WORKING, ids=[w[0] for w in WORKING])
+def test_string_labels_and_a_single_class_work(case, call, classes):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = call()
+    assert set(fitted.classes_.tolist()) == classes
+    predictions = fitted.predict(IMAGES if "Classifier" in case else F)
+    assert set(np.unique(predictions).tolist()) <= classes
+
+
+@pytest.mark.parametrize("name", list(PROPAGATORS))
+def test_single_labeled_class_warns(name):
+    with pytest.warns(UserWarning):
+        PROPAGATORS[name]().fit(F, Y_ONE_CLASS)
