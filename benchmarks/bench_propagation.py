@@ -43,7 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save_results  # noqa: E402
 
 from as3l_sklearn.cluster import available_backend  # noqa: E402
-from as3l_sklearn.metrics import class_coverage, expected_calibration_error, prior_accuracy  # noqa: E402
+from as3l_sklearn.metrics import (  # noqa: E402
+    class_coverage,
+    expected_calibration_error,
+    prior_accuracy,
+)
 from as3l_sklearn.propagation import LLGCPropagator, SeededKMeansPropagator  # noqa: E402
 from as3l_sklearn.selection import MultiClusterSelector, RandomSelector  # noqa: E402
 
@@ -68,8 +72,8 @@ def quality_features(args):
         features = np.load(args.features).astype(np.float32)
         if args.labels is not None:
             labels = np.load(args.labels)
-            index = np.sort(np.random.RandomState(0).choice(len(labels), min(args.n_train, len(labels)),
-                                                            replace=False))
+            n = min(args.n_train, len(labels))
+            index = np.sort(np.random.RandomState(0).choice(len(labels), n, replace=False))
             return features[index], labels[index], f"{args.features} (given labels)"
         from as3l_sklearn.datasets import load_fashion_mnist
 
@@ -85,7 +89,8 @@ def quality_features(args):
 
 
 def make_propagators(seed):
-    props = {name: SeededKMeansPropagator(n_clusters=k, random_state=seed) for name, k in K_LISTS.items()}
+    props = {name: SeededKMeansPropagator(n_clusters=k, random_state=seed)
+             for name, k in K_LISTS.items()}
     props["LLGC (LabelSpreading kNN k=50, alpha=0.99)"] = LLGCPropagator(n_neighbors=50, alpha=0.99)
     return props
 
@@ -114,7 +119,8 @@ def run_quality(args):
                     proba = prop.label_distributions_
                     records.append({
                         "seed": seed, "selection": selection, "labels": budget, "method": method,
-                        "accuracy": prior_accuracy(labels, proba, classes=prop.classes_, mask=unlabeled),
+                        "accuracy": prior_accuracy(labels, proba, classes=prop.classes_,
+                                                   mask=unlabeled),
                         "ece": expected_calibration_error(labels, proba, classes=prop.classes_,
                                                           mask=unlabeled),
                         "covered": float(prop.covered_[unlabeled].mean()),
@@ -127,8 +133,8 @@ def run_quality(args):
     for selection in ("random", "multi-cluster (AS3L)"):
         for method in make_propagators(0):
             for budget in args.budgets:
-                group = [r for r in records
-                         if (r["selection"], r["method"], r["labels"]) == (selection, method, budget)]
+                key = (selection, method, budget)
+                group = [r for r in records if (r["selection"], r["method"], r["labels"]) == key]
                 acc = np.array([r["accuracy"] for r in group]) * 100
                 ece = np.array([r["ece"] for r in group])
                 rows.append({
@@ -183,11 +189,13 @@ def run_timing(args):
                 "backend": available_backend(),
                 "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
                 "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-                "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}
-    _save(args, "propagation_timing", rows, title=f"Time to propagate 40 labels over {features.shape[0]:,} x 128 "
-                 "features (SeededKMeansPropagator, paper K list)", settings=settings,
-                 notes="Target: under 5 s on 2 CPU cores. The load average shows how busy the "
-                       "shared CPU was when each run started.")
+                "cpu_affinity": (sorted(os.sched_getaffinity(0))
+                                 if hasattr(os, "sched_getaffinity") else None)}
+    _save(args, "propagation_timing", rows,
+          title=f"Time to propagate 40 labels over {features.shape[0]:,} x 128 features "
+                "(SeededKMeansPropagator, paper K list)", settings=settings,
+          notes="Target: under 5 s on 2 CPU cores. The load average shows how busy the "
+                "shared CPU was when each run started.")
     return rows
 
 
@@ -211,7 +219,8 @@ def main(argv=None):
     parser.add_argument("--timing-runs", type=int, default=3)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-timing", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="tiny smoke run (not saved as results)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny smoke run (not saved as results)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n_train, args.seeds, args.budgets = 1000, 1, [10]

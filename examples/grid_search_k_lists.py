@@ -52,7 +52,8 @@ def main(quick: bool = False) -> dict:
         cv=SemiSupervisedKFold(n_splits=3 if quick else 5, shuffle=True, random_state=0),
     ).fit(features, y)
 
-    print(f"{len(y_hidden)} samples, {budget} labeled; cross-validated accuracy on held-out labels:")
+    print(f"{len(y_hidden)} samples, {budget} labeled; "
+          "cross-validated accuracy on held-out labels:")
     for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]):
         print(f"  K={params['prop__n_clusters']}: {score:.3f}")
     print(f"chosen: K={search.best_params_['prop__n_clusters']}")
