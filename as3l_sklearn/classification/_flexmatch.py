@@ -463,11 +463,10 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         n_classes = len(self.classes_)
 
         # priors (Eq. 5's y_prior)
-        prior_estimator = None
         if prior_proba is not None:
             prior = check_prior_proba(prior_proba, n_samples, n_classes)
-        elif self.prior is not None:
-            prior, prior_estimator = self._fit_prior_estimator(X, y, n_samples)
+        elif self.prior is not None and not resume:
+            prior, _ = self._fit_prior_estimator(X, y, n_samples)
             prior = prior.astype(np.float32)
         else:
             prior = None
@@ -508,6 +507,10 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             self.net_.max_iter = max_iter
             if prior is not None:
                 self.prior_ = prior
+            if getattr(self, "_last_ema_state", None) is not None:
+                # continue the moving average from the last weights, not from the kept best ones
+                previous_best = {k: v.detach().cpu().clone() for k, v in self.net_.ema_module_.state_dict().items()}
+                self.net_.ema_module_.load_state_dict(self._last_ema_state)
         self.max_iter_, self.switch_iter_, self.update_every_, self.eval_every_ = (
             max_iter, switch_iter, update_every, eval_every)
         net = self.net_
@@ -524,13 +527,17 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         status_t = torch.from_numpy(self.status_.copy()).to(data_device)
         y_t = torch.from_numpy(y_encoded)
         labeled_idx = torch.from_numpy(np.flatnonzero(y_encoded >= 0))
-        prior_t = None if self.prior_ is None else torch.from_numpy(self.prior_).to(data_device)
+        current_prior = self.prior_
+        if (resume and self.prior_mode == "update" and self.n_iter_ > switch_iter
+                and getattr(self, "prior_updated_", None) is not None):
+            current_prior = self.prior_updated_  # the refreshed prior in force when training stopped
+        prior_t = None if current_prior is None else torch.from_numpy(current_prior).to(data_device)
         true_t = None if true_codes is None else torch.from_numpy(true_codes)
         net.set_training_data(images=images_t, y_labeled=y_t, labeled_idx=labeled_idx, weak=weak,
                               strong=strong, generator=generator, status=status_t, prior=prior_t,
                               y_true=true_t)
 
-        best_state = None
+        best_state = previous_best if resume and getattr(self, "_last_ema_state", None) is not None else None
         window = []
         start_time = time.perf_counter()
         interrupted = False
@@ -564,7 +571,9 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         finally:
             self.status_ = status_t.cpu().numpy().copy()
             net.clear_training_data()
-        if best_state is not None:
+        self._last_ema_state = None
+        if best_state is not None and self.best_step_ != self.n_iter_:
+            self._last_ema_state = {k: v.detach().cpu().clone() for k, v in net.ema_module_.state_dict().items()}
             net.ema_module_.load_state_dict(best_state)
         elif val_images is None:
             self.best_step_ = self.n_iter_

