@@ -228,7 +228,8 @@ def load_fashion_mnist(root=None, split: str = "train", *, download: bool = Fals
     """
     _check_split(split, ("train", "test"))
     if root is not None and not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}")
+        raise TypeError(
+            f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}")
     prefix = "train" if split == "train" else "t10k"
     images_stem, labels_stem = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
@@ -324,7 +325,8 @@ def load_cifar10(root, split: str = "train", *, return_X_y: bool = True):
     X = np.concatenate([_cifar_images(b["data"]) for b in batches])
     y = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
     meta = _unpickle(directory / "batches.meta")
-    return _result(X, y, meta["label_names"], return_X_y, f"CIFAR-10 {split} split, read from {directory}")
+    return _result(X, y, meta["label_names"], return_X_y,
+                   f"CIFAR-10 {split} split, read from {directory}")
 
 
 def load_cifar100(root, split: str = "train", *, label_type: str = "fine",
@@ -436,7 +438,8 @@ def load_stl10(root, split: str = "train", *, return_X_y: bool = True):
     if names_file.is_file():
         names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
     else:
-        names = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+        names = ["airplane", "bird", "car", "cat", "deer",
+                 "dog", "horse", "monkey", "ship", "truck"]
     return _result(X, y, names, return_X_y, f"STL-10 {split} split, read from {directory}")
 
 
@@ -463,9 +466,11 @@ def _check_image_size(image_size):
         try:
             size = tuple(int(s) for s in image_size)
         except TypeError as exc:
-            raise TypeError(f"image_size must be an int or a (height, width) pair, got {image_size!r}") from exc
+            raise TypeError(
+                f"image_size must be an int or a (height, width) pair, got {image_size!r}") from exc
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"image_size must be a positive int or a (height, width) pair, got {image_size!r}")
+        raise ValueError(
+            f"image_size must be a positive int or a (height, width) pair, got {image_size!r}")
     return size
 
 
@@ -544,8 +549,8 @@ def load_image_folder(path, image_size=None, *, color_mode: str = "auto",
         label = len(class_names)
         class_names.append(class_dir.name)
         entries.extend((f, label) for f in files)
-    loose = sorted(f for f in root.iterdir()
-                   if f.is_file() and not f.name.startswith(".") and f.name.lower().endswith(IMAGE_EXTENSIONS))
+    loose = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")
+                   and f.name.lower().endswith(IMAGE_EXTENSIONS))
     unlabeled_root = root / unlabeled_dir
     if unlabeled_root.is_dir():
         loose += _image_files(unlabeled_root)
@@ -596,9 +601,11 @@ def _to_mode(picture, mode: str):
         top = 65535.0 if picture.mode == "I;16" or values.max() > 255 else 255.0
         from PIL import Image
 
-        picture = Image.fromarray(np.clip(values * (255.0 / top), 0, 255).astype(np.uint8), mode="L")
+        scaled = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
+        picture = Image.fromarray(scaled, mode="L")
         return picture if mode == "L" else picture.convert(mode)
-    if picture.mode in ("RGBA", "LA", "PA") or (picture.mode == "P" and "transparency" in picture.info):
+    transparent_palette = picture.mode == "P" and "transparency" in picture.info
+    if picture.mode in ("RGBA", "LA", "PA") or transparent_palette:
         picture = picture.convert("RGBA")  # transparent pixels over white, not black
         from PIL import Image
 

@@ -52,13 +52,16 @@ def labeled_mask(y, *, name: str = "y") -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one label per sample), got shape {y.shape}")
     if y.dtype == object:
-        return np.array([not (isinstance(v, numbers.Number) and not isinstance(v, bool) and v == UNLABELED)
-                         for v in y], dtype=bool)
+        return np.array([not _is_unlabeled(v) for v in y], dtype=bool)
     if y.dtype.kind in "iuf":
         return y != UNLABELED
     if y.dtype.kind in "US":
         return y != str(UNLABELED)
     raise TypeError(f"{name} must hold class labels (and -1 for unlabeled), got dtype {y.dtype}")
+
+
+def _is_unlabeled(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool) and value == UNLABELED
 
 
 def _check_labels_1d(y, name):
@@ -74,7 +77,8 @@ def _check_indices(indices, n_samples, name="indices"):
     indices = np.asarray(indices)
     if indices.dtype == bool:
         if indices.shape != (n_samples,):
-            raise ValueError(f"{name} as a boolean mask must have shape ({n_samples},), got {indices.shape}")
+            raise ValueError(f"{name} as a boolean mask must have shape ({n_samples},), "
+                             f"got {indices.shape}")
         return np.flatnonzero(indices)
     if indices.size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -82,7 +86,8 @@ def _check_indices(indices, n_samples, name="indices"):
         raise ValueError(f"{name} must be a 1-D array of integer indices or a boolean mask, "
                          f"got dtype {indices.dtype} and shape {indices.shape}")
     if indices.min() < -n_samples or indices.max() >= n_samples:
-        raise ValueError(f"{name} holds indices outside [0, {n_samples}) (y_true has {n_samples} samples)")
+        raise ValueError(f"{name} holds indices outside [0, {n_samples}) "
+                         f"(y_true has {n_samples} samples)")
     return indices.astype(np.int64)
 
 
@@ -129,7 +134,8 @@ def class_coverage(y_true, indices, *, normalize: bool = False, classes=None):
         classes = np.unique(all_classes) if all_classes.size else np.array([])
     classes = set(np.asarray(classes).tolist())
     if not classes:
-        raise ValueError("classes is empty (y_true has no labeled sample); cannot normalize the coverage")
+        raise ValueError("classes is empty (y_true has no labeled sample); "
+                         "cannot normalize the coverage")
     return len(covered & classes) / len(classes)
 
 
@@ -172,7 +178,8 @@ def _scored_samples(y_true, mask, n_samples):
             chosen[_check_indices(mask, n_samples, name="mask")] = True
             keep &= chosen
     if not keep.any():
-        raise ValueError("no sample to score: every sample is unlabeled (y_true == -1) or masked out")
+        raise ValueError("no sample to score: every sample is unlabeled (y_true == -1) "
+                         "or masked out")
     return keep
 
 
@@ -211,8 +218,9 @@ def prior_accuracy(y_true, proba, *, classes=None, mask=None) -> float:
     return float(np.mean(predicted == y_true[keep]))
 
 
-def expected_calibration_error(y_true, proba, *, n_bins: int = 15, classes=None, mask=None) -> float:
-    """Expected calibration error with equal-width confidence bins (Naeini et al. 2015; Guo et al. 2017).
+def expected_calibration_error(y_true, proba, *, n_bins: int = 15, classes=None,
+                               mask=None) -> float:
+    """Expected calibration error with equal-width confidence bins (Naeini 2015; Guo 2017).
 
     Each sample's confidence is its largest probability; samples are binned by confidence into
     ``n_bins`` equal-width bins ``(0, 1/n_bins], ..., ((n_bins-1)/n_bins, 1]`` and
@@ -353,4 +361,5 @@ def make_labeled_scorer(metric="accuracy", **kwargs) -> LabeledScorer:
     if callable(metric):
         name = getattr(metric, "__name__", repr(metric))
         return LabeledScorer(make_scorer(metric, **kwargs), name)
-    raise TypeError(f"metric must be a scorer name or a callable metric(y_true, y_pred), got {metric!r}")
+    raise TypeError("metric must be a scorer name or a callable metric(y_true, y_pred), "
+                    f"got {metric!r}")

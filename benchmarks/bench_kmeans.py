@@ -69,7 +69,8 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spread", type=float, default=1.5,
-                        help="per-dimension std of the components (times U(0.5, 1)); means are N(0, 1)")
+                        help="per-dimension std of the components (times U(0.5, 1)); "
+                             "means are N(0, 1)")
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--faiss-threads", type=int, nargs="*", default=None,
                         help="OpenMP thread counts to run faiss with (default: faiss' default)")
@@ -81,7 +82,8 @@ def main(argv=None):
         args.faiss_threads = [default_threads]
     rows = []
     for k in args.ks:
-        X, truth = gaussian_mixture(args.n_samples, args.n_features, k, args.spread, args.random_state)
+        X, truth = gaussian_mixture(args.n_samples, args.n_features, k, args.spread,
+                                    args.random_state)
         init = kmeans_plusplus(X, k, random_state=args.random_state)[0].astype(np.float32)
         seed = args.random_state
         results = {}
@@ -124,7 +126,8 @@ def main(argv=None):
                 "K": k, "backend": "faiss default (256*K subsample)", "total_s": None,
                 "lloyd_s": round(sub_s, 3), "inertia": round(float(distances.sum()), 1),
                 "ARI_vs_truth": round(adjusted_rand_score(truth, labels), 4),
-                "ARI_vs_other_backend": round(adjusted_rand_score(results["sklearn"].labels, labels), 4),
+                "ARI_vs_other_backend": round(
+                    adjusted_rand_score(results["sklearn"].labels, labels), 4),
                 "load_avg_1min": round(os.getloadavg()[0], 1),
             })
             print(f"K={k} faiss-default: {rows[-1]}", flush=True)
@@ -137,7 +140,8 @@ def main(argv=None):
             "`total_s`: one `as3l_sklearn.cluster.kmeans` call (seeded k-means++ init, Lloyd, "
             "nearest-center assignment); `lloyd_s`: the Lloyd iterations alone from the same "
             "k-means++ centers; medians of the repeats. faiss always runs `max_iter` iterations; "
-            "scikit-learn's Lloyd may stop earlier, at its tolerance (1e-4). `ARI_vs_other_backend`: "
+            "scikit-learn's Lloyd may stop earlier, at its tolerance (1e-4). "
+            "`ARI_vs_other_backend`: "
             "agreement of the faiss and sklearn partitions (for the subsampling row: vs sklearn). "
             "The mixture for each K has K components. The CPU was shared with other jobs "
             "(`load_avg_1min`: the machine's load when the row finished), so times are indicative; "

@@ -6,7 +6,13 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from as3l_sklearn import cluster
-from as3l_sklearn.cluster import KMeansResult, available_backend, kmeans, knn_search, nearest_centers
+from as3l_sklearn.cluster import (
+    KMeansResult,
+    available_backend,
+    kmeans,
+    knn_search,
+    nearest_centers,
+)
 
 HAS_FAISS = cluster._faiss() is not None
 needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed")
@@ -81,14 +87,16 @@ def test_knn_search_matches_brute_force(backend):
     brute = ((queries[:, None, :] - database[None, :, :]) ** 2).sum(-1)
     expected_indices = np.argsort(brute, axis=1)[:, :4]
     np.testing.assert_array_equal(indices, expected_indices)
-    np.testing.assert_allclose(distances, np.take_along_axis(brute, expected_indices, 1), rtol=1e-4, atol=1e-4)
+    expected_distances = np.take_along_axis(brute, expected_indices, 1)
+    np.testing.assert_allclose(distances, expected_distances, rtol=1e-4, atol=1e-4)
     assert np.all(np.diff(distances, axis=1) >= 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_nearest_centers(backend):
     centers = np.array([[0.0, 0.0], [10.0, 0.0]])
-    labels, squared = nearest_centers([[1.0, 0.0], [9.0, 1.0], [4.0, 3.0]], centers, backend=backend)
+    points = [[1.0, 0.0], [9.0, 1.0], [4.0, 3.0]]
+    labels, squared = nearest_centers(points, centers, backend=backend)
     assert labels.tolist() == [0, 1, 0]
     np.testing.assert_allclose(squared, [1.0, 2.0, 25.0], rtol=1e-5)
 
@@ -134,7 +142,8 @@ def test_faiss_uses_all_points(monkeypatch):
     ({"X": np.zeros((5, 2)), "n_clusters": 2, "max_iter": 0}, ValueError, "max_iter"),
     ({"X": np.zeros((5, 2)), "n_clusters": 2, "n_init": 0}, ValueError, "n_init"),
     ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.zeros((3, 2))}, ValueError, "init"),
-    ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.zeros((2, 2)), "n_init": 2}, ValueError, "n_init"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.zeros((2, 2)), "n_init": 2},
+     ValueError, "n_init"),
     ({"X": np.zeros((5, 2)), "n_clusters": 2, "init": np.full((2, 2), np.inf)}, ValueError, "init"),
 ])
 def test_kmeans_bad_input_names_the_argument(kwargs, error, match):

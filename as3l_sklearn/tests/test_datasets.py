@@ -52,7 +52,8 @@ def _idx_bytes(array):
 
 def _write_fashion(directory, prefix, images, labels, gz):
     directory.mkdir(parents=True, exist_ok=True)
-    for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+    files = ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels))
+    for stem, array in files:
         data = _idx_bytes(array)
         if gz:
             with gzip.open(directory / (stem + ".gz"), "wb") as handle:
@@ -168,7 +169,8 @@ def test_cifar10(tmp_path, monkeypatch):
     test_images = rng.randint(0, 256, (3, 32, 32, 3)).astype(np.uint8)
     _pickle(directory / "test_batch", {"data": test_images.transpose(0, 3, 1, 2).reshape(3, -1),
                                        "labels": [4, 5, 6]})
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    names = ["airplane", "automobile", "bird", "cat", "deer",
+             "dog", "frog", "horse", "ship", "truck"]
     _pickle(directory / "batches.meta", {"label_names": names})
 
     X, y = load_cifar10(tmp_path)
@@ -302,7 +304,8 @@ def test_image_folder_labels_unlabeled_and_resize(tmp_path):
     assert bunch.images.shape == (5, 6, 5, 3) and bunch.images.dtype == np.uint8
     assert bunch.target.tolist() == [0, 0, 1, -1, -1]
     assert bunch.target_names.tolist() == ["cat", "dog"]
-    assert [p.split("/")[-1] for p in bunch.filenames] == ["b.png", "c.png", "a.png", "loose.png", "u.png"]
+    names = [p.split("/")[-1] for p in bunch.filenames]
+    assert names == ["b.png", "c.png", "a.png", "loose.png", "u.png"]
     np.testing.assert_array_equal(bunch.images[0], cat)  # not resized, not altered
     gray = bunch.images[3]
     assert np.all(gray[..., 0] == gray[..., 1])  # grayscale expanded to RGB

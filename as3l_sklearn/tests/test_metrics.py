@@ -58,11 +58,14 @@ def test_prior_accuracy_hand_computed():
     ])
     assert prior_accuracy(y, proba) == pytest.approx(0.5)
     assert prior_accuracy(y, proba, mask=[0, 2]) == pytest.approx(0.5)
-    assert prior_accuracy(y, proba, mask=np.array([1, 1, 0, 0, 1], dtype=bool)) == pytest.approx(1.0)
+    mask = np.array([1, 1, 0, 0, 1], dtype=bool)
+    assert prior_accuracy(y, proba, mask=mask) == pytest.approx(1.0)
     # columns labelled by classes_: argmax column 0 means class "a"
     names = np.array(["a", "b", "c", "b", -1], dtype=object)
-    assert prior_accuracy(names, proba, classes=np.array(["a", "b", "c"], dtype=object)) == pytest.approx(0.5)
-    assert prior_accuracy([10, 20], [[0.1, 0.9], [0.2, 0.8]], classes=[10, 20]) == pytest.approx(0.5)
+    classes = np.array(["a", "b", "c"], dtype=object)
+    assert prior_accuracy(names, proba, classes=classes) == pytest.approx(0.5)
+    two = [[0.1, 0.9], [0.2, 0.8]]
+    assert prior_accuracy([10, 20], two, classes=[10, 20]) == pytest.approx(0.5)
 
 
 def test_prior_accuracy_errors():
@@ -105,9 +108,10 @@ def test_ece_perfect_and_worst_and_masked():
     assert expected_calibration_error(y, onehot[:, ::-1]) == pytest.approx(1.0)
     # unlabeled samples and masked-out samples do not count
     y_partial = np.array([0, 1, -1, -1])
-    assert expected_calibration_error(y_partial, onehot[:, ::-1] * [[1], [1], [0], [0]] + onehot * [[0], [0], [1], [1]]) \
-        == pytest.approx(1.0)
-    assert expected_calibration_error(y, onehot[:, ::-1], mask=[False, False, False, True]) == pytest.approx(1.0)
+    wrong_then_right = np.r_[onehot[:2, ::-1], onehot[2:]]
+    assert expected_calibration_error(y_partial, wrong_then_right) == pytest.approx(1.0)
+    only_last = [False, False, False, True]
+    assert expected_calibration_error(y, onehot[:, ::-1], mask=only_last) == pytest.approx(1.0)
 
 
 def test_ece_matches_reference_loop():
@@ -121,7 +125,8 @@ def test_ece_matches_reference_loop():
     for lower, upper in zip(edges[:-1], edges[1:]):
         in_bin = (confidence > lower) & (confidence <= upper)
         if in_bin.any():
-            reference += in_bin.mean() * abs((predicted[in_bin] == y[in_bin]).mean() - confidence[in_bin].mean())
+            accuracy = (predicted[in_bin] == y[in_bin]).mean()
+            reference += in_bin.mean() * abs(accuracy - confidence[in_bin].mean())
     assert expected_calibration_error(y, proba) == pytest.approx(reference)
 
 

@@ -45,7 +45,8 @@ def test_matches_sklearn_on_the_labeled_subset():
     _, y = _partial_labels(seed=1)
     labeled = np.flatnonzero(y != -1)
     ours = SemiSupervisedStratifiedKFold(3, shuffle=True, random_state=5).split(np.zeros(len(y)), y)
-    theirs = StratifiedKFold(3, shuffle=True, random_state=5).split(np.zeros(len(labeled)), y[labeled])
+    theirs = StratifiedKFold(3, shuffle=True, random_state=5).split(np.zeros(len(labeled)),
+                                                                    y[labeled])
     for (_, test_ours), (_, test_theirs) in zip(ours, theirs):
         np.testing.assert_array_equal(test_ours, labeled[test_theirs])
     # stratified: each test fold of 20 labeled samples in 4 balanced classes... holds every class
@@ -55,9 +56,11 @@ def test_matches_sklearn_on_the_labeled_subset():
 
 def test_deterministic_shuffle():
     _, y = _partial_labels()
-    first = [t.tolist() for _, t in SemiSupervisedKFold(3, shuffle=True, random_state=7).split(None, y)]
-    second = [t.tolist() for _, t in SemiSupervisedKFold(3, shuffle=True, random_state=7).split(None, y)]
-    other = [t.tolist() for _, t in SemiSupervisedKFold(3, shuffle=True, random_state=8).split(None, y)]
+    def tests(seed):
+        cv = SemiSupervisedKFold(3, shuffle=True, random_state=seed)
+        return [t.tolist() for _, t in cv.split(None, y)]
+
+    first, second, other = tests(7), tests(7), tests(8)
     assert first == second and first != other
 
 
@@ -89,7 +92,8 @@ def test_repr_and_pickle():
     assert repr(cv) == "SemiSupervisedKFold(n_splits=3, random_state=1, shuffle=True)"
     _, y = _partial_labels()
     again = pickle.loads(pickle.dumps(cv))
-    assert [t.tolist() for _, t in again.split(None, y)] == [t.tolist() for _, t in cv.split(None, y)]
+    folds_again = [t.tolist() for _, t in again.split(None, y)]
+    assert folds_again == [t.tolist() for _, t in cv.split(None, y)]
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +135,12 @@ def test_plain_kfold_would_score_unlabeled(digits_partial):
     scorer = make_labeled_scorer("accuracy")
     plain = next(KFold(5).split(X, y))[1]
     assert np.any(y[plain] == -1)
-    scores = cross_val_score(LabelSpreading(kernel="knn", n_neighbors=10), X, y, cv=SemiSupervisedKFold(3), scoring=scorer)
+    model = LabelSpreading(kernel="knn", n_neighbors=10)
+    scores = cross_val_score(model, X, y, cv=SemiSupervisedKFold(3), scoring=scorer)
     assert np.all(scores > 0.5)
     # a fold made only of unlabeled samples cannot be scored: a clear error, not a silent 0
     only_unlabeled = np.flatnonzero(y == -1)[:10]
     labeled_and_rest = np.setdiff1d(np.arange(len(y)), only_unlabeled)
     with pytest.raises(ValueError, match="no labeled sample"):
-        cross_val_score(LabelSpreading(kernel="knn", n_neighbors=10), X, y, cv=[(labeled_and_rest, only_unlabeled)],
+        cross_val_score(model, X, y, cv=[(labeled_and_rest, only_unlabeled)],
                         scoring=scorer, error_score="raise")
