@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# faiss' OpenMP threads otherwise spin while they wait: on the shared, oversubscribed CPU each
+# tiny nearest-center search then costs ~30 ms instead of ~0.1 ms (must precede faiss' import)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(autouse=True)
