@@ -10,7 +10,13 @@ Examples
 MultiClusterSelector()
 """
 
+import os
 from importlib import import_module
+
+# faiss and torch use OpenMP; its default "active" waiting makes idle threads spin, which made
+# k-means 10-15x slower on a busy 2-core machine (benchmarks/bench_kmeans.py). Passive waiting
+# costs nothing measurable here. Set before faiss/torch load; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._version import __version__
 

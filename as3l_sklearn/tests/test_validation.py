@@ -213,3 +213,12 @@ def test_seeding_is_deterministic():
     b = torch.rand(4, generator=torch_generator(5))
     c = torch.rand(4, generator=torch_generator(6))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_check_images_refuses_ambiguous_integer_images():
+    from as3l_sklearn.utils import check_images
+
+    with pytest.raises(TypeError, match="X has integer dtype int64"):
+        check_images(np.zeros((2, 8, 8, 1), dtype=np.int64))
+    # flattened integer input with an explicit image_shape is unambiguous
+    assert check_images(np.ones((2, 12), dtype=np.int64), image_shape=(3, 2, 2)).dtype == np.float32

@@ -109,6 +109,13 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
     if X.dtype.kind == "c":
         raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
 
+    if X.ndim in (3, 4) and X.dtype.kind in "iu" and X.dtype != np.uint8:
+        # int64 images (e.g. from nested lists) are ambiguous: 0..255 channels-last, or
+        # channels-first values? Guessing would silently give wrong images.
+        raise TypeError(
+            f"{name} has integer dtype {X.dtype}; pass uint8 images (n x H x W x C, 0..255) or "
+            "float images (n x C x H x W), e.g. X.astype(np.uint8)"
+        )
     if X.ndim == 2:
         if image_shape is None:
             raise ValueError(
