@@ -285,6 +285,8 @@ def check_n_clusters(n_clusters, n_samples: int, *, name: str = "n_clusters") ->
     [10, 20]
     """
     values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else n_clusters
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a list of ints, got the string {n_clusters!r}")
     try:
         values = list(values)
     except TypeError as exc:
