@@ -14,9 +14,11 @@ centers and stay in between, which is what makes the clusters found afterwards o
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -74,11 +76,13 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         output dimension of :meth:`transform` equals the number of axes kept.
     max_epochs : int, default=40
         Epochs of training of the linear layer (the paper's 40).
-    lr : float, default=0.5
+    lr : float, default=0.2
         SGD step size (momentum 0.9, cosine annealing to 0 over ``max_epochs``), expressed
-        in units of ``1 / L`` where ``L`` is the largest eigenvalue of the conditioned
-        features' second-moment matrix (the smoothness constant of Eq. 1). The same value
-        therefore works for any feature scale; values above ~1 may oscillate.
+        in units of ``1 / L`` where ``L`` is the smoothness constant of Eq. 1 on the
+        conditioned features (twice the largest eigenvalue of their second-moment matrix).
+        The same value therefore works for any feature scale. If training diverges (heavy-
+        tailed features), it restarts from the identity with a 4x smaller step and warns
+        with a ``ConvergenceWarning``.
     batch_size : int, default=256
         Mini-batch size (clipped to the number of samples).
     random_state : int, RandomState instance or None, default=None
@@ -150,7 +154,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         preprocessing: str | None = "whiten",
         n_components=50,
         max_epochs: int = 40,
-        lr: float = 0.5,
+        lr: float = 0.2,
         batch_size: int = 256,
         random_state=None,
         verbose: int = 0,
@@ -291,15 +295,40 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         mean_target = targets_runs.mean(axis=1)
         spread = float(((targets_runs - mean_target[:, None, :]) ** 2).sum(axis=2).mean())
 
-        # smoothness constant of the loss in (W, b): largest eigenvalue of E[[f,1][f,1]^T]
+        # smoothness constant of the loss in (W, b): its Hessian is 2 E[[f,1][f,1]^T]
         augmented = np.c_[G.astype(np.float64), np.ones(n_samples)]
         second_moment = augmented.T @ augmented / n_samples
-        lipschitz = float(np.linalg.eigvalsh(second_moment)[-1])
-        step = float(self.lr) / max(lipschitz, np.finfo(np.float32).tiny)
+        smoothness = 2.0 * float(np.linalg.eigvalsh(second_moment)[-1])
+        step = float(self.lr) / max(smoothness, np.finfo(np.float32).tiny)
 
-        generator = torch.Generator().manual_seed(seed)
         inputs = torch.from_numpy(G).to(device)
         targets = torch.from_numpy(np.ascontiguousarray(mean_target, dtype=np.float32)).to(device)
+        # mini-batches of heavy-tailed features can be far more curved than the average;
+        # if a run blows up, restart from the identity with a 4x smaller step
+        for attempt in range(6):
+            layer, curve = self._sgd(inputs, targets, spread, step, batch_size, device, seed)
+            if curve is not None:
+                break
+            step /= 4
+        else:
+            raise FloatingPointError(f"ClusterFineTuner diverged even with lr={self.lr / 4**5:.3g}; check the features")
+        if attempt:
+            warnings.warn(
+                f"ClusterFineTuner: lr={self.lr} diverged on these features; trained with lr={self.lr / 4**attempt:.3g}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.loss_curve_ = curve
+        self.n_iter_ = int(self.max_epochs)
+        self.coef_ = layer.weight.detach().cpu().numpy().astype(np.float32)
+        self.intercept_ = layer.bias.detach().cpu().numpy().astype(np.float32)
+
+    def _sgd(self, inputs, targets, spread, step, batch_size, device, seed):
+        """Train the identity-initialised layer; returns (layer, loss curve) or (None, None) on divergence."""
+        import torch
+
+        n_samples, dim = inputs.shape
+        generator = torch.Generator().manual_seed(seed)
         layer = torch.nn.Linear(dim, dim).to(device)
         with torch.no_grad():
             layer.weight.copy_(torch.eye(dim))
@@ -311,7 +340,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             with torch.no_grad():
                 return float(((layer(inputs) - targets) ** 2).sum(dim=1).mean()) + spread
 
-        self.loss_curve_ = [full_loss()]
+        curve = [full_loss()]
         for epoch in range(int(self.max_epochs)):
             order = torch.randperm(n_samples, generator=generator).to(device)
             for start in range(0, n_samples, batch_size):
@@ -321,16 +350,15 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 loss.backward()
                 optimizer.step()
             scheduler.step()
-            self.loss_curve_.append(full_loss())
-            if not np.isfinite(self.loss_curve_[-1]):
-                raise FloatingPointError(
-                    f"ClusterFineTuner diverged at epoch {epoch + 1} (loss {self.loss_curve_[-1]}); lower lr"
-                )
+            curve.append(full_loss())
+            # the identity start is a feasible point: ending far above it means divergence
+            if not np.isfinite(curve[-1]) or curve[-1] > 10 * curve[0] + 1e-6:
+                if self.verbose:
+                    print(f"[ClusterFineTuner] diverged at epoch {epoch + 1} (loss {curve[-1]:.3g})")
+                return None, None
             if self.verbose:
-                print(f"[ClusterFineTuner] epoch {epoch + 1}/{self.max_epochs}: Eq. 1 loss {self.loss_curve_[-1]:.5g}")
-        self.n_iter_ = int(self.max_epochs)
-        self.coef_ = layer.weight.detach().cpu().numpy().astype(np.float32)
-        self.intercept_ = layer.bias.detach().cpu().numpy().astype(np.float32)
+                print(f"[ClusterFineTuner] epoch {epoch + 1}/{self.max_epochs}: Eq. 1 loss {curve[-1]:.5g}")
+        return layer, curve
 
     # ------------------------------------------------------------------ transform
     def transform(self, X):

@@ -179,3 +179,13 @@ def test_cuda_training_gives_a_cpu_transform():
     fine = _fast(device="cuda").fit(X)
     assert isinstance(fine.coef_, np.ndarray)
     assert pickle.loads(pickle.dumps(fine)).transform(X).shape == (X.shape[0], X.shape[1])
+
+
+def test_divergent_lr_restarts_with_a_smaller_step_and_warns():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, _ = _blobs()
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        fine = _fast(lr=50.0).fit(X)
+    assert np.isfinite(fine.transform(X)).all()
+    assert fine.loss_curve_[-1] < fine.loss_curve_[0]
