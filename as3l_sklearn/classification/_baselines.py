@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._validation import check_features, check_images
@@ -17,7 +18,13 @@ from ._flexmatch import PriorGuidedFlexMatchClassifier, _check_target
 
 
 def _is_fitted(estimator) -> bool:
-    return any(name.endswith("_") and not name.startswith("_") for name in vars(estimator))
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    except TypeError:  # not a scikit-learn estimator: look for fitted attributes ourselves
+        return any(name.endswith("_") and not name.startswith("_") for name in vars(estimator))
+    return True
 
 
 class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
