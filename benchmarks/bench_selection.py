@@ -66,7 +66,8 @@ def make_selectors(seed):
 def load_features(args):
     if args.features:
         if not args.labels:
-            raise SystemExit("--features needs --labels (true labels aligned with the feature rows)")
+            raise SystemExit(
+                "--features needs --labels (true labels aligned with the feature rows)")
         F = np.load(args.features).astype(np.float32)
         y = np.load(args.labels)
         if len(F) != len(y):
@@ -83,7 +84,8 @@ def load_features(args):
     keep = np.random.RandomState(0).choice(len(X), args.n_samples, replace=False)
     X, y = X[keep].reshape(args.n_samples, -1).astype(np.float32) / 255.0, y[keep]
     F = PCA(n_components=50, whiten=True, random_state=0).fit_transform(X).astype(np.float32)
-    return F, y, f"Fashion-MNIST train, random subset of {args.n_samples} (seed 0), PCA-50 whitened pixels"
+    return F, y, (f"Fashion-MNIST train, random subset of {args.n_samples} (seed 0), "
+                  "PCA-50 whitened pixels")
 
 
 def _fashion_mnist_train():
@@ -155,8 +157,10 @@ def run_quality(args):
                 record["coverage"].append(int(class_coverage(y, idx)))
                 record["prior_accuracy"].append(prior_accuracy(F, y, idx, method, seed))
                 record["seconds"].append(seconds)
-                print(f"seed {seed} {name:30s} B={budget:3d}: coverage {record['coverage'][-1]:2d}, "
-                      f"prior acc {record['prior_accuracy'][-1]:.3f}, select {seconds:.2f} s", flush=True)
+                print(f"seed {seed} {name:30s} B={budget:3d}: "
+                      f"coverage {record['coverage'][-1]:2d}, "
+                      f"prior acc {record['prior_accuracy'][-1]:.3f}, select {seconds:.2f} s",
+                      flush=True)
 
     rows, columns = [], ["selector"]
     for budget in args.budgets:
@@ -168,15 +172,19 @@ def run_quality(args):
             record = raw[name][budget]
             row[f"coverage B={budget}"] = mean_std(record["coverage"], 1)
             row[f"prior acc B={budget}"] = mean_std(100 * np.asarray(record["prior_accuracy"]), 1)
-        row[f"select s (B={max(args.budgets)})"] = f"{np.mean(raw[name][max(args.budgets)]['seconds']):.2f}"
+        largest = max(args.budgets)
+        row[f"select s (B={largest})"] = f"{np.mean(raw[name][largest]['seconds']):.2f}"
         row["raw"] = {str(b): raw[name][b] for b in args.budgets}
         rows.append(row)
     propagation_text = (
-        "SeededKMeansPropagator(n_clusters=[10, 20, 30, 40, 50, 60], random_state=seed).transduction_"
-        if method == "seeded" else "1-nearest selected sample (SeededKMeansPropagator was not importable)"
+        "SeededKMeansPropagator(n_clusters=[10, 20, 30, 40, 50, 60], "
+        "random_state=seed).transduction_"
+        if method == "seeded"
+        else "1-nearest selected sample (SeededKMeansPropagator was not importable)"
     )
     notes = (
-        f"Features: {description}. Class coverage out of {n_classes} classes; prior accuracy (%) on "
+        f"Features: {description}. Class coverage out of {n_classes} classes; "
+        "prior accuracy (%) on "
         f"the unselected samples, labels propagated with {propagation_text}. Mean ± std over "
         f"{args.seeds} seeds (seed = selector and propagator random_state). 'random (stratified, "
         "uses y)' needs the true labels and is an oracle reference, as in SSL papers. Selection "
@@ -221,7 +229,8 @@ def run_timing(args):
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         print(f"{name} ({threads} thread(s)): select(10) on {X.shape} in {wall:.2f} s wall, "
               f"{cpu:.2f} s CPU (load average {load:.1f})", flush=True)
-        rows.append({"selector": name, "threads": threads, "n_samples": X.shape[0], "n_features": 128,
+        rows.append({"selector": name, "threads": threads, "n_samples": X.shape[0],
+                     "n_features": 128,
                      "budget": 10, "wall s": round(wall, 2), "CPU s": round(cpu, 2),
                      "load avg (1 min) before": round(load, 1)})
     _set_faiss_threads(args.threads)
@@ -229,13 +238,15 @@ def run_timing(args):
         args.name + "_timing", rows,
         title=f"select(10) time on {X.shape[0]:,} x 128 random-normal features (CPU)",
         settings={"n_samples": X.shape[0], "n_features": 128, "budget": 10,
-                  "kmeans_backend": available_backend(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
-        notes=("One run each; fit excluded (it only validates and stores the features). Target for "
-               "MultiClusterSelector: under 10 s on 2 CPU cores. The machine was shared with other jobs "
-               "(see the load average: the 2 cores carried that many runnable processes), so wall times "
-               "are inflated; CPU s is the process time summed over its threads, and with 1 thread it "
-               "bounds the wall time on an idle core. BLAS/OpenMP threads limited with threadpoolctl "
-               "(and faiss.omp_set_num_threads)."),
+                  "kmeans_backend": available_backend(),
+                  "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
+        notes=("One run each; fit excluded (it only validates and stores the features). "
+               "Target for MultiClusterSelector: under 10 s on 2 CPU cores. The machine was "
+               "shared with other jobs (see the load average: the 2 cores carried that many "
+               "runnable processes), so wall times are inflated; CPU s is the process time "
+               "summed over its threads, and with 1 thread it bounds the wall time on an idle "
+               "core. BLAS/OpenMP threads limited with threadpoolctl (and "
+               "faiss.omp_set_num_threads)."),
     )
 
 
@@ -250,20 +261,23 @@ def _set_faiss_threads(threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--features", help="an .npy of features (default: PCA-50 of Fashion-MNIST pixels)")
+    parser.add_argument("--features",
+                        help="an .npy of features (default: PCA-50 of Fashion-MNIST pixels)")
     parser.add_argument("--labels", help="an .npy of true labels aligned with --features")
     parser.add_argument("--n-samples", type=int, default=15000, help="training subset size")
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--propagation", choices=["auto", "seeded", "nearest"], default="auto")
-    parser.add_argument("--name", default="selection", help="results name (benchmarks/results/<name>.json)")
+    parser.add_argument("--name", default="selection",
+                        help="results name (benchmarks/results/<name>.json)")
     parser.add_argument("--timing-samples", type=int, default=50000)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-probcover-timing", action="store_true",
                         help="ProbCover's exact purity search is quadratic in n")
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads for the quality table (1 is polite on a shared machine)")
+                        help="BLAS/OpenMP threads for the quality table "
+                             "(1 is polite on a shared machine)")
     args = parser.parse_args(argv)
     if not args.skip_quality:
         from threadpoolctl import threadpool_limits

@@ -66,17 +66,19 @@ def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool
     indices = _check_indices(indices, n_samples)
     if class_names is not None:
         class_names = [str(name) for name in class_names]
-        bad = [name for name in class_names if not name.strip() or name.strip() != name or "\n" in name]
+        bad = [name for name in class_names
+               if not name.strip() or name.strip() != name or "\n" in name]
         if not class_names or bad or len(set(class_names)) != len(class_names):
-            raise ValueError("class_names must be distinct, non-blank names without surrounding spaces, "
-                             f"got {class_names!r}")
+            raise ValueError("class_names must be distinct, non-blank names without surrounding "
+                             f"spaces, got {class_names!r}")
         if "-1" in class_names:
             raise ValueError("class_names must not contain '-1', which marks unlabeled samples")
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / MANIFEST
     if manifest.exists() and not overwrite:
-        raise ValueError(f"path {str(folder)!r} already holds a {MANIFEST}; pass overwrite=True to replace it")
+        raise ValueError(f"path {str(folder)!r} already holds a {MANIFEST}; "
+                         "pass overwrite=True to replace it")
 
     channels = images.shape[1]
     if channels not in (1, 3, 4):
@@ -104,9 +106,12 @@ def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool
 def _check_indices(indices, n_samples):
     indices = np.asarray(indices)
     if indices.ndim != 1 or indices.size == 0:
-        raise ValueError(f"indices must be a non-empty 1-D array of row numbers, got shape {indices.shape}")
+        raise ValueError("indices must be a non-empty 1-D array of row numbers, "
+                         f"got shape {indices.shape}")
     if indices.dtype.kind not in "iu":
-        if indices.dtype.kind == "f" and np.all(np.isfinite(indices)) and np.all(indices == np.round(indices)):
+        whole = indices.dtype.kind == "f" and np.all(np.isfinite(indices)) \
+            and np.all(indices == np.round(indices))
+        if whole:
             indices = indices.astype(np.int64)
         else:
             raise TypeError(f"indices must hold integers, got dtype {indices.dtype}")
@@ -170,7 +175,9 @@ def read_annotations(path, n_samples: int | None = None) -> np.ndarray:
     if not manifest.is_file():
         raise ValueError(f"path: no annotation manifest found at {str(manifest)!r}")
     if n_samples is not None:
-        if isinstance(n_samples, (bool, np.bool_)) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        is_int = (isinstance(n_samples, numbers.Integral)
+                  and not isinstance(n_samples, (bool, np.bool_)))
+        if not is_int or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}")
         n_samples = int(n_samples)
     names_file = manifest.parent / CLASS_NAMES
@@ -182,11 +189,13 @@ def read_annotations(path, n_samples: int | None = None) -> np.ndarray:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
-            raise ValueError(f"{manifest}: the file is empty; expected the columns {','.join(COLUMNS)}")
+            raise ValueError(f"{manifest}: the file is empty; "
+                             f"expected the columns {','.join(COLUMNS)}")
         header = [column.strip().lower() for column in header]
         missing = [c for c in ("index", "label") if c not in header]
         if missing:
-            raise ValueError(f"{manifest}: missing column(s) {missing}; the header must hold {','.join(COLUMNS)}")
+            raise ValueError(f"{manifest}: missing column(s) {missing}; "
+                             f"the header must hold {','.join(COLUMNS)}")
         index_col, label_col = header.index("index"), header.index("label")
         entries = []
         seen = {}
@@ -195,7 +204,8 @@ def read_annotations(path, n_samples: int | None = None) -> np.ndarray:
                 continue  # an empty line left by an editor
             where = f"{manifest}, line {line}"
             if len(row) <= max(index_col, label_col):
-                raise ValueError(f"{where}: expected {len(header)} columns, got {len(row)}: {row!r}")
+                raise ValueError(
+                    f"{where}: expected {len(header)} columns, got {len(row)}: {row!r}")
             raw_index, label = row[index_col].strip(), row[label_col].strip()
             try:
                 index = int(raw_index)

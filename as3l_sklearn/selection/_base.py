@@ -78,7 +78,8 @@ class BaseSelector(BaseEstimator):
         if indices.shape != (n_budget,) or np.unique(indices).size != n_budget:
             raise RuntimeError(
                 f"{type(self).__name__} produced {indices.size} indices "
-                f"({np.unique(indices).size} distinct) for n_budget={n_budget}; please report this bug"
+                f"({np.unique(indices).size} distinct) for n_budget={n_budget}; "
+                "please report this bug"
             )
         if indices.min() < 0 or indices.max() >= n_samples:
             raise RuntimeError(f"{type(self).__name__} produced an index outside [0, {n_samples})")
@@ -119,7 +120,7 @@ def draw_seeds(random_state, n: int) -> np.ndarray:
 
 
 def closest_to(X: np.ndarray, members: np.ndarray, point: np.ndarray) -> int:
-    """Index (into ``X``) of the member of ``members`` closest to ``point``; ties → lowest index."""
+    """Index (into ``X``) of the member of ``members`` closest to ``point`` (ties: lowest)."""
     diff = X[members] - point[None, :]
     return int(members[np.argmin(np.einsum("ij,ij->i", diff, diff))])
 

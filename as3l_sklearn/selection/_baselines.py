@@ -79,7 +79,8 @@ class RandomSelector(BaseSelector):
             )
         y = column_or_1d(np.asarray(y), warn=True)
         if y.shape[0] != self.features_.shape[0]:
-            raise ValueError(f"y has {y.shape[0]} labels but X has {self.features_.shape[0]} samples")
+            raise ValueError(
+                f"y has {y.shape[0]} labels but X has {self.features_.shape[0]} samples")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise ValueError("y contains NaN or infinity")
         self.classes_, self._y_encoded = np.unique(y, return_inverse=True)
@@ -181,7 +182,8 @@ class KMedoidsSelector(BaseSelector):
         picked = kcenter_greedy(X, n_budget, picked)
         self.labels_ = result.labels
         self.cluster_centers_ = result.centers
-        self.selected_cluster_sizes_ = np.r_[picked_sizes, np.zeros(n_budget - len(picked_sizes))].astype(np.int64)
+        n_fallback = n_budget - len(picked_sizes)
+        self.selected_cluster_sizes_ = np.r_[picked_sizes, np.zeros(n_fallback)].astype(np.int64)
         return picked
 
 
@@ -320,7 +322,8 @@ class TypiClustSelector(BaseSelector):
                         random_state=int(draw_seeds(self.random_state, 1)[0]))
         labels = result.labels
         sizes = np.bincount(labels, minlength=n_clusters)
-        self._log(f"k-means K={n_clusters}: cluster sizes {sorted(sizes.tolist(), reverse=True)[:5]}...")
+        self._log(f"k-means K={n_clusters}: largest clusters "
+                  f"{sorted(sizes.tolist(), reverse=True)[:5]}")
 
         typicality = np.zeros(X.shape[0])
         members_by_rank = {}
@@ -452,7 +455,8 @@ class ProbCoverSelector(BaseSelector):
             if isinstance(self.delta, (bool, np.bool_)) or not isinstance(self.delta, numbers.Real):
                 raise TypeError(f"delta must be a positive number or None, got {self.delta!r}")
             if not np.isfinite(self.delta) or self.delta <= 0:
-                raise ValueError(f"delta must be a positive finite number or None, got {self.delta!r}")
+                raise ValueError(
+                    f"delta must be a positive finite number or None, got {self.delta!r}")
             delta, purity = float(self.delta), None
         self._log(f"delta = {delta:.4g}" + ("" if purity is None else f" (purity {purity:.3f})"))
 
@@ -461,12 +465,14 @@ class ProbCoverSelector(BaseSelector):
         squared, neighbors = knn_search(X, X, k)
         inside = (squared < delta**2) & (neighbors != np.arange(n_samples)[:, None])
         src = np.r_[np.arange(n_samples), np.repeat(np.arange(n_samples), inside.sum(axis=1))]
-        dst = np.r_[np.arange(n_samples), neighbors[inside]]  # self-edges: each sample covers itself
+        # self-edges first: each sample covers itself
+        dst = np.r_[np.arange(n_samples), neighbors[inside]]
         edge_order = np.argsort(src, kind="stable")
         src, dst = src[edge_order], dst[edge_order]
         # ties in degree go to the densest sample: smaller radius of its kept neighbourhood
         density_rank = np.empty(n_samples, dtype=np.int64)
-        density_rank[np.lexsort((np.arange(n_samples), squared[:, -1]))] = np.arange(n_samples)[::-1]
+        densest_first = np.lexsort((np.arange(n_samples), squared[:, -1]))
+        density_rank[densest_first] = np.arange(n_samples)[::-1]
         self._log(f"delta-graph: {src.size} edges (cap {k} neighbours per sample)")
 
         covered = np.zeros(n_samples, dtype=bool)
@@ -492,7 +498,8 @@ class ProbCoverSelector(BaseSelector):
             src, dst = src[alive], dst[alive]
         n_fallback = n_budget - len(picked)
         if n_fallback:
-            self._log(f"all samples covered after {len(picked)} picks: {n_fallback} picks by k-center greedy")
+            self._log(f"all samples covered after {len(picked)} picks: "
+                      f"{n_fallback} picks by k-center greedy")
             picked = kcenter_greedy(X, n_budget, picked)
             gains += [0] * n_fallback
         self.delta_ = delta

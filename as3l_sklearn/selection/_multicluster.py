@@ -108,18 +108,20 @@ class MultiClusterSelector(BaseSelector):
         if self.n_clusters is None:
             n_clusters = n_budget
         else:
-            n_clusters = check_n_clusters(check_positive_int(self.n_clusters, "n_clusters"), n_samples)[0]
+            n_clusters = check_positive_int(self.n_clusters, "n_clusters")
+            n_clusters = check_n_clusters(n_clusters, n_samples)[0]
 
         seeds = draw_seeds(self.random_state, n_runs)
         run_labels = np.empty((n_runs, n_samples), dtype=np.int64)
         for run, seed in enumerate(seeds):
             result = kmeans(X, n_clusters, max_iter=max_iter, random_state=int(seed))
             run_labels[run] = result.labels
-            self._log(f"k-means run {run + 1}/{n_runs} (K={n_clusters}): inertia {result.inertia:.4g}")
+            self._log(f"k-means run {run + 1}/{n_runs} (K={n_clusters}): "
+                      f"inertia {result.inertia:.4g}")
 
         groups, group_sizes = _stable_groups(run_labels)
         n_groups = group_sizes.size
-        self._log(f"{n_groups} stable groups; largest sizes {group_sizes[:min(5, n_groups)].tolist()}")
+        self._log(f"{n_groups} stable groups; largest sizes {group_sizes[:5].tolist()}")
 
         # members of each group, grouped by rank without a Python loop over all samples
         order = np.argsort(groups, kind="stable")

@@ -31,7 +31,8 @@ def test_round_trip_with_hand_edited_csv(images, tmp_path):
     # the PNGs hold exactly the selected images (uint8 H x W x C kept as they are)
     for line in manifest.read_text().splitlines()[1:]:
         index, name, _ = line.split(",")
-        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "batch" / name)), images[int(index)])
+        png = np.asarray(Image.open(tmp_path / "batch" / name))
+        np.testing.assert_array_equal(png, images[int(index)])
 
     fill_in(manifest, {"7": "3", "2": "0", "9": "3"})
     y = read_annotations(tmp_path / "batch", n_samples=12)

@@ -94,8 +94,8 @@ def test_same_seed_same_indices(selector, blobs):
     np.testing.assert_array_equal(fitted.select(12), fitted.select(12))
 
 
-@pytest.mark.parametrize("selector", [s for s in all_selectors() if not isinstance(s, ProbCoverSelector)],
-                         ids=ids)
+@pytest.mark.parametrize(
+    "selector", [s for s in all_selectors() if not isinstance(s, ProbCoverSelector)], ids=ids)
 def test_other_seed_other_indices(selector, blobs):
     # random_state is really used (ProbCover's greedy is seed-free once delta is set)
     X, _ = blobs
@@ -105,7 +105,8 @@ def test_other_seed_other_indices(selector, blobs):
 
 def test_multicluster_groups_and_medoids():
     rng = np.random.RandomState(0)
-    X = np.r_[rng.normal(0, 0.2, (40, 2)), rng.normal(6, 0.2, (25, 2)), rng.normal([0, 6], 0.2, (15, 2))]
+    X = np.r_[rng.normal(0, 0.2, (40, 2)), rng.normal(6, 0.2, (25, 2)),
+              rng.normal([0, 6], 0.2, (15, 2))]
     selector = MultiClusterSelector(n_runs=4, random_state=0).fit(X)
     idx = selector.select(3)
     assert selector.run_labels_.shape == (4, 80)
