@@ -8,13 +8,17 @@
 
 from ._finetune import ClusterFineTuner
 
-__all__ = ["ClusterFineTuner", "SimSiamEmbedder"]
+__all__ = ["ClusterFineTuner", "SimSiamEmbedder", "TrainingInterruptedWarning"]
 
 
 def __getattr__(name):
     # SimSiamEmbedder pulls in skorch; import it only when asked for
-    if name == "SimSiamEmbedder":
-        from ._simsiam import SimSiamEmbedder
+    if name in ("SimSiamEmbedder", "TrainingInterruptedWarning"):
+        from . import _simsiam
 
-        return SimSiamEmbedder
+        return getattr(_simsiam, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

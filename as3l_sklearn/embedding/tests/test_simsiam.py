@@ -17,7 +17,8 @@ from skorch.callbacks import Callback
 
 from as3l_sklearn.datasets import load_digits_images
 from as3l_sklearn.embedding import ClusterFineTuner, SimSiamEmbedder
-from as3l_sklearn.embedding._simsiam import TrainingInterruptedWarning, knn_loo_accuracy
+from as3l_sklearn.embedding import TrainingInterruptedWarning
+from as3l_sklearn.embedding._simsiam import knn_loo_accuracy
 
 
 @pytest.fixture(autouse=True, scope="module")
