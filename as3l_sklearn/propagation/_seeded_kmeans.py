@@ -27,6 +27,8 @@ from ..cluster import nearest_centers
 from ..utils import check_features, check_partial_labels, check_positive_int
 
 UNLABELED = -1
+# unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers
+KMEANS_PLUSPLUS_MAX_SAMPLES = 10_000
 
 __all__ = ["SeededKMeansPropagator"]
 
@@ -177,10 +179,16 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
     seed_counts = np.bincount(fixed[fixed_mask], minlength=n_seeded)
     centers = (seed_sums / seed_counts[:, None]).astype(np.float32)
     if n_extra > 0:
-        unlabeled_X = X[~labeled]
+        seed = rng.randint(2**31 - 1)
+        unlabeled_index = np.flatnonzero(~labeled)
+        if len(unlabeled_index) > KMEANS_PLUSPLUS_MAX_SAMPLES:
+            # k-means++ sweeps all candidates once per center: on large data a random subset
+            # places the initial centers as well, at a fraction of the time
+            unlabeled_index = np.sort(np.random.RandomState(seed).choice(
+                unlabeled_index, KMEANS_PLUSPLUS_MAX_SAMPLES, replace=False))
         # plain k-means++ (one candidate per step): the greedy variant's 2 + log(K) candidate
         # distance sweeps dominate the run time on large data
-        extra, _ = kmeans_plusplus(unlabeled_X, n_extra, random_state=rng.randint(2**31 - 1),
+        extra, _ = kmeans_plusplus(X[unlabeled_index], n_extra, random_state=seed,
                                    n_local_trials=1)
         centers = np.vstack([centers, extra.astype(np.float32)])
 
@@ -292,7 +300,8 @@ class SeededKMeansPropagator(ClassifierMixin, BaseEstimator):
 
     * Cluster ``j < n_seeded`` starts at the mean of the labeled samples of one class; the
       remaining ``K - n_seeded`` clusters start from k-means++
-      (:func:`sklearn.cluster.kmeans_plusplus`) on the unlabeled samples. Assignment uses
+      (:func:`sklearn.cluster.kmeans_plusplus`, one candidate per step) on the unlabeled
+      samples (on a random subset of 10,000 of them when there are more). Assignment uses
       the project's single nearest-center backend (:func:`as3l_sklearn.cluster.nearest_centers`);
       an empty cluster keeps its previous center.
     * ``K`` at least the number of labeled classes: every class is seeded. ``K`` smaller than
