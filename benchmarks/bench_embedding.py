@@ -196,7 +196,7 @@ def main(argv=None):
         "simsiam_loss_per_epoch": [round(float(v), 4) for v in history[:, "train_loss"]],
         "z_std_per_epoch": [round(float(v), 4) for v in history[:, "z_std"]],
         "knn_monitor_per_epoch": knn_monitor,
-        "fine_tuner": "n_clusters=10, n_runs=6, max_epochs=40, lr=0.5",
+        "fine_tuner": "n_clusters=10, n_runs=6, max_epochs=40, lr=%g, n_components=50 for whiten" % ClusterFineTuner().lr,
     }
     self_row = next(r for r in rows if r["representation"] == "f_self")
     white_row = next(r for r in rows if r["representation"].startswith("f_self whitened"))
