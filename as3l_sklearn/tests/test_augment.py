@@ -286,3 +286,18 @@ def test_empty_and_single_batches(kind, n):
     x = torch.rand(n, 3, 8, 8, generator=_generator(0))
     y = aug(x, generator=_generator(1))
     assert y.shape == x.shape and y.dtype == x.dtype
+
+
+def test_thread_setting_restored_and_output_unchanged():
+    x = _images(6, 3, 16)
+    aug = StrongAugment(16)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = aug(x, generator=_generator(0))
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        one = aug(x, generator=_generator(0))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, two)
