@@ -272,10 +272,11 @@ def check_budget(n_budget, n_samples: int, *, name: str = "n_budget") -> int:
     return n_budget
 
 
-def check_n_clusters(n_clusters, n_samples: int, *, name: str = "n_clusters") -> list:
+def check_n_clusters(n_clusters, n_samples: int | None, *, name: str = "n_clusters") -> list:
     """Validate one cluster count or a list of them against the number of samples.
 
-    Returns a list of ints. Each must be ``>= 1`` and ``<= n_samples``.
+    Returns a list of ints. Each must be ``>= 1`` and ``<= n_samples``; with
+    ``n_samples=None`` (an estimator that caps the counts itself) only ``>= 1`` is checked.
 
     Examples
     --------
@@ -283,6 +284,8 @@ def check_n_clusters(n_clusters, n_samples: int, *, name: str = "n_clusters") ->
     [10]
     >>> check_n_clusters([10, 20], 100)
     [10, 20]
+    >>> check_n_clusters([10, 1000], None)
+    [10, 1000]
     """
     values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else n_clusters
     if isinstance(values, (str, bytes)):
@@ -292,8 +295,10 @@ def check_n_clusters(n_clusters, n_samples: int, *, name: str = "n_clusters") ->
     except TypeError as exc:
         raise TypeError(f"{name} must be an int or a list of ints, got {n_clusters!r}") from exc
     if not values:
-        raise ValueError(f"{name} must not be empty")
+        raise ValueError(f"{name} must not be empty; give at least one cluster count")
     checked = [check_positive_int(v, name) for v in values]
+    if n_samples is None:
+        return checked
     too_many = [k for k in checked if k > n_samples]
     if too_many:
         raise ValueError(
