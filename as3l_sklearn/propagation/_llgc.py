@@ -13,18 +13,17 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import normalize as l2_normalize
 from sklearn.semi_supervised import LabelSpreading
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils import check_positive_int
-from ._seeded_kmeans import UNLABELED, _normalise_rows, _validate_partial_labels, _validate_X
+from ._base import _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 __all__ = ["LLGCPropagator"]
 
 
-class LLGCPropagator(ClassifierMixin, BaseEstimator):
+class LLGCPropagator(_BasePropagator):
     """LLGC label spreading on a kNN graph, the label-propagation baseline of AS3L.
 
     A thin estimator over :class:`sklearn.semi_supervised.LabelSpreading` with
@@ -143,7 +142,6 @@ class LLGCPropagator(ClassifierMixin, BaseEstimator):
             raise ValueError(f"alpha must be a float in (0, 1), got {self.alpha!r}")
         X = _validate_X(self, X, reset=True)
         classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
-        labeled = y_encoded != UNLABELED
         self.n_neighbors_ = min(n_neighbors, X.shape[0])
 
         start = time.perf_counter()
@@ -159,20 +157,11 @@ class LLGCPropagator(ClassifierMixin, BaseEstimator):
 
         # LabelSpreading's classes are the encoded ones present in y: 0 .. n_classes - 1
         scores = np.nan_to_num(self.label_spreading_.label_distributions_, nan=0.0)
-        distributions, covered = _normalise_rows(scores)
-        distributions[labeled] = 0.0
-        distributions[labeled, y_encoded[labeled]] = 1.0
-        covered[labeled] = True
-
-        self.classes_ = classes
-        self.label_distributions_ = distributions
-        self.covered_ = covered
-        self.transduction_ = classes[np.argmax(distributions, axis=1)]
-        self.transduction_[labeled] = classes[y_encoded[labeled]]
+        self._set_priors(classes, y_encoded, scores)
         if self.verbose:
             print(
                 f"[LLGCPropagator] {self.n_iter_} iterations, {time.perf_counter() - start:.2f} s, "
-                f"{covered.mean():.1%} of samples reached"
+                f"{self.covered_.mean():.1%} of samples reached"
             )
         return self
 
@@ -196,22 +185,3 @@ class LLGCPropagator(ClassifierMixin, BaseEstimator):
         scores = self.label_distributions_[neighbours].sum(axis=1)
         proba, _ = _normalise_rows(scores)
         return proba
-
-    def predict(self, X):
-        """Most probable class of each sample (arg-max of :meth:`predict_proba`).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags

@@ -6,9 +6,6 @@ sample of their cluster, with one clustering per entry of a list of cluster coun
 the prior pseudo-labels ``y_prior``.
 """
 
-# The shape of the estimator (validation, fitted attributes, -1 handling) follows
-# sklearn.semi_supervised.LabelSpreading.
-
 from __future__ import annotations
 
 import numbers
@@ -17,103 +14,18 @@ import warnings
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import nearest_centers
-from ..utils import check_features, check_partial_labels, check_positive_int
+from ..utils import check_n_clusters, check_positive_int
+from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
-UNLABELED = -1
 # unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers
 KMEANS_PLUSPLUS_MAX_SAMPLES = 10_000
 
 __all__ = ["SeededKMeansPropagator"]
-
-
-# --------------------------------------------------------------------------------------
-# validation shared with the LLGC baseline
-# --------------------------------------------------------------------------------------
-def _validate_partial_labels(estimator, y, n_samples: int):
-    """Validate ``y`` (``-1`` = unlabeled) for a propagator and warn like scikit-learn.
-
-    Returns ``(classes, y_encoded)`` as :func:`as3l_sklearn.utils.check_partial_labels`.
-    """
-    name = type(estimator).__name__
-    if y is None:
-        raise ValueError(
-            f"{name} requires y to be passed, but the target y is None; pass class labels with "
-            "-1 for unlabeled samples"
-        )
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        # a column vector: accepted, with scikit-learn's DataConversionWarning
-        y = column_or_1d(y, warn=True)
-    if y.dtype.kind in "US":
-        # Plain string arrays cannot hold the integer -1, so they are fully labeled -- unless a
-        # "-1" string sneaked in from np.array(["cat", -1]), which would silently become a class.
-        if np.any(y == str(UNLABELED)):
-            raise ValueError(
-                "y is a string array containing '-1'; to mark unlabeled samples among string "
-                "labels use an object array with the integer -1, e.g. np.array(['cat', -1], "
-                "dtype=object)"
-            )
-        y = y.astype(object)
-    if y.dtype.kind in "fiu" and y.ndim == 1:
-        target_type = type_of_target(y, input_name="y")
-        if target_type == "continuous" and np.isfinite(y).all():
-            raise ValueError(
-                f"y: Unknown label type: {target_type!r}. {name} expects discrete class labels "
-                "(and -1 for unlabeled samples), not a regression target"
-            )
-    classes, y_encoded = check_partial_labels(y, n_samples, name="y", min_labeled=1)
-    if not np.any(y_encoded == UNLABELED):
-        warnings.warn(
-            "y contains no unlabeled samples (marked -1); every sample is labeled, so the "
-            "propagated labels are the given ones",
-            UserWarning,
-            stacklevel=3,
-        )
-    if len(classes) == 1:
-        warnings.warn(
-            f"y has labeled samples of one class only ({classes[0]!r}); every prior "
-            "pseudo-label will be that class",
-            UserWarning,
-            stacklevel=3,
-        )
-    return classes, y_encoded
-
-
-def _validate_X(estimator, X, *, reset: bool) -> np.ndarray:
-    """Validate features with the project's checks and keep scikit-learn's bookkeeping
-    (``n_features_in_``, ``feature_names_in_``) on the estimator."""
-    features = check_features(X, name="X", estimator=estimator)
-    validate_data(estimator, X, skip_check_array=True, reset=reset)
-    return features
-
-
-def _normalise_rows(scores: np.ndarray):
-    """Rows divided by their sums; all-zero rows become uniform and are flagged uncovered."""
-    totals = scores.sum(axis=1)
-    covered = totals > 0
-    distributions = np.full_like(scores, 1.0 / scores.shape[1], dtype=np.float64)
-    distributions[covered] = scores[covered] / totals[covered, None]
-    return distributions, covered
-
-
-def _check_n_clusters_param(n_clusters) -> list:
-    values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else n_clusters
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"n_clusters must be an int or a list of ints, got {n_clusters!r}")
-    try:
-        values = list(values)
-    except TypeError as exc:
-        raise TypeError(f"n_clusters must be an int or a list of ints, got {n_clusters!r}") from exc
-    if not values:
-        raise ValueError("n_clusters must not be empty; give at least one cluster count")
-    return [check_positive_int(k, "n_clusters") for k in values]
 
 
 # --------------------------------------------------------------------------------------
@@ -222,7 +134,7 @@ def _cluster_label_histograms(assignment, y_encoded, n_clusters, n_classes):
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
 
-class SeededKMeansPropagator(ClassifierMixin, BaseEstimator):
+class SeededKMeansPropagator(_BasePropagator):
     """Prior pseudo-labels by constrained seeded k-means over a list of cluster counts.
 
     The label propagation of AS3L (section 3.3 of the paper): for each cluster count ``K`` in
@@ -372,7 +284,7 @@ class SeededKMeansPropagator(ClassifierMixin, BaseEstimator):
         -------
         self : SeededKMeansPropagator
         """
-        n_clusters_list = _check_n_clusters_param(self.n_clusters)
+        n_clusters_list = check_n_clusters(self.n_clusters, None)
         max_iter = check_positive_int(self.max_iter, "max_iter")
         if (isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real)
                 or not self.tol >= 0):
@@ -430,17 +342,7 @@ class SeededKMeansPropagator(ClassifierMixin, BaseEstimator):
                 stacklevel=2,
             )
 
-        distributions, covered = _normalise_rows(votes)
-        # labeled samples keep their own label
-        distributions[labeled] = 0.0
-        distributions[labeled, y_encoded[labeled]] = 1.0
-        covered[labeled] = True
-
-        self.classes_ = classes
-        self.label_distributions_ = distributions
-        self.covered_ = covered
-        self.transduction_ = classes[np.argmax(distributions, axis=1)]
-        self.transduction_[labeled] = classes[y_encoded[labeled]]
+        self._set_priors(classes, y_encoded, votes)
         self.cluster_assignments_ = np.stack(assignments, axis=1)
         return self
 
@@ -464,22 +366,3 @@ class SeededKMeansPropagator(ClassifierMixin, BaseEstimator):
             votes += distributions[nearest]
         proba, _ = _normalise_rows(votes)
         return proba
-
-    def predict(self, X):
-        """Most probable class of each sample (arg-max of :meth:`predict_proba`).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        return tags
