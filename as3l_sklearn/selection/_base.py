@@ -19,7 +19,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..utils import check_budget, check_features
+from ..cluster import KMeansResult, kmeans
+from ..utils import check_budget, check_features, check_n_clusters, check_positive_int
 
 
 class BaseSelector(BaseEstimator):
@@ -111,6 +112,21 @@ class BaseSelector(BaseEstimator):
     def _log(self, message: str) -> None:
         if self.verbose:
             print(f"[{type(self).__name__}] {message}", flush=True)
+
+    def _kmeans_once(self, n_clusters: int) -> KMeansResult:
+        """One k-means run on the fitted features with ``max_iter`` and one seed drawn from
+        ``random_state`` (the single-run selectors all cluster this way)."""
+        return kmeans(self.features_, n_clusters,
+                      max_iter=check_positive_int(self.max_iter, "max_iter"),
+                      random_state=int(draw_seeds(self.random_state, 1)[0]))
+
+
+def resolve_n_clusters(n_clusters, n_budget: int, n_samples: int, name: str = "n_clusters") -> int:
+    """``n_budget`` when ``n_clusters`` is None, else ``n_clusters`` checked to be an int in
+    ``[1, n_samples]`` (the error names ``name``)."""
+    if n_clusters is None:
+        return n_budget
+    return check_n_clusters(check_positive_int(n_clusters, name), n_samples, name=name)[0]
 
 
 def draw_seeds(random_state, n: int) -> np.ndarray:

@@ -17,9 +17,9 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
-from ..cluster import kmeans, knn_search
-from ..utils import check_n_clusters, check_positive_int
-from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy, squared_distances_to
+from ..cluster import knn_search
+from ..utils import check_positive_int
+from ._base import BaseSelector, closest_to, kcenter_greedy, resolve_n_clusters, squared_distances_to
 
 
 class RandomSelector(BaseSelector):
@@ -167,9 +167,8 @@ class KMedoidsSelector(BaseSelector):
 
     def _select(self, n_budget):
         X = self.features_
-        n_clusters = _resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
-        result = kmeans(X, n_clusters, max_iter=check_positive_int(self.max_iter, "max_iter"),
-                        random_state=int(draw_seeds(self.random_state, 1)[0]))
+        n_clusters = resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
+        result = self._kmeans_once(n_clusters)
         self._log(f"k-means K={n_clusters}: inertia {result.inertia:.4g}")
         sizes = np.bincount(result.labels, minlength=n_clusters)
         picked, picked_sizes = [], []
@@ -185,12 +184,6 @@ class KMedoidsSelector(BaseSelector):
         n_fallback = n_budget - len(picked_sizes)
         self.selected_cluster_sizes_ = np.r_[picked_sizes, np.zeros(n_fallback)].astype(np.int64)
         return picked
-
-
-def _resolve_n_clusters(n_clusters, n_budget, n_samples, name="n_clusters"):
-    if n_clusters is None:
-        return n_budget
-    return check_n_clusters(check_positive_int(n_clusters, name), n_samples, name=name)[0]
 
 
 def _clusters_by_size(labels, sizes):
@@ -317,9 +310,8 @@ class TypiClustSelector(BaseSelector):
     def _select(self, n_budget):
         X = self.features_
         n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
-        n_clusters = _resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
-        result = kmeans(X, n_clusters, max_iter=check_positive_int(self.max_iter, "max_iter"),
-                        random_state=int(draw_seeds(self.random_state, 1)[0]))
+        n_clusters = resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
+        result = self._kmeans_once(n_clusters)
         labels = result.labels
         sizes = np.bincount(labels, minlength=n_clusters)
         self._log(f"k-means K={n_clusters}: largest clusters "
@@ -514,9 +506,8 @@ class ProbCoverSelector(BaseSelector):
         if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) \
                 or not 0 < threshold <= 1:
             raise ValueError(f"purity_threshold must be a number in (0, 1], got {threshold!r}")
-        n_classes = _resolve_n_clusters(self.n_classes, n_budget, X.shape[0], name="n_classes")
-        result = kmeans(X, n_classes, max_iter=check_positive_int(self.max_iter, "max_iter"),
-                        random_state=int(draw_seeds(self.random_state, 1)[0]))
+        n_classes = resolve_n_clusters(self.n_classes, n_budget, X.shape[0], name="n_classes")
+        result = self._kmeans_once(n_classes)
         labels = result.labels
         # distance from each sample to the nearest sample with another pseudo-label
         conflict = np.full(X.shape[0], np.inf)

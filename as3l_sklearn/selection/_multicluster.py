@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..cluster import kmeans
-from ..utils import check_n_clusters, check_positive_int
-from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy
+from ..utils import check_positive_int
+from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy, resolve_n_clusters
 
 
 class MultiClusterSelector(BaseSelector):
@@ -105,11 +105,7 @@ class MultiClusterSelector(BaseSelector):
         n_samples = X.shape[0]
         n_runs = check_positive_int(self.n_runs, "n_runs")
         max_iter = check_positive_int(self.max_iter, "max_iter")
-        if self.n_clusters is None:
-            n_clusters = n_budget
-        else:
-            n_clusters = check_positive_int(self.n_clusters, "n_clusters")
-            n_clusters = check_n_clusters(n_clusters, n_samples)[0]
+        n_clusters = resolve_n_clusters(self.n_clusters, n_budget, n_samples)
 
         seeds = draw_seeds(self.random_state, n_runs)
         run_labels = np.empty((n_runs, n_samples), dtype=np.int64)
