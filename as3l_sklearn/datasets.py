@@ -292,6 +292,18 @@ def _cifar_images(data) -> np.ndarray:
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
+def _read_cifar(directory: Path, batch_names, label_key: str, meta_name: str, names_key: str,
+                dataset: str):
+    """Images, labels and class names of the pickled batches ``batch_names`` in ``directory``."""
+    missing = [n for n in batch_names if not (directory / n).is_file()]
+    if missing:
+        raise DatasetNotFoundError(f"{dataset} files {missing} missing in {directory}")
+    batches = [_unpickle(directory / n) for n in batch_names]
+    X = np.concatenate([_cifar_images(b["data"]) for b in batches])
+    y = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
+    return X, y, _unpickle(directory / meta_name)[names_key]
+
+
 def load_cifar10(root, split: str = "train", *, return_X_y: bool = True):
     """CIFAR-10 (50,000 train / 10,000 test 32x32 colour images, 10 classes) from a local root.
 
@@ -318,14 +330,9 @@ def load_cifar10(root, split: str = "train", *, return_X_y: bool = True):
     _check_split(split, ("train", "test"))
     directory = _cifar_dir(root, "cifar-10-batches-py")
     names = ["data_batch_%d" % i for i in range(1, 6)] if split == "train" else ["test_batch"]
-    missing = [n for n in names if not (directory / n).is_file()]
-    if missing:
-        raise DatasetNotFoundError(f"CIFAR-10 files {missing} missing in {directory}")
-    batches = [_unpickle(directory / n) for n in names]
-    X = np.concatenate([_cifar_images(b["data"]) for b in batches])
-    y = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
-    meta = _unpickle(directory / "batches.meta")
-    return _result(X, y, meta["label_names"], return_X_y,
+    X, y, class_names = _read_cifar(directory, names, "labels", "batches.meta", "label_names",
+                                    "CIFAR-10")
+    return _result(X, y, class_names, return_X_y,
                    f"CIFAR-10 {split} split, read from {directory}")
 
 
@@ -357,13 +364,9 @@ def load_cifar100(root, split: str = "train", *, label_type: str = "fine",
     _check_split(split, ("train", "test"))
     _check_split(label_type, ("fine", "coarse"), name="label_type")
     directory = _cifar_dir(root, "cifar-100-python")
-    if not (directory / split).is_file():
-        raise DatasetNotFoundError(f"CIFAR-100 file {split!r} missing in {directory}")
-    batch = _unpickle(directory / split)
-    meta = _unpickle(directory / "meta")
-    X = _cifar_images(batch["data"])
-    y = np.asarray(batch[f"{label_type}_labels"], dtype=np.int64)
-    return _result(X, y, meta[f"{label_type}_label_names"], return_X_y,
+    X, y, class_names = _read_cifar(directory, [split], f"{label_type}_labels", "meta",
+                                    f"{label_type}_label_names", "CIFAR-100")
+    return _result(X, y, class_names, return_X_y,
                    f"CIFAR-100 {split} split ({label_type} labels), read from {directory}")
 
 
