@@ -46,11 +46,7 @@ def labeled_mask(y, *, name: str = "y") -> np.ndarray:
     >>> labeled_mask(np.array(["cat", -1, "dog"], dtype=object)).tolist()
     [True, False, True]
     """
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per sample), got shape {y.shape}")
+    y = _check_labels_1d(y, name)
     if y.dtype == object:
         return np.array([not _is_unlabeled(v) for v in y], dtype=bool)
     if y.dtype.kind in "iuf":
@@ -65,6 +61,7 @@ def _is_unlabeled(value) -> bool:
 
 
 def _check_labels_1d(y, name):
+    """``y`` as a 1-D array (a column vector is flattened); any other shape raises."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.ravel()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from .metrics import labeled_mask
+from .metrics import _check_labels_1d, labeled_mask
 
 __all__ = ["SemiSupervisedKFold", "SemiSupervisedStratifiedKFold"]
 
@@ -43,9 +43,7 @@ def _split_labeled(splitter_cls, splitter, X, y):
             f"{type(splitter).__name__}.split needs y (class labels, -1 for unlabeled samples) to "
             "tell labeled from unlabeled samples; got y=None"
         )
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y.ravel()
+    y = _check_labels_1d(y, "y")
     labeled = labeled_mask(y, name="y")
     n_samples = _n_samples(X)
     if n_samples is not None and n_samples != y.shape[0]:
