@@ -105,6 +105,23 @@ def _embedder(args, X_train, device):
     return embedder, seconds
 
 
+def _mean_rows(rows):
+    """One row per (labels, method): mean and std of the test accuracy over seeds, steps per seed."""
+    summary = []
+    keys = []
+    for row in rows:
+        if (row["labels"], row["method"]) not in keys:
+            keys.append((row["labels"], row["method"]))
+    for labels, method in keys:
+        group = [r for r in rows if r["labels"] == labels and r["method"] == method]
+        accuracies = np.array([r["test acc (best)"] for r in group])
+        summary.append({"labels": labels, "seed": "mean", "method": method,
+                        "test acc (best)": f"{accuracies.mean():.4f} +- {accuracies.std():.4f}",
+                        "steps to reach (a)": " / ".join(str(r["steps to reach (a)"]) for r in group
+                                                         if "steps to reach (a)" in r)})
+    return summary
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full setting (for a GPU)")
@@ -247,6 +264,8 @@ def main(argv=None):
                              "seconds": round(time.perf_counter() - start, 1)})
                 print(rows[-1], flush=True)
 
+    if len(args.seeds) > 1:
+        rows += _mean_rows(rows)
     settings = {k: v for k, v in vars(args).items() if k not in ("cache", "name")}
     settings.update(device=device, switch_iter_used=switch_iter, simsiam_seconds=round(simsiam_seconds, 1))
     notes = (
