@@ -357,3 +357,24 @@ def test_best_weights_kept_and_resumed_from_last():
     clf.set_params(max_iter=6).fit(X, y, X_val=X, y_val=y_true)
     accuracies = [h["val_accuracy"] for h in clf.history_]
     assert clf.score(X, y_true) == pytest.approx(max(accuracies)) and clf.n_iter_ == 6
+
+
+def test_prior_pipeline_fitted_transductively():
+    from sklearn.pipeline import Pipeline
+
+    from as3l_sklearn import ClusterFineTuner, SeededKMeansPropagator, SimSiamEmbedder
+
+    X, y_true, _ = _bars(40)
+    y = np.full(40, -1)
+    y[:4] = y_true[:4]
+    prior = Pipeline([
+        ("embed", SimSiamEmbedder(backbone="small_cnn", projector_dim=32, predictor_dim=8, max_epochs=1,
+                                  batch_size=16, device="cpu", random_state=0)),
+        ("fine", ClusterFineTuner(n_clusters=2, n_runs=2, max_epochs=2, random_state=0)),
+        ("prop", SeededKMeansPropagator(n_clusters=[2, 4], random_state=0)),
+    ])
+    clf = PriorGuidedFlexMatchClassifier(prior=prior, switch_iter=2, max_iter=3, random_state=0, **TINY).fit(X, y)
+    assert clf.prior_.shape == (40, 2)
+    np.testing.assert_allclose(clf.prior_.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(clf.prior_[:4], np.eye(2)[y_true[:4]], atol=1e-6)  # labeled rows are one-hot
+    assert not hasattr(prior, "steps") or not hasattr(prior[-1], "label_distributions_")  # cloned, not fitted
