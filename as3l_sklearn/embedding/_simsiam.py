@@ -246,7 +246,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         Shape used to un-flatten 2-D input ``X`` of shape ``(n, C*H*W)``; needed only for
         flattened images (e.g. inside a scikit-learn pipeline over tabular arrays). One
         entry may be ``-1``, inferred from the number of features as in ``numpy.reshape``.
-        Flattened values are fed to the network as they are (not divided by 255).
+        Flattened ``uint8`` values are scaled to [0, 1] like uint8 images; float values are fed as they are.
     memory : str, joblib.Memory or None, default=None
         Caches :meth:`transform` results (keyed on the trained weights and the images).
     augment : "simsiam" or callable, default="simsiam"

@@ -222,3 +222,10 @@ def test_check_images_refuses_ambiguous_integer_images():
         check_images(np.zeros((2, 8, 8, 1), dtype=np.int64))
     # flattened integer input with an explicit image_shape is unambiguous
     assert check_images(np.ones((2, 12), dtype=np.int64), image_shape=(3, 2, 2)).dtype == np.float32
+
+
+def test_check_images_scales_flattened_uint8_like_uint8_images():
+    from as3l_sklearn.utils import check_images
+
+    flat = np.full((2, 4), 255, dtype=np.uint8)
+    np.testing.assert_allclose(check_images(flat, image_shape=(1, 2, 2)), 1.0)

@@ -72,7 +72,8 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
 
     ``uint8`` input is read as ``n x H x W x C`` (or ``n x H x W``) and scaled to ``[0, 1]``;
     floating input is read as ``n x C x H x W`` (or ``n x H x W``) and kept as it is; a 2-D
-    array is reshaped to ``(n,) + image_shape`` with ``image_shape = (C, H, W)``.
+    array is reshaped to ``(n,) + image_shape`` with ``image_shape = (C, H, W)`` (and scaled to
+    ``[0, 1]`` when it is ``uint8``).
 
     Parameters
     ----------
@@ -129,6 +130,8 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
                 f"needs {int(np.prod(shape))}"
             )
         X = X.reshape((X.shape[0],) + shape)
+        if X.dtype == np.uint8:  # flattened pixel values: same 0..1 scale as uint8 images
+            X = X.astype(np.float32) / 255.0
         channels_last = False
     elif X.ndim == 3:
         X = X[:, None, :, :] if X.dtype != np.uint8 else X[..., None]
