@@ -11,7 +11,6 @@ Run ``python examples/select_images_to_label.py`` (about a minute on a laptop CP
 
 import argparse
 
-import numpy as np
 from sklearn.pipeline import Pipeline
 
 from as3l_sklearn import ClusterFineTuner, MultiClusterSelector, RandomSelector, SimSiamEmbedder

@@ -9,15 +9,6 @@ from as3l_sklearn import augment
 from as3l_sklearn.augment import RANDAUGMENT_OPS, SimSiamAugment, StrongAugment, WeakAugment
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # tiny tensors: intra-op threads only add synchronisation, which costs up to 10x wall
-    # time when the cores are shared with other processes
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _make(kind, size, channels):
     if kind == "simsiam":

@@ -5,14 +5,12 @@ thread; accuracy and speed are measured in ``benchmarks/bench_embedding.py``.
 """
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch.callbacks import Callback
 
 from as3l_sklearn.datasets import load_digits_images
@@ -20,14 +18,6 @@ from as3l_sklearn.embedding import ClusterFineTuner, SimSiamEmbedder
 from as3l_sklearn.embedding import TrainingInterruptedWarning
 from as3l_sklearn.embedding._simsiam import knn_loo_accuracy
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny tensors on a shared 2-core machine: thread hand-offs cost more than the maths
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -50,29 +40,6 @@ def fitted(digits):
     X, _ = digits
     return _small(max_epochs=3, lr=0.5).fit(X)
 
-
-class _NoiseView(torch.nn.Module):
-    """A view for 1-pixel-high rows (SimSiam's crops need 2x2 px): additive noise."""
-
-    def forward(self, x, generator=None):
-        return x + 0.1 * torch.randn(x.shape, generator=generator).to(x.device)
-
-
-# scikit-learn's checks feed tabular data of 1 to 10 features: the estimator sees them as
-# 1 x 1 x d "images" (image_shape with -1), encoded by a flatten + linear backbone and
-# augmented with noise. Every check passes; none is skipped.
-_CHECKED = SimSiamEmbedder(
-    backbone=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(4)),
-    augment=_NoiseView(), projector_dim=8, predictor_dim=4, max_epochs=1, batch_size=16,
-    image_shape=(1, 1, -1), device="cpu",
-)
-
-
-@parametrize_with_checks([_CHECKED])
-def test_sklearn_estimator_checks(estimator, check):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # LazyLinear's "lazy modules" notice
-        check(estimator)
 
 
 def test_fit_transform_shapes_and_history(fitted, digits):

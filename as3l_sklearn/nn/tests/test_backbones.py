@@ -18,15 +18,6 @@ from as3l_sklearn.nn import (
 EXPECTED_OUT_DIM = {"small_cnn": 128, "resnet18_cifar": 512, "wrn28_2": 128}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # tiny tensors: intra-op threads only add synchronisation, which costs up to 10x wall
-    # time when the cores are shared with other processes
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def test_registry_names():
     assert set(BACKBONES) == set(EXPECTED_OUT_DIM)

@@ -1,12 +1,10 @@
 """Tests of LLGCPropagator, the LabelSpreading baseline."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.semi_supervised import LabelSpreading
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from as3l_sklearn.propagation import LLGCPropagator
 
@@ -21,19 +19,6 @@ def make_blobs(n_per_blob=20, seed=0):
     y[::n_per_blob] = y_true[::n_per_blob]
     return X, y_true, y
 
-
-@parametrize_with_checks(
-    [LLGCPropagator(n_neighbors=5)],
-    expected_failed_checks=lambda est: {
-        # binary classes -1 and 1: -1 marks unlabeled samples (sklearn.semi_supervised)
-        "check_classifiers_classes": "-1 means 'unlabeled' (sklearn.semi_supervised convention)",
-    },
-)
-def test_sklearn_estimator_checks(estimator, check):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="y contains no unlabeled samples")
-        warnings.filterwarnings("ignore", message="y has labeled samples of one class only")
-        check(estimator)
 
 
 def test_one_label_per_blob_spreads_to_the_whole_blob():

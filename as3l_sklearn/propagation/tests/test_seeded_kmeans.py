@@ -10,7 +10,6 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from as3l_sklearn.metrics import make_labeled_scorer
 from as3l_sklearn.model_selection import SemiSupervisedKFold, SemiSupervisedStratifiedKFold
@@ -33,29 +32,6 @@ def one_seed_per_blob(y_true, n_per_blob):
     return y
 
 
-# --------------------------------------------------------------------------------------
-# scikit-learn's estimator checks (fully labeled y, hence the no-(-1) warning, is fine)
-# --------------------------------------------------------------------------------------
-def _expected_failed_checks(estimator):
-    return {
-        # The check fits a binary problem whose classes are -1 and 1; -1 marks unlabeled
-        # samples in scikit-learn's semi-supervised convention, so only class 1 is labeled.
-        "check_classifiers_classes": "-1 means 'unlabeled' (sklearn.semi_supervised convention)",
-    }
-
-
-@parametrize_with_checks(
-    # a tiny K list; the paper's default list on the checks' tiny data is exercised by
-    # test_paper_k_list_on_tiny_data_and_rows_sum_to_one and test_any_k_list_works_on_tiny_data
-    [SeededKMeansPropagator(n_clusters=[2, 3], random_state=0)],
-    expected_failed_checks=_expected_failed_checks,
-)
-def test_sklearn_estimator_checks(estimator, check):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="y contains no unlabeled samples")
-        warnings.filterwarnings("ignore", message="n_clusters asks for more clusters")
-        warnings.filterwarnings("ignore", message="y has labeled samples of one class only")
-        check(estimator)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from as3l_sklearn.selection import (
     CoresetSelector,
@@ -45,10 +44,6 @@ def blobs():
                       random_state=3)
     return X, y
 
-
-@parametrize_with_checks(all_selectors())
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @pytest.mark.parametrize("selector", all_selectors(), ids=ids)
