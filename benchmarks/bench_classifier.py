@@ -152,7 +152,6 @@ def main(argv=None):
             setattr(args, key, value)
 
     import torch
-    from sklearn.pipeline import make_pipeline  # noqa: F401 - documented alternative
 
     from as3l_sklearn import ClusterFineTuner, SeededKMeansPropagator
     from as3l_sklearn.classification import (
