@@ -351,8 +351,10 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             allowed_unlabeled = np.array([isinstance(v, numbers.Integral) and v == -1 for v in y_like])
         else:
             allowed_unlabeled = np.zeros(len(y_like), dtype=bool)
-        if name == "y_val" and unknown.any():
-            raise ValueError(f"{name} holds labels not in classes_: {np.unique(y_like[unknown])[:5]!r}")
+        if name == "y_val":
+            # classes no labeled sample covers (few labels: a real case) count as errors, as
+            # they do in ``score``: a validation set is not restricted to the classes seen
+            codes[unknown] = -2
         if name == "y_true":
             # classes the labeled samples miss: pseudo-labels of those samples are always wrong
             codes[unknown & ~allowed_unlabeled] = -2
