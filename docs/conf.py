@@ -25,7 +25,8 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# results/*.md are written by the benchmarks and included by results.md
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "results/*"]
 
 # numpydoc: list members on the autoclass directive instead of generating stub pages.
 numpydoc_show_class_members = False

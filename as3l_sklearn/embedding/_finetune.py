@@ -99,19 +99,19 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Number of input features.
     feature_names_in_ : ndarray of str
         Input feature names, when ``X`` has string column names.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features,)
         Mean subtracted before conditioning (zeros for ``"l2"`` and ``None``).
-    conditioning_ : ndarray of shape (n_features_in_, n_components_) or None
+    conditioning_ : ndarray of shape (n_features, n_components) or None
         Linear map applied after centring (``None`` for ``"l2"`` and ``None``).
     n_components_ : int
         Dimension of the conditioned features, of the centers and of ``f_fine``.
-    cluster_centers_ : ndarray of shape (n_runs, n_clusters, n_components_)
+    cluster_centers_ : ndarray of shape (n_runs, n_clusters, n_components)
         The fixed k-means centers of each run, in conditioned feature space.
     labels_ : ndarray of shape (n_samples, n_runs)
         Cluster index of every training sample in every run.
-    coef_ : ndarray of shape (n_components_, n_components_)
+    coef_ : ndarray of shape (n_components, n_components)
         Weight ``W`` of the trained linear layer (``f_fine = f @ coef_.T + intercept_``).
-    intercept_ : ndarray of shape (n_components_,)
+    intercept_ : ndarray of shape (n_components,)
         Bias ``b`` of the trained linear layer.
     loss_curve_ : list of float
         Eq. 1 on the training set before training (first entry) and after each epoch.
@@ -366,12 +366,12 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features)
             Self-supervised features.
 
         Returns
         -------
-        f_fine : ndarray of shape (n_samples, n_components_), float32
+        f_fine : ndarray of shape (n_samples, n_components), float32
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)

@@ -584,7 +584,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), float32
+        features : ndarray of shape (n_samples, n_features_out), float32
         """
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)

@@ -73,9 +73,9 @@ class LLGCPropagator(_BasePropagator):
     n_iter_ : int
         Spreading iterations run.
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during :term:`fit` (only when ``X`` has string column names).
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,)
+        Names of features seen during ``fit`` (only when ``X`` has string column names).
 
     See Also
     --------

@@ -187,19 +187,19 @@ class SeededKMeansPropagator(_BasePropagator):
         ``False`` for samples that no clustering reached with a label (uniform prior).
     n_clusters_ : list of int
         Number of clusters actually used per clustering (see Notes).
-    cluster_centers_ : list of ndarray of shape (n_clusters_[i], n_features)
+    cluster_centers_ : list of ndarray of shape (K_i, n_features)
         Final centers of each clustering, used by :meth:`predict_proba` on new samples.
-    cluster_distributions_ : list of ndarray of shape (n_clusters_[i], n_classes)
+    cluster_distributions_ : list of ndarray of shape (K_i, n_classes)
         Normalised label histogram of each cluster (all-zero rows for clusters with no
         labeled member).
-    cluster_assignments_ : ndarray of shape (n_samples, len(n_clusters_)), int64
+    cluster_assignments_ : ndarray of shape (n_samples, n_clusterings), int64
         Cluster of each fitted sample in each clustering.
     n_iter_ : list of int
         Lloyd iterations run per clustering.
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of features seen during :term:`fit` (only when ``X`` has string column names).
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,)
+        Names of features seen during ``fit`` (only when ``X`` has string column names).
 
     See Also
     --------
