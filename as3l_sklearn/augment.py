@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .utils import check_image_size
+
 __all__ = ["RANDAUGMENT_OPS", "SimSiamAugment", "StrongAugment", "WeakAugment"]
 
 # ITU-R 601-2 luma, as PIL's convert("L") and torchvision's rgb_to_grayscale
@@ -44,27 +46,6 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 # --------------------------------------------------------------------------- validation
-def _check_size(image_size) -> tuple[int, int]:
-    message = f"image_size must be an int or a pair of ints (height, width), got {image_size!r}"
-    if isinstance(image_size, (bool, str, bytes)):
-        raise TypeError(message)
-    if isinstance(image_size, numbers.Integral):
-        size = (int(image_size), int(image_size))
-    else:
-        try:
-            values = list(image_size)  # tuple, list, torch.Size, 1-D array
-        except TypeError:
-            raise TypeError(message) from None
-        if len(values) != 2 or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
-        ):
-            raise TypeError(message)
-        size = (int(values[0]), int(values[1]))
-    if min(size) < 2:
-        raise ValueError(f"image_size must be at least 2 pixels, got {image_size!r}")
-    return size
-
-
 def _check_probability(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a float in [0, 1], got {value!r}")
@@ -456,7 +437,7 @@ class WeakAugment(nn.Module):
 
     def __init__(self, image_size=28, padding: int | None = None, flip_p: float = 0.5):
         super().__init__()
-        self.image_size = _check_size(image_size)
+        self.image_size = check_image_size(image_size, minimum=2)
         if padding is None:
             padding = int(round(0.125 * min(self.image_size)))
         if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
@@ -529,7 +510,7 @@ class StrongAugment(nn.Module):
         cutout_fill: float = 0.5,
     ):
         super().__init__()
-        self.image_size = _check_size(image_size)
+        self.image_size = check_image_size(image_size, minimum=2)
         if isinstance(n_ops, bool) or not isinstance(n_ops, numbers.Integral) or n_ops < 0:
             raise ValueError(f"n_ops must be a non-negative int, got {n_ops!r}")
         self.n_ops = int(n_ops)
@@ -632,7 +613,7 @@ class SimSiamAugment(nn.Module):
         grayscale_p: float = 0.2,
     ):
         super().__init__()
-        self.image_size = _check_size(image_size)
+        self.image_size = check_image_size(image_size, minimum=2)
         if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
             raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.channels = int(channels)

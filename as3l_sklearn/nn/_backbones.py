@@ -24,6 +24,8 @@ from types import MappingProxyType
 import torch
 from torch import nn
 
+from ..utils import check_image_size
+
 __all__ = [
     "BACKBONES",
     "ResNet18CIFAR",
@@ -305,27 +307,6 @@ _FACTORIES = {
 BACKBONES = MappingProxyType({name: factory for name, (factory, _) in _FACTORIES.items()})
 
 
-def _check_image_size(image_size) -> tuple[int, int]:
-    message = f"image_size must be an int or a pair of ints (height, width), got {image_size!r}"
-    if isinstance(image_size, (bool, str, bytes, torch.Tensor)):
-        raise TypeError(message)
-    if isinstance(image_size, numbers.Integral):
-        size = (int(image_size), int(image_size))
-    else:
-        try:
-            values = list(image_size)  # tuple, list, torch.Size, 1-D array
-        except TypeError:
-            raise TypeError(message) from None
-        if len(values) != 2 or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
-        ):
-            raise TypeError(message)
-        size = (int(values[0]), int(values[1]))
-    if min(size) < 1:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
-    return size
-
-
 def _valid_names() -> list[str]:
     return sorted(BACKBONES) + ["auto"]
 
@@ -414,7 +395,7 @@ def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) ->
     10
     """
     in_channels = _check_in_channels(in_channels)
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size)
 
     if isinstance(name_or_module, nn.Module):
         module = name_or_module

@@ -8,6 +8,7 @@ from ._torch import resolve_device, seed_torch, torch_generator
 from ._validation import (
     check_budget,
     check_features,
+    check_image_size,
     check_images,
     check_n_clusters,
     check_partial_labels,
@@ -19,6 +20,7 @@ __all__ = [
     "check_budget",
     "check_features",
     "check_image_shape_consistent",
+    "check_image_size",
     "check_images",
     "check_n_clusters",
     "check_partial_labels",

@@ -173,6 +173,38 @@ def _check_image_shape(image_shape) -> tuple:
     return shape
 
 
+def check_image_size(image_size, *, minimum: int = 1, name: str = "image_size") -> tuple:
+    """Validate an image size given as an int or a pair ``(height, width)``.
+
+    Any length-2 sequence of ints is accepted (tuple, list, ``torch.Size``, 1-D array).
+
+    Examples
+    --------
+    >>> check_image_size(28)
+    (28, 28)
+    >>> check_image_size([32, 16])
+    (32, 16)
+    """
+    message = f"{name} must be an int or a pair of ints (height, width), got {image_size!r}"
+    if isinstance(image_size, (bool, str, bytes)):
+        raise TypeError(message)
+    if isinstance(image_size, numbers.Integral):
+        size = (int(image_size), int(image_size))
+    else:
+        try:
+            values = list(image_size)
+        except TypeError:
+            raise TypeError(message) from None
+        if len(values) != 2 or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in values
+        ):
+            raise TypeError(message)
+        size = (int(values[0]), int(values[1]))
+    if min(size) < minimum:
+        raise ValueError(f"{name} must be at least {minimum} pixel{'s' if minimum > 1 else ''}, got {image_size!r}")
+    return size
+
+
 def check_image_shape_consistent(images: np.ndarray, fitted_shape, *, name: str = "X") -> None:
     """Raise a ``ValueError`` when images differ in (C, H, W) from those seen in ``fit``."""
     if tuple(images.shape[1:]) != tuple(fitted_shape):
