@@ -160,7 +160,7 @@ def run_quality(args):
         "The CPU is shared with other jobs (see the load average in the settings), so the "
         "fit times are upper bounds."
     )
-    _save(args, "propagation", rows, title="Prior pseudo-labels on Fashion-MNIST: seeded k-means "
+    _save(args, args.name, rows, title="Prior pseudo-labels on Fashion-MNIST: seeded k-means "
                  "K lists vs LLGC, random vs multi-cluster selection (paper Tables 5-6)",
                  settings=settings, notes=notes)
     return records
@@ -215,6 +215,8 @@ def main(argv=None):
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 40])
     parser.add_argument("--features", type=Path, default=None, help="features .npy (e.g. f_fine)")
     parser.add_argument("--labels", type=Path, default=None, help="labels .npy for --features")
+    parser.add_argument("--name", default="propagation",
+                        help="results name of the quality table (benchmarks/results/<name>.json)")
     parser.add_argument("--timing-samples", type=int, default=50000)
     parser.add_argument("--timing-runs", type=int, default=3)
     parser.add_argument("--skip-quality", action="store_true")
