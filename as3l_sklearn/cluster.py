@@ -223,7 +223,9 @@ def nearest_centers(X, centers, *, backend: str = "auto"):
     centers = check_features(centers, name="centers")
     if centers.shape[1] != X.shape[1]:
         raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}")
-    distances, indices = knn_search(centers, X, 1, backend=backend)
+    # both are validated: search directly (k-means loops call this every iteration, and
+    # re-checking all of X for NaN there doubled the cost of the check)
+    distances, indices = _search(centers, X, 1, _resolve_backend(backend))
     return indices[:, 0], distances[:, 0]
 
 
@@ -247,7 +249,14 @@ def knn_search(database, queries, k: int, *, backend: str = "auto"):
     k = check_positive_int(k, "k")
     if k > database.shape[0]:
         raise ValueError(f"k={k} is larger than the database ({database.shape[0]} rows)")
-    if _resolve_backend(backend) == "faiss":
+    if database.shape[1] != queries.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} features but database has {database.shape[1]}")
+    return _search(database, queries, k, _resolve_backend(backend))
+
+
+def _search(database: np.ndarray, queries: np.ndarray, k: int, backend: str):
+    """Exact kNN on validated float32 C-contiguous arrays (``backend`` already resolved)."""
+    if backend == "faiss":
         faiss = _faiss()
         index = faiss.IndexFlatL2(database.shape[1])
         if _num_gpus(faiss) > 0:

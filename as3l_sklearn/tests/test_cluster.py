@@ -160,3 +160,10 @@ def test_knn_and_nearest_bad_input():
         knn_search(np.zeros((3, 2)), np.full((1, 2), np.nan), 1)
     with pytest.raises(ValueError, match="centers"):
         nearest_centers(np.zeros((3, 2)), np.zeros((2, 3)))
+
+
+def test_knn_search_names_a_feature_mismatch():
+    from as3l_sklearn.cluster import knn_search
+
+    with pytest.raises(ValueError, match="queries have 3 features but database has 4"):
+        knn_search(np.zeros((5, 4)), np.zeros((2, 3)), 1)
