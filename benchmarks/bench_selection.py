@@ -6,8 +6,8 @@ For each selector, budget and seed, on fixed features of a Fashion-MNIST trainin
 * **prior accuracy**: accuracy, on the unselected samples, of prior pseudo-labels propagated
   from the selected samples' true labels -- with
   :class:`as3l_sklearn.propagation.SeededKMeansPropagator` (K = 10, 20, ..., 60, the paper's
-  setting) when it is importable, else with 1-nearest-selected-sample propagation (the table's
-  notes say which one ran);
+  setting), or with 1-nearest-selected-sample propagation under ``--propagation nearest``
+  (the table's notes say which one ran);
 * selection wall time.
 
 Features: PCA-50 (whitened) of the pixels by default; ``--features f.npy --labels y.npy`` runs
@@ -89,31 +89,9 @@ def load_features(args):
 
 
 def _fashion_mnist_train():
-    try:
-        from as3l_sklearn.datasets import load_fashion_mnist
+    from as3l_sklearn.datasets import load_fashion_mnist
 
-        return load_fashion_mnist(split="train")
-    except ImportError:  # the datasets module is written in parallel; read the idx files here
-        import gzip
-
-        root = Path("/usr/share/datasets/fashion-mnist")
-        with gzip.open(root / "train-images-idx3-ubyte.gz") as handle:
-            X = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
-        with gzip.open(root / "train-labels-idx1-ubyte.gz") as handle:
-            y = np.frombuffer(handle.read(), np.uint8, offset=8).astype(np.int64)
-        return X, y
-
-
-def propagation_method(requested):
-    if requested in ("auto", "seeded"):
-        try:
-            from as3l_sklearn.propagation import SeededKMeansPropagator  # noqa: F401
-
-            return "seeded"
-        except ImportError:
-            if requested == "seeded":
-                raise
-    return "nearest"
+    return load_fashion_mnist(split="train")
 
 
 def prior_accuracy(F, y, idx, method, seed):
@@ -139,7 +117,7 @@ def mean_std(values, digits):
 
 def run_quality(args):
     F, y, description = load_features(args)
-    method = propagation_method(args.propagation)
+    method = "seeded" if args.propagation in ("auto", "seeded") else "nearest"
     n_classes = len(np.unique(y))
     print(f"{description}: {F.shape}, {n_classes} classes; propagation: {method}; "
           f"k-means backend: {available_backend()}", flush=True)
