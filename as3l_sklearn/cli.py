@@ -99,6 +99,7 @@ def load_data(args) -> dict:
     from sklearn.model_selection import train_test_split
 
     from . import datasets
+    from .metrics import labeled_mask
 
     rng = np.random.RandomState(args.seed)
     if args.dataset == "digits":
@@ -123,7 +124,7 @@ def load_data(args) -> dict:
         if args.path is None:
             raise SystemExit("--dataset folder needs the folder path: as3l --dataset folder PATH")
         X, y = datasets.load_image_folder(args.path, return_X_y=True)
-        labeled = np.flatnonzero(y != -1)
+        labeled = np.flatnonzero(labeled_mask(y))
         test = np.zeros(len(y), dtype=bool)
         if labeled.size >= 10 and len(np.unique(y[labeled])) > 1:
             # hold out part of the labeled images to measure the classifier
@@ -139,7 +140,9 @@ def load_data(args) -> dict:
     if n_train is not None and n_train < len(X_train):
         keep = np.sort(rng.choice(len(X_train), size=n_train, replace=False))
         X_train, y_train = X_train[keep], y_train[keep]
-    return {"X_train": X_train, "y_train": np.asarray(y_train), "X_test": X_test, "y_test": np.asarray(y_test)}
+    y_test = np.asarray(y_test)
+    return {"X_train": X_train, "y_train": np.asarray(y_train), "X_test": X_test, "y_test": y_test,
+            "test_labeled": bool(len(y_test)) and bool(labeled_mask(y_test).all())}
 
 
 def _make_selector(name: str, seed: int):
@@ -165,7 +168,7 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
     """Run the AS3L chain described by parsed ``args``; return the report as a dict."""
     from .classification import PriorGuidedFlexMatchClassifier
     from .embedding import ClusterFineTuner, SimSiamEmbedder
-    from .metrics import class_coverage, expected_calibration_error, prior_accuracy
+    from .metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
     from .propagation import SeededKMeansPropagator
     from .selection import export_for_annotation, read_annotations
     from .utils import check_budget, resolve_device
@@ -177,7 +180,7 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
     budget = check_budget(args.budget, len(X), name="--budget")
     verbose = 0 if args.quiet else 1
     report: dict = {
-        "config": {k: v for k, v in vars(args).items()},
+        "config": dict(vars(args)),
         "device": device,
         "data": {"dataset": args.dataset, "n_train": int(len(X)), "n_test": int(len(data["X_test"])),
                  "image_shape": list(np.asarray(X).shape[1:])},
@@ -192,7 +195,7 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
     selector = _make_selector(args.selector, args.seed)
     indices = stages.run(f"select {budget} images ({args.selector})",
                          lambda: selector.fit(f_fine).select(budget))
-    known = y_true != -1
+    known = labeled_mask(y_true)
     report["selection"] = {"selector": args.selector, "indices": [int(i) for i in indices]}
     if known[indices].all():
         report["selection"]["class_coverage"] = int(class_coverage(y_true, indices))
@@ -208,7 +211,7 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
 
     if args.annotations:
         y_partial = read_annotations(args.annotations, n_samples=len(X))
-        missing = np.setdiff1d(indices, np.flatnonzero(_labeled(y_partial)))
+        missing = np.setdiff1d(indices, np.flatnonzero(labeled_mask(y_partial)))
         if missing.size:
             print(f"[as3l] note: {missing.size} selected images have no label in {args.annotations}")
     else:
@@ -221,7 +224,7 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
     propagator = SeededKMeansPropagator(n_clusters=_propagation_ks(len(X)), random_state=args.seed)
     stages.run("propagate prior pseudo-labels", propagator.fit, f_fine, y_partial)
     priors = propagator.label_distributions_
-    unlabeled = ~_labeled(y_partial) & known
+    unlabeled = ~labeled_mask(y_partial) & known
     if unlabeled.any():
         valid = np.isin(y_true[unlabeled], propagator.classes_)
         report["prior"] = {
@@ -235,7 +238,8 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
         encoder=embedder, prior_mode=args.prior_mode, max_iter=args.max_iter or "auto", device=device,
         random_state=args.seed, verbose=verbose)
     fit_kwargs = {"prior_proba": priors}
-    if len(data["X_test"]) and (data["y_test"] != -1).all():
+    # the test set monitors training and scores it only where every test image has a label
+    if data["test_labeled"]:
         fit_kwargs.update(X_val=data["X_test"], y_val=data["y_test"])
     stages.run("train prior-guided FlexMatch", classifier.fit, X, y_partial, **fit_kwargs)
     report["classifier"] = _classifier_report(classifier, data)
@@ -265,16 +269,10 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
     return report
 
 
-def _labeled(y) -> np.ndarray:
-    y = np.asarray(y)
-    if y.dtype == object:
-        return np.array([not (isinstance(v, (int, np.integer)) and v == -1) for v in y], dtype=bool)
-    return y != -1
-
 
 def _classifier_report(classifier, data) -> dict:
     result = {"steps": int(classifier.n_iter_)}
-    if len(data["X_test"]) and (data["y_test"] != -1).all():
+    if data["test_labeled"]:
         result["test_accuracy"] = float(classifier.score(data["X_test"], data["y_test"]))
     history = getattr(classifier, "history_", None) or []
     result["history"] = [
@@ -301,7 +299,7 @@ def _plots(output: Path, f_fine, y_true, indices, priors, unlabeled, classes, cl
     written = []
     coords = PCA(n_components=2, random_state=0).fit_transform(f_fine)
     fig, ax = plt.subplots(figsize=(6, 5))
-    colours = np.where(y_true == -1, -1, y_true).astype(float)
+    colours = y_true.astype(float)  # -1 (unlabeled images of a folder) gets a colour of its own
     ax.scatter(coords[:, 0], coords[:, 1], c=colours, cmap="tab10", s=4, alpha=0.5)
     ax.scatter(coords[indices, 0], coords[indices, 1], c="black", marker="*", s=120, label="selected")
     ax.set_title("Fine-tuned features (PCA), selected images marked")
