@@ -18,7 +18,7 @@ from as3l_sklearn.selection import (
     TypiClustSelector,
 )
 from as3l_sklearn.selection._base import kcenter_greedy
-from as3l_sklearn.selection._multicluster import _stable_groups
+from as3l_sklearn.selection._multicluster import _choose_groups, _stable_groups
 
 
 def all_selectors():
@@ -115,6 +115,65 @@ def test_multicluster_groups_and_medoids():
         distance = ((X[members] - X[members].mean(axis=0)) ** 2).sum(axis=1)
         assert index == members[np.argmin(distance)]
     assert selector.selection_info_["n_fallback"] == 0
+
+
+def _square_of_blobs():
+    # four blobs at the corners of a square, sizes 40 > 30 > 20 > 10: with K = 2, k-means
+    # splits the square either into top/bottom or into left/right halves depending on its
+    # seed, so over several runs the stable groups are the four blobs, and the two largest
+    # (top-left, top-right) share a cluster in every top/bottom run
+    rng = np.random.RandomState(0)
+    sizes = [40, 30, 20, 10]
+    corners = [[0, 10], [10, 10], [0, 0], [10, 0]]
+    X = np.concatenate([rng.normal(c, 0.5, (n, 2)) for c, n in zip(corners, sizes)])
+    return X, np.repeat(np.arange(4), sizes)
+
+
+def _picks_per_cluster(selector):
+    """Largest number of picks that share one cluster in one k-means run."""
+    labels = selector.run_labels_[:, selector.selected_indices_]
+    return max(np.bincount(run).max() for run in labels)
+
+
+def test_one_pick_per_cluster_of_every_run():
+    X, blob = _square_of_blobs()
+    selector = MultiClusterSelector(group_policy="one_per_cluster", random_state=0).fit(X)
+    idx = selector.select(2)
+    np.testing.assert_array_equal(selector.group_sizes_, [40, 30, 20, 10])
+    assert _picks_per_cluster(selector) == 1
+    # the largest group, then the one blob that shares no cluster with it: the opposite corner
+    np.testing.assert_array_equal(blob[idx], [0, 3])
+    np.testing.assert_array_equal(selector.selected_shared_runs_, [0, 0])
+    assert selector.selection_info_["n_shared_first_run"] == 0
+
+
+def test_largest_groups_reading_can_share_a_cluster():
+    # the same data under the other reading: the two largest groups, in one cluster of some runs
+    X, blob = _square_of_blobs()
+    selector = MultiClusterSelector(group_policy="largest", random_state=0).fit(X)
+    idx = selector.select(2)
+    np.testing.assert_array_equal(blob[idx], [0, 1])
+    assert _picks_per_cluster(selector) == 2
+    shared_runs = selector.selected_shared_runs_[1]
+    assert shared_runs > 0
+    assert shared_runs == (selector.run_labels_[:, idx[0]] == selector.run_labels_[:, idx[1]]).sum()
+
+
+def test_choose_groups_is_strict_when_possible_and_graceful_when_not():
+    # 6 groups in rank order (0 is the largest), their cluster in each of 2 runs of K = 4
+    group_run_labels = np.array([[0, 0],
+                                 [0, 1],   # shares run 0 with group 0
+                                 [1, 0],   # shares run 1 with group 0
+                                 [1, 1],   # shares no cluster with group 0
+                                 [2, 2],   # shares no cluster with groups 0 and 3
+                                 [2, 3]])  # after 0, 3, 4: shares only run 0 (with group 4)
+    chosen, shared = _choose_groups(group_run_labels, 4, 4, "one_per_cluster")
+    # strict while possible (largest first among the conflict-free), then the fewest shared runs
+    np.testing.assert_array_equal(chosen, [0, 3, 4, 5])
+    np.testing.assert_array_equal(shared.sum(axis=1), [0, 0, 0, 1])
+    chosen, shared = _choose_groups(group_run_labels, 4, 4, "largest")
+    np.testing.assert_array_equal(chosen, [0, 1, 2, 3])
+    np.testing.assert_array_equal(shared.sum(axis=1), [0, 1, 1, 2])
 
 
 def test_stable_groups_are_label_tuple_intersections():
@@ -260,6 +319,7 @@ def test_nan_features_and_select_before_fit(selector, blobs):
     [
         (MultiClusterSelector(n_runs=0), "n_runs must be >= 1"),
         (MultiClusterSelector(n_clusters=500), "n_clusters=500 asks for 500 clusters"),
+        (MultiClusterSelector(group_policy="median"), "group_policy must be one of"),
         (KMedoidsSelector(max_iter=0), "max_iter must be >= 1"),
         (TypiClustSelector(n_neighbors=0), "n_neighbors must be >= 1"),
         (ProbCoverSelector(delta=-1.0), "delta must be a positive"),
