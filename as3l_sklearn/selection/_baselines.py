@@ -4,9 +4,10 @@
 * :class:`KMedoidsSelector` -- one k-means with ``K = n_budget``, the medoid of each cluster
   (the paper's "K-medoids" baseline and ablation);
 * :class:`CoresetSelector` -- k-center greedy (Sener & Savarese, 2018);
-* :class:`TypiClustSelector` -- the most typical sample of the largest uncovered clusters
-  (Hacohen et al., 2022);
-* :class:`ProbCoverSelector` -- greedy maximum coverage of delta-balls (Yehuda et al., 2022).
+* :class:`TypiClustSelector` -- the most typical sample of the largest clusters, round after
+  round (Hacohen et al., 2022), as the authors' code does it;
+* :class:`ProbCoverSelector` -- greedy maximum coverage of delta-balls (Yehuda et al., 2022),
+  as the authors' code does it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
-from ..cluster import knn_search
+from ..cluster import kmeans, knn_search
 from ..utils import check_positive_int
-from ._base import BaseSelector, closest_to, kcenter_greedy, resolve_n_clusters, squared_distances_to
+from ._base import (
+    BaseSelector,
+    closest_to,
+    draw_seeds,
+    kcenter_greedy,
+    resolve_n_clusters,
+    squared_distances_to,
+)
 
 
 class RandomSelector(BaseSelector):
@@ -248,26 +256,54 @@ class CoresetSelector(BaseSelector):
 class TypiClustSelector(BaseSelector):
     """TypiClust (Hacohen et al., 2022): the most typical sample of the largest clusters.
 
-    k-means splits the pool into ``K`` clusters (``K = n_budget`` by default: no labeled set
-    exists yet, and the TypiClust paper uses ``K = |L| + B``). Clusters are visited by the
-    number of picks already taken from them (fewest first), then by size (largest first); from
-    each, the not-yet-selected member of highest **typicality** is taken:
+    Follows the authors' implementation (``deep-al/pycls/al/typiclust.py`` in the
+    ``avihu111/TypiClust`` repository, Sec. 3 and Alg. 1 of "Active Learning on a Budget:
+    Opposite Strategies Suit High and Low Budgets", ICML 2022):
 
-    ``typicality(x) = 1 / mean_{x' in kNN(x)} ||x - x'||``
+    1. the features are L2-normalised (the authors load them with ``normalized=True``);
+    2. k-means splits the pool into ``K = min(|L| + B, 500)`` clusters; a single-shot
+       selection has no labeled set, so ``K = min(n_budget, max_clusters)``;
+    3. clusters of fewer than ``min_cluster_size`` samples are skipped (the authors keep
+       clusters of more than 5 samples); the rest are sorted by size, largest first (the
+       authors sort by labeled count, then size; no sample is labeled yet), ties by the lowest
+       member index;
+    4. the ``i``-th pick comes from cluster ``i mod (number of clusters)`` of that order: one
+       per cluster, then round again;
+    5. each pick is the most **typical** not-yet-selected member of its cluster, recomputed
+       among those members at every pick::
 
-    with ``k = min(n_neighbors, cluster size - 1)`` neighbours searched inside the cluster,
-    as in the authors' implementation.
+           typicality(x) = 1 / (mean_{x' in kNN(x)} ||x - x'||^2 + 1e-5)
 
-    Simplification: the authors also skip clusters of fewer than 5 samples and cap ``K`` at
-    500; here every non-empty cluster is eligible and ``K`` is whatever is asked for.
+       with squared Euclidean distances (faiss ``IndexFlatL2``, as the authors use) to the
+       ``k = min(n_neighbors, m // 2)`` nearest other members, ``m`` the number of members
+       still unselected.
+
+    Fallbacks, where the authors' code would fail: when no cluster reaches
+    ``min_cluster_size`` (tiny data sets), every non-empty cluster takes part; when the
+    budget outnumbers the members of the kept clusters, the skipped clusters are visited next
+    in the same order; a cluster whose members are all selected is passed over; a cluster
+    with one unselected member (``k = 0``) gives that member.
+
+    Departure: k-means is the package's (k-means++ start, Lloyd iterations on all points,
+    faiss when installed); the authors use scikit-learn's ``KMeans`` (``MiniBatchKMeans``
+    above 50 clusters).
 
     Parameters
     ----------
     n_neighbors : int, default=20
-        Neighbours used for typicality (clipped to the cluster size minus one).
+        The authors' ``K_NN``: neighbours used for typicality (clipped to half the cluster's
+        unselected members).
     n_clusters : int or None, default=None
-        ``K``; ``None`` uses ``K = n_budget``. With ``K < n_budget`` clusters are visited
-        again (fewest picks first).
+        ``K``; ``None`` uses ``K = min(n_budget, max_clusters)``. An int is used as given;
+        with ``K < n_budget`` clusters are visited again, round after round.
+    max_clusters : int, default=500
+        Cap on ``K`` when ``n_clusters`` is None (the authors' ``MAX_NUM_CLUSTERS``).
+    min_cluster_size : int, default=6
+        Clusters with fewer samples are skipped while larger ones remain (6 keeps the
+        authors' rule, "more than ``MIN_CLUSTER_SIZE = 5``"); ``1`` skips none.
+    normalize : bool, default=True
+        L2-normalise each feature vector before clustering and typicality, as the authors do
+        (all-zero rows stay zero).
     max_iter : int, default=50
         Lloyd iterations.
     random_state : int, RandomState instance or None, default=None
@@ -278,14 +314,21 @@ class TypiClustSelector(BaseSelector):
     Attributes
     ----------
     features_ : ndarray of shape (n_samples, n_features), float32
-        The validated features seen in ``fit``.
+        The validated features seen in ``fit`` (not normalised).
     n_features_in_ : int
         Number of features seen in ``fit``.
+    n_clusters_ : int
+        ``K`` used by the last ``select``.
     labels_ : ndarray of shape (n_samples,), int64
         k-means cluster of every sample in the last ``select``.
     typicality_ : ndarray of shape (n_samples,)
-        Typicality of every sample within its cluster (``inf`` for exact duplicates, ``0``
-        for singleton clusters).
+        Typicality of every sample among all members of its cluster, as computed at the
+        cluster's first visit (``nan`` for clusters never visited).
+    selected_clusters_ : ndarray of shape (n_budget,), int64
+        Cluster of each selected index.
+    selection_info_ : dict
+        ``n_clusters``, ``n_kept_clusters`` (clusters of at least ``min_cluster_size``
+        samples) and ``n_from_small_clusters`` (picks made by the fallbacks above).
     selected_indices_ : ndarray of shape (n_budget,), int64
         Result of the last ``select``, best first.
 
@@ -294,112 +337,156 @@ class TypiClustSelector(BaseSelector):
     >>> import numpy as np
     >>> from as3l_sklearn import TypiClustSelector
     >>> rng = np.random.RandomState(0)
-    >>> X = np.r_[rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))]
+    >>> X = np.r_[rng.normal([1, 0], 0.1, (30, 2)), rng.normal([0, 1], 0.1, (30, 2))]
     >>> idx = TypiClustSelector(random_state=0).fit_select(X, 2)
     >>> sorted(int(i) // 30 for i in idx)
     [0, 1]
     """
 
-    def __init__(self, n_neighbors=20, n_clusters=None, max_iter=50, random_state=None, verbose=0):
+    def __init__(self, n_neighbors=20, n_clusters=None, max_clusters=500, min_cluster_size=6,
+                 normalize=True, max_iter=50, random_state=None, verbose=0):
         self.n_neighbors = n_neighbors
         self.n_clusters = n_clusters
+        self.max_clusters = max_clusters
+        self.min_cluster_size = min_cluster_size
+        self.normalize = normalize
         self.max_iter = max_iter
         self.random_state = random_state
         self.verbose = verbose
 
     def _select(self, n_budget):
-        X = self.features_
         n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
-        n_clusters = resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
-        result = self._kmeans_once(n_clusters)
+        max_clusters = check_positive_int(self.max_clusters, "max_clusters")
+        min_cluster_size = check_positive_int(self.min_cluster_size, "min_cluster_size")
+        F = _maybe_l2_normalize(self.features_, self.normalize)
+        n_samples = F.shape[0]
+        if self.n_clusters is None:
+            n_clusters = min(n_budget, max_clusters)
+        else:
+            n_clusters = resolve_n_clusters(self.n_clusters, n_budget, n_samples)
+        result = kmeans(F, n_clusters, max_iter=check_positive_int(self.max_iter, "max_iter"),
+                        random_state=int(draw_seeds(self.random_state, 1)[0]))
         labels = result.labels
         sizes = np.bincount(labels, minlength=n_clusters)
-        self._log(f"k-means K={n_clusters}: largest clusters "
-                  f"{sorted(sizes.tolist(), reverse=True)[:5]}")
+        by_size = _clusters_by_size(labels, sizes)
+        kept = [c for c in by_size if sizes[c] >= min_cluster_size]
+        small = [c for c in by_size if sizes[c] < min_cluster_size]
+        if not kept:
+            kept, small = by_size, []
+        self._log(f"k-means K={n_clusters}: {len(kept)} clusters of >= {min_cluster_size} "
+                  f"samples; largest {[int(sizes[c]) for c in kept[:5]]}")
 
-        typicality = np.zeros(X.shape[0])
-        members_by_rank = {}
-        for cluster in _clusters_by_size(labels, sizes):
-            members = np.flatnonzero(labels == cluster)
-            typicality[members] = _typicality(X[members], n_neighbors)
-            # members by typicality descending, ties by index
-            members_by_rank[cluster] = members[np.lexsort((members, -typicality[members]))]
-
-        order = _clusters_by_size(labels, sizes)
-        taken = dict.fromkeys(order, 0)
-        picked = []
-        while len(picked) < n_budget:
-            # fewest picks first, then size (``order`` is already by size)
-            cluster = min(order, key=lambda c: taken[c])
-            picked.append(int(members_by_rank[cluster][taken[cluster]]))
-            taken[cluster] += 1
-            if taken[cluster] == sizes[cluster]:
-                order.remove(cluster)
+        unselected = {c: np.flatnonzero(labels == c) for c in by_size}
+        typicality = np.full(n_samples, np.nan)
+        picked, picked_clusters, n_from_small = [], [], 0
+        for order, is_small in ((kept, False), (small, True)):
+            # round-robin over ``order``: the authors' "cluster i mod len(clusters)" for the
+            # i-th pick, passing over clusters whose members are all selected
+            while len(picked) < n_budget and any(unselected[c].size for c in order):
+                for cluster in order:
+                    members = unselected[cluster]
+                    if len(picked) == n_budget or members.size == 0:
+                        continue
+                    scores = _typicality(F[members], n_neighbors)
+                    if members.size == sizes[cluster]:  # first visit: the whole cluster
+                        typicality[members] = scores
+                    best = int(np.argmax(scores))  # ties: the lowest index
+                    picked.append(int(members[best]))
+                    picked_clusters.append(cluster)
+                    n_from_small += is_small
+                    unselected[cluster] = np.delete(members, best)
+        self.n_clusters_ = n_clusters
         self.labels_ = labels
         self.typicality_ = typicality
+        self.selected_clusters_ = np.asarray(picked_clusters, dtype=np.int64)
+        self.selection_info_ = {"n_clusters": int(n_clusters), "n_kept_clusters": len(kept),
+                                "n_from_small_clusters": int(n_from_small)}
         return picked
 
 
+def _maybe_l2_normalize(F, normalize):
+    """``F`` with unit-norm rows when ``normalize`` (zero rows stay zero), else ``F``."""
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(f"normalize must be True or False, got {normalize!r}")
+    if not normalize:
+        return F
+    norms = np.linalg.norm(F, axis=1, keepdims=True)
+    return (F / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 def _typicality(F, n_neighbors):
-    """1 / mean Euclidean distance to the k nearest other points, k clipped to len(F) - 1."""
-    k = min(n_neighbors, F.shape[0] - 1)
+    """The authors' typicality: 1 / (mean squared L2 distance to the k nearest others + 1e-5),
+    ``k = min(n_neighbors, len(F) // 2)``; a single point gets typicality 1."""
+    k = min(n_neighbors, F.shape[0] // 2)
     if k < 1:
-        return np.zeros(F.shape[0])
+        return np.ones(F.shape[0])
     squared, _ = knn_search(F, F, k + 1)
-    # the first neighbour is the point itself (or an exact duplicate at distance 0)
-    mean_distance = np.sqrt(squared[:, 1:].astype(np.float64)).mean(axis=1)
-    with np.errstate(divide="ignore"):
-        return 1.0 / mean_distance
+    # the first neighbour is the point itself (or an exact duplicate, also at distance 0)
+    return 1.0 / (squared[:, 1:].astype(np.float64).mean(axis=1) + 1e-5)
 
 
 class ProbCoverSelector(BaseSelector):
     """ProbCover (Yehuda et al., 2022): greedy maximum coverage of delta-balls.
 
-    Every sample covers the samples closer than ``delta`` to it (an open ball, itself
-    included). Repeatedly, the sample whose ball holds the most not-yet-covered samples is
-    selected and its ball marked covered. When every sample is covered before the budget is
-    spent, the remaining picks come from k-center greedy (the paper picks at random).
+    Follows "Active Learning Through a Covering Lens" (NeurIPS 2022, Sec. 4 and Alg. 1) and
+    the authors' code (``deep-al/pycls/al/prob_cover.py`` in the ``avihu111/TypiClust``
+    repository):
 
-    **Choosing delta** (``delta=None``): k-means with ``K = n_classes`` gives pseudo-labels; a
-    ball is *pure* if all samples in it share its center's pseudo-label, and delta is the
-    largest radius for which at least ``purity_threshold`` of the balls are pure. ProbCover
-    scans a grid of radii; here the value is exact: with ``d(x)`` the distance from ``x`` to
-    the nearest sample of another pseudo-label, the ball ``B(x, delta)`` is pure iff
-    ``d(x) >= delta``, so delta is the ``(1 - purity_threshold)`` order statistic of ``d``.
-    Computing ``d`` costs one exact nearest-neighbour search per pseudo-class (about ``n^2``
-    distances in all).
+    1. the features are L2-normalised (the authors load them with ``normalized=True``);
+    2. every sample covers the samples closer than ``delta`` to it (an open ball, itself
+       included); repeatedly, the sample whose ball holds the most not-yet-covered samples is
+       selected and its ball marked covered;
+    3. once every sample is covered, the remaining picks are drawn uniformly at random from
+       the samples not selected yet, seeded by ``random_state`` (the paper: "if all points
+       are covered, we choose at random"; scikit-activeml's ``ProbCover`` does the same).
 
-    **Bounded memory**: the delta-graph used for the degrees (number of uncovered samples in a
-    ball) is built from a k-nearest-neighbour search with at most ``max_neighbors`` neighbours
-    per sample (memory ``n * max_neighbors``). A ball holding more samples than that counts
-    only its ``max_neighbors`` nearest, so degrees saturate at the cap; ties in degree go to the
-    densest sample (smallest distance to its farthest kept neighbour), which is what an
-    uncapped degree would favour. Coverage itself is exact: when a sample is selected, every
-    sample within ``delta`` of it is marked covered (one distance pass over the data), so a
-    truncated ball never draws the next pick back into the same region.
+    **Choosing delta** (``delta=None``): k-means with ``K = n_classes`` clusters gives
+    pseudo-labels; a ball is *pure* if all samples in it share its center's pseudo-label,
+    and delta is the largest radius for which at least ``purity_threshold`` (the paper's
+    ``alpha = 0.95``) of the balls are pure. The authors scan a grid of radii; here the value
+    is exact: with ``d(x)`` the distance from ``x`` to the nearest sample of another
+    pseudo-label, the ball ``B(x, delta)`` is pure iff ``d(x) >= delta``, so delta is the
+    ``(1 - purity_threshold)`` order statistic of ``d``. Computing ``d`` costs one exact
+    nearest-neighbour search per pseudo-class (about ``n^2`` distances in all). Pass the
+    number of classes as ``n_classes``: the paper sets ``K`` to it.
+
+    **Bounded memory** (a departure): the delta-graph used for the degrees is built from a
+    k-nearest-neighbour search with at most ``max_neighbors`` neighbours per sample (memory
+    ``n * max_neighbors``; the authors keep every edge). A ball holding more samples than
+    that counts only its ``max_neighbors`` nearest, so degrees saturate at the cap; ties in
+    degree go to the densest sample (smallest distance to its farthest kept neighbour). At the
+    purity-chosen delta balls are small (on 10,000 L2-normalised PCA-50 Fashion-MNIST images
+    with ``n_classes=10``: median 1-2 samples, largest about 100), so the cap rarely binds.
+    Coverage itself is exact: when a sample is selected, every sample within ``delta`` of it
+    is marked covered (one distance pass over the data).
 
     Parameters
     ----------
     delta : float or None, default=None
-        Ball radius (Euclidean, in feature units). ``None`` chooses it from purity.
+        Ball radius (Euclidean, in units of the L2-normalised features when
+        ``normalize=True``). ``None`` chooses it from purity.
     purity_threshold : float, default=0.95
         The paper's ``alpha``: the fraction of pure balls delta must keep, in ``(0, 1]``.
     n_classes : int or None, default=None
-        Clusters ``K`` of the pseudo-labels used to choose delta (a guess of the number of
-        classes). ``None`` uses ``K = n_budget``.
+        Clusters ``K`` of the pseudo-labels used to choose delta: pass the number of classes
+        (the paper's setting). ``None`` falls back to ``K = n_budget``, a guess for when the
+        number of classes is unknown.
+    normalize : bool, default=True
+        L2-normalise each feature vector first, as the authors do (all-zero rows stay zero).
     max_neighbors : int, default=100
         Cap on neighbours per sample in the delta-graph (clipped to the number of samples).
     max_iter : int, default=50
         Lloyd iterations of the pseudo-label k-means.
     random_state : int, RandomState instance or None, default=None
-        Seeds the pseudo-label k-means. The same value gives the same indices.
+        Seeds the pseudo-label k-means and the random picks made once everything is covered.
+        The same value gives the same indices.
     verbose : int, default=0
         Print progress lines when > 0.
 
     Attributes
     ----------
     features_ : ndarray of shape (n_samples, n_features), float32
-        The validated features seen in ``fit``.
+        The validated features seen in ``fit`` (not normalised).
     n_features_in_ : int
         Number of features seen in ``fit``.
     delta_ : float
@@ -407,10 +494,12 @@ class ProbCoverSelector(BaseSelector):
     purity_ : float or None
         Fraction of pure balls at ``delta_`` (``None`` when ``delta`` was given).
     coverage_ : float
-        Fraction of samples within ``delta_`` of a sample selected by the greedy (fallback
+        Fraction of samples within ``delta_`` of a sample selected by the greedy (random
         picks excluded).
     selected_gains_ : ndarray of shape (n_budget,), int64
-        Newly covered samples each pick brought (``0`` for fallback picks).
+        Newly covered samples each pick brought (``0`` for random picks).
+    n_random_picks_ : int
+        Picks drawn at random because every sample was already covered.
     selected_indices_ : ndarray of shape (n_budget,), int64
         Result of the last ``select``, best first.
 
@@ -419,30 +508,32 @@ class ProbCoverSelector(BaseSelector):
     >>> import numpy as np
     >>> from as3l_sklearn import ProbCoverSelector
     >>> rng = np.random.RandomState(0)
-    >>> X = np.r_[rng.normal(0, 0.1, (30, 2)), rng.normal(5, 0.1, (30, 2))]
-    >>> selector = ProbCoverSelector(random_state=0).fit(X)
+    >>> X = np.r_[rng.normal([1, 0], 0.1, (30, 2)), rng.normal([0, 1], 0.1, (30, 2))]
+    >>> selector = ProbCoverSelector(n_classes=2, random_state=0).fit(X)
     >>> sorted(int(i) // 30 for i in selector.select(2))
     [0, 1]
     >>> selector.coverage_
     1.0
     """
 
-    def __init__(self, delta=None, purity_threshold=0.95, n_classes=None, max_neighbors=100,
-                 max_iter=50, random_state=None, verbose=0):
+    def __init__(self, delta=None, purity_threshold=0.95, n_classes=None, normalize=True,
+                 max_neighbors=100, max_iter=50, random_state=None, verbose=0):
         self.delta = delta
         self.purity_threshold = purity_threshold
         self.n_classes = n_classes
+        self.normalize = normalize
         self.max_neighbors = max_neighbors
         self.max_iter = max_iter
         self.random_state = random_state
         self.verbose = verbose
 
     def _select(self, n_budget):
-        X = self.features_
+        X = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = X.shape[0]
         max_neighbors = check_positive_int(self.max_neighbors, "max_neighbors")
+        rng = check_random_state(self.random_state)
         if self.delta is None:
-            delta, purity = self._delta_from_purity(n_budget)
+            delta, purity = self._delta_from_purity(X, n_budget, rng)
         else:
             if isinstance(self.delta, (bool, np.bool_)) or not isinstance(self.delta, numbers.Real):
                 raise TypeError(f"delta must be a positive number or None, got {self.delta!r}")
@@ -488,26 +579,26 @@ class ProbCoverSelector(BaseSelector):
             gains.append(int(newly.size))
             alive = ~covered[dst]
             src, dst = src[alive], dst[alive]
-        n_fallback = n_budget - len(picked)
-        if n_fallback:
-            self._log(f"all samples covered after {len(picked)} picks: "
-                      f"{n_fallback} picks by k-center greedy")
-            picked = kcenter_greedy(X, n_budget, picked)
-            gains += [0] * n_fallback
+        n_random = n_budget - len(picked)
+        if n_random:
+            self._log(f"all samples covered after {len(picked)} picks: {n_random} random picks")
+            picked += rng.choice(np.flatnonzero(~chosen), n_random, replace=False).tolist()
+            gains += [0] * n_random
         self.delta_ = delta
         self.purity_ = purity
         self.coverage_ = float(covered.mean())
         self.selected_gains_ = np.asarray(gains, dtype=np.int64)
+        self.n_random_picks_ = int(n_random)
         return picked
 
-    def _delta_from_purity(self, n_budget):
-        X = self.features_
+    def _delta_from_purity(self, X, n_budget, rng):
         threshold = self.purity_threshold
         if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) \
                 or not 0 < threshold <= 1:
             raise ValueError(f"purity_threshold must be a number in (0, 1], got {threshold!r}")
         n_classes = resolve_n_clusters(self.n_classes, n_budget, X.shape[0], name="n_classes")
-        result = self._kmeans_once(n_classes)
+        result = kmeans(X, n_classes, max_iter=check_positive_int(self.max_iter, "max_iter"),
+                        random_state=int(rng.randint(np.iinfo(np.int32).max)))
         labels = result.labels
         # distance from each sample to the nearest sample with another pseudo-label
         conflict = np.full(X.shape[0], np.inf)

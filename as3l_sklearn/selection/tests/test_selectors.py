@@ -18,6 +18,7 @@ from as3l_sklearn.selection import (
     TypiClustSelector,
 )
 from as3l_sklearn.selection._base import kcenter_greedy
+from as3l_sklearn.selection._baselines import _typicality
 from as3l_sklearn.selection._multicluster import _choose_groups, _stable_groups
 
 
@@ -223,12 +224,98 @@ def test_coreset_is_k_center_greedy():
 
 def test_typiclust_picks_the_most_typical_member():
     rng = np.random.RandomState(0)
-    core = rng.normal(0, 0.05, (20, 2))
+    core = rng.normal([1.0, 0.0], 0.05, (20, 2))
     X = np.r_[core, [[3.0, 3.0]]]  # an outlier must never be the most typical
     selector = TypiClustSelector(n_neighbors=5, n_clusters=1, random_state=0).fit(X)
     idx = selector.select(1)
     assert idx[0] == np.argmax(selector.typicality_)
     assert idx[0] != 20
+
+
+def _blobs_on_directions(sizes, std=0.02, seed=0):
+    """Tight blobs around unit vectors at distinct angles (they stay apart after L2
+    normalisation), with a random positive scale per row (which normalisation removes)."""
+    rng = np.random.RandomState(seed)
+    angles = np.linspace(0, np.pi, len(sizes), endpoint=False)
+    X = np.concatenate([rng.normal([np.cos(a), np.sin(a)], std, (n, 2))
+                        for a, n in zip(angles, sizes)])
+    return X, np.repeat(np.arange(len(sizes)), sizes)
+
+
+def test_typicality_uses_half_the_cluster_and_squared_distances():
+    F = np.random.RandomState(0).normal(size=(7, 3)).astype(np.float32)
+    squared = ((F[:, None, :] - F[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(squared, np.inf)
+    k = 7 // 2  # min(20, cluster size // 2), not size - 1
+    expected = 1.0 / (np.sort(squared, axis=1)[:, :k].mean(axis=1) + 1e-5)
+    np.testing.assert_allclose(_typicality(F, 20), expected, rtol=1e-4)
+    np.testing.assert_array_equal(_typicality(F[:1], 20), [1.0])
+
+
+def test_typiclust_recomputes_typicality_among_unselected_members():
+    F = np.random.RandomState(1).normal([1.0, 0.0], 0.1, (25, 2))
+    selector = TypiClustSelector(n_clusters=1, normalize=False, random_state=0).fit(F)
+    first, second = selector.select(2)
+    assert first == np.argmax(_typicality(F.astype(np.float32), 20))
+    rest = np.delete(np.arange(25), first)
+    assert second == rest[np.argmax(_typicality(F[rest].astype(np.float32), 20))]
+
+
+def test_typiclust_skips_clusters_of_five_or_fewer():
+    X, blob = _blobs_on_directions([30, 20, 5])
+    selector = TypiClustSelector(n_clusters=3, random_state=0).fit(X)
+    idx = selector.select(3)
+    # round robin over the two kept clusters, largest first: 30, 20, 30 again
+    np.testing.assert_array_equal(blob[idx], [0, 1, 0])
+    assert selector.selection_info_["n_kept_clusters"] == 2
+    # once the kept clusters are used up, the skipped one is visited
+    idx = selector.select(52)
+    assert selector.selection_info_["n_from_small_clusters"] == 2
+    np.testing.assert_array_equal(np.bincount(blob[idx]), [30, 20, 2])
+    # min_cluster_size=1 keeps every cluster
+    idx = selector.set_params(min_cluster_size=1).select(3)
+    np.testing.assert_array_equal(blob[idx], [0, 1, 2])
+
+
+def test_typiclust_all_clusters_small_falls_back_to_every_cluster():
+    X, blob = _blobs_on_directions([4, 4, 4])
+    selector = TypiClustSelector(random_state=0).fit(X)
+    idx = selector.select(3)
+    assert selector.selection_info_["n_kept_clusters"] == 3
+    assert sorted(blob[idx].tolist()) == [0, 1, 2]
+
+
+def test_typiclust_caps_clusters_at_max_clusters():
+    X, _ = _blobs_on_directions([20, 20, 20])
+    selector = TypiClustSelector(max_clusters=2, random_state=0).fit(X)
+    selector.select(5)
+    assert selector.n_clusters_ == 2 and selector.labels_.max() == 1
+
+
+@pytest.mark.parametrize("selector", [TypiClustSelector(random_state=0),
+                                      ProbCoverSelector(n_classes=3, random_state=0)], ids=ids)
+def test_typiclust_and_probcover_l2_normalise(selector):
+    X, _ = _blobs_on_directions([30, 20, 10])
+    scale = np.random.RandomState(5).uniform(0.1, 10.0, (len(X), 1))
+    np.testing.assert_array_equal(clone(selector).fit_select(X, 4),
+                                  clone(selector).fit_select(X * scale, 4))
+    # without normalisation the row scales change the geometry, and the picks
+    raw = clone(selector).set_params(normalize=False)
+    assert not np.array_equal(raw.fit_select(X, 4), raw.fit_select(X * scale, 4))
+
+
+def test_probcover_picks_at_random_once_everything_is_covered():
+    X, blob = _blobs_on_directions([30, 30], std=0.01)
+    selector = ProbCoverSelector(n_classes=2, random_state=0).fit(X)
+    idx = selector.select(6)
+    # two balls cover both tight blobs; the other four picks are random draws
+    assert sorted(blob[idx[:2]].tolist()) == [0, 1]
+    assert selector.coverage_ == 1.0 and selector.n_random_picks_ == 4
+    np.testing.assert_array_equal(selector.selected_gains_[2:], [0, 0, 0, 0])
+    draws = {tuple(selector.set_params(random_state=s).select(6)[2:]) for s in range(5)}
+    assert len(draws) == 5  # seeded by random_state, not a deterministic k-center order
+    np.testing.assert_array_equal(selector.set_params(random_state=3).select(6),
+                                  selector.set_params(random_state=3).select(6))
 
 
 def test_probcover_delta_from_purity_and_coverage(blobs):
@@ -322,6 +409,9 @@ def test_nan_features_and_select_before_fit(selector, blobs):
         (MultiClusterSelector(group_policy="median"), "group_policy must be one of"),
         (KMedoidsSelector(max_iter=0), "max_iter must be >= 1"),
         (TypiClustSelector(n_neighbors=0), "n_neighbors must be >= 1"),
+        (TypiClustSelector(min_cluster_size=0), "min_cluster_size must be >= 1"),
+        (TypiClustSelector(max_clusters=0), "max_clusters must be >= 1"),
+        (ProbCoverSelector(n_classes=0), "n_classes must be >= 1"),
         (ProbCoverSelector(delta=-1.0), "delta must be a positive"),
         (ProbCoverSelector(purity_threshold=1.5), "purity_threshold must be"),
         (ProbCoverSelector(max_neighbors=0), "max_neighbors must be >= 1"),
@@ -331,4 +421,12 @@ def test_nan_features_and_select_before_fit(selector, blobs):
 def test_bad_parameters_are_named(selector, message, blobs):
     X, _ = blobs
     with pytest.raises(ValueError, match=message):
+        selector.fit(X).select(3)
+
+
+@pytest.mark.parametrize("selector", [TypiClustSelector(normalize="yes"),
+                                      ProbCoverSelector(normalize=1)], ids=ids)
+def test_normalize_must_be_a_bool(selector, blobs):
+    X, _ = blobs
+    with pytest.raises(TypeError, match="normalize must be True or False"):
         selector.fit(X).select(3)
