@@ -37,6 +37,7 @@ _PUBLIC = {
     # propagation
     "SeededKMeansPropagator": "propagation",
     "LLGCPropagator": "propagation",
+    "CombinedPropagator": "propagation",
     # classification
     "PriorGuidedFlexMatchClassifier": "classification",
     "LinearEvaluationClassifier": "classification",

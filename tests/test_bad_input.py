@@ -15,6 +15,7 @@ from as3l_sklearn import (
     ClusterFineTuner,
     CoresetSelector,
     KMedoidsSelector,
+    CombinedPropagator,
     LLGCPropagator,
     MultiClusterSelector,
     PriorGuidedFlexMatchClassifier,
@@ -47,6 +48,7 @@ SELECTORS = [MultiClusterSelector, RandomSelector, KMedoidsSelector, CoresetSele
 PROPAGATORS = {
     "SeededKMeansPropagator": lambda: SeededKMeansPropagator(n_clusters=[3, 5], random_state=0),
     "LLGCPropagator": lambda: LLGCPropagator(n_neighbors=5),
+    "CombinedPropagator": lambda: CombinedPropagator(random_state=0),
 }
 CLASSIFIERS = {
     "PriorGuidedFlexMatchClassifier": lambda: PriorGuidedFlexMatchClassifier(

@@ -22,6 +22,7 @@ from as3l_sklearn import (
     CoresetSelector,
     KMedoidsSelector,
     LinearEvaluationClassifier,
+    CombinedPropagator,
     LLGCPropagator,
     MultiClusterSelector,
     PriorGuidedFlexMatchClassifier,
@@ -64,6 +65,8 @@ def _checked_instances():
         ProbCoverSelector(random_state=0),
         SeededKMeansPropagator(n_clusters=[2, 3], random_state=0),
         LLGCPropagator(n_neighbors=5),
+        CombinedPropagator(cluster_propagator=SeededKMeansPropagator(n_clusters=[2, 3], random_state=0),
+                           graph_propagator=LLGCPropagator(n_neighbors=5)),
         PriorGuidedFlexMatchClassifier(backbone=_flat_backbone(16), image_shape=(1, 1, -1), max_iter=20,
                                        batch_size=8, mu=2, lr=0.1, device="cpu", random_state=0),
         SupervisedClassifier(backbone=_flat_backbone(16), image_shape=(1, 1, -1), max_iter=20, batch_size=8,
@@ -73,7 +76,8 @@ def _checked_instances():
 
 
 def _expected_failed_checks(estimator):
-    if type(estimator).__name__ in ("SeededKMeansPropagator", "LLGCPropagator", "PriorGuidedFlexMatchClassifier",
+    if type(estimator).__name__ in ("SeededKMeansPropagator", "LLGCPropagator", "CombinedPropagator",
+                                    "PriorGuidedFlexMatchClassifier",
                                     "SupervisedClassifier", "LinearEvaluationClassifier"):
         return {
             # The check trains on the binary labels {-1, 1} and expects both as classes; -1
@@ -139,6 +143,7 @@ def _feature_estimators():
         "ClusterFineTuner": ClusterFineTuner(n_clusters=5, n_runs=2, max_epochs=3, device="cpu", random_state=0),
         "SeededKMeansPropagator": SeededKMeansPropagator(n_clusters=[10, 20], random_state=0),
         "LLGCPropagator": LLGCPropagator(n_neighbors=10),
+        "CombinedPropagator": CombinedPropagator(random_state=0),
     }
 
 

@@ -2,14 +2,16 @@
 
 * :class:`SeededKMeansPropagator` -- the AS3L propagation (section 3.3 of the paper):
   constrained seeded k-means over a list of cluster counts.
-* :class:`LLGCPropagator` -- the LLGC label-spreading baseline (Table 5 of the paper), a thin
-  wrapper of :class:`sklearn.semi_supervised.LabelSpreading`.
+* :class:`LLGCPropagator` -- LLGC label spreading (Table 5 of the paper) on the weighted,
+  symmetric kNN graph of Iscen et al., with a leave-one-out temperature;
+* :class:`CombinedPropagator` -- the average of the two (the recommended prior).
 
 Both mark unlabeled samples with ``-1`` and expose ``classes_``, ``label_distributions_``
 (the priors), ``transduction_`` and ``covered_``.
 """
 
+from ._combined import CombinedPropagator
 from ._llgc import LLGCPropagator
 from ._seeded_kmeans import SeededKMeansPropagator
 
-__all__ = ["LLGCPropagator", "SeededKMeansPropagator"]
+__all__ = ["CombinedPropagator", "LLGCPropagator", "SeededKMeansPropagator"]

@@ -95,15 +95,17 @@ class _BasePropagator(ClassifierMixin, BaseEstimator):
     Subclasses implement ``fit`` (calling :meth:`_set_priors`) and ``predict_proba``.
     """
 
-    def _set_priors(self, classes, y_encoded, scores):
+    def _set_priors(self, classes, y_encoded, scores, covered=None):
         """Set ``classes_``, ``label_distributions_``, ``covered_`` and ``transduction_``.
 
         ``scores`` are non-negative per-class scores of the fitted samples; rows are
         normalised (all-zero rows become uniform and uncovered) and labeled samples keep
-        their own label.
+        their own label. ``covered`` overrides which samples count as reached by a label
+        (for scores that already hold mass given back to unreached samples).
         """
         labeled = y_encoded != UNLABELED
-        distributions, covered = _normalise_rows(scores)
+        distributions, reached = _normalise_rows(scores)
+        covered = reached if covered is None else np.array(covered, dtype=bool)
         distributions[labeled] = 0.0
         distributions[labeled, y_encoded[labeled]] = 1.0
         covered[labeled] = True

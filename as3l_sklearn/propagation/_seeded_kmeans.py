@@ -125,6 +125,26 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
     return np.ascontiguousarray(centers, dtype=np.float32), assignment, n_iter
 
 
+def combine_votes(votes, n_reached, n_clusterings, vote_normalization):
+    """Prior pseudo-labels from the summed cluster votes of ``n_clusterings`` clusterings.
+
+    ``votes[i]`` is the sum of the label histograms sample ``i`` received and ``n_reached[i]``
+    the number of clusterings that gave it one. ``"clusterings"`` divides by the number of
+    clusterings and gives each clustering that did not reach the sample a uniform vote, so
+    a sample reached by one clustering of six holds at most ``1/6 + 5/(6 n_classes)`` of
+    confidence; ``"received"`` divides by the votes received (a sample reached once is
+    one-hot). Returns ``(proba, covered)``; ``covered`` marks samples reached at least once.
+    """
+    n_classes = votes.shape[1]
+    covered = n_reached > 0
+    if vote_normalization == "received":
+        proba, _ = _normalise_rows(votes)
+        return proba, covered
+    unreached_share = (n_clusterings - n_reached) / n_clusterings
+    proba = votes / n_clusterings + unreached_share[:, None] / n_classes
+    return proba, covered
+
+
 def _cluster_label_histograms(assignment, y_encoded, n_clusters, n_classes):
     """Normalised label histogram of the labeled members of each cluster (zeros if none)."""
     labeled = y_encoded != UNLABELED
@@ -166,6 +186,11 @@ class SeededKMeansPropagator(_BasePropagator):
         of its centers in one iteration is at most ``tol`` times the mean per-feature
         variance of ``X`` (the rule of :class:`sklearn.cluster.KMeans`). ``0`` waits for a
         stable assignment.
+    vote_normalization : {"clusterings", "received"}, default="clusterings"
+        How the votes become a distribution (see Notes): ``"clusterings"`` divides by the
+        number of clusterings and spreads the share of the clusterings that did not reach a
+        sample uniformly (calibrated); ``"received"`` divides by the votes received
+        (overconfident for samples few clusterings reached; kept for comparison).
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means++ draws of the extra centers (and the choice of seeded classes when
         ``K`` is smaller than the number of classes). Same value, same priors.
@@ -180,6 +205,8 @@ class SeededKMeansPropagator(_BasePropagator):
         Prior pseudo-labels of the fitted samples; rows sum to 1. Labeled samples get the
         one-hot row of their own label; samples that no clustering reached get the uniform
         row (see ``covered_``).
+    n_reached_ : ndarray of shape (n_samples,), int64
+        Number of clusterings that put each fitted sample in a cluster with labels.
     transduction_ : ndarray of shape (n_samples,)
         Label of each fitted sample: its own label if labeled, the arg-max of its prior
         otherwise.
@@ -229,8 +256,15 @@ class SeededKMeansPropagator(_BasePropagator):
     Reading of the paper's "propagated ... and then normalized": a cluster passes the
     normalised histogram of its labeled members to every member (with constrained seeding
     on ``K >= n_classes`` a seeded cluster holds one class only, so this is a one-hot vote);
-    clusters without labeled members pass nothing; the prior is the sum of the votes over
-    clusterings divided by its total, so clusterings that disagree lower the confidence; a
+    clusters without labeled members pass nothing. With ``vote_normalization="clusterings"``
+    (the default) the prior is the sum of the votes divided by the number of clusterings
+    ``C``, and each clustering that left the sample in a cluster without labels gives back
+    a uniform ``1 / C``: clusterings that disagree *and* clusterings that do not reach the
+    sample lower its confidence, so confidence falls with the distance from the labels, as
+    section 3.3 asks ("those farther away from any labeled samples will have lower
+    confidence"). ``"received"`` divides by the votes the sample received instead, which
+    makes a sample reached by a single clustering one-hot; it was the default before 0.2
+    and was measured overconfident (ECE 0.37, ``benchmarks/bench_propagation.py``). A
     sample no clustering reached gets the uniform prior and ``covered_[i] = False``.
 
     ``predict_proba`` on new samples sends each sample to its nearest center in every
@@ -261,9 +295,10 @@ class SeededKMeansPropagator(_BasePropagator):
     """
 
     def __init__(self, n_clusters=(10, 20, 30, 40, 50, 60), *, constrained=True, max_iter=20,
-                 tol=1e-4, random_state=None, verbose=0):
+                 tol=1e-4, vote_normalization="clusterings", random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.constrained = constrained
+        self.vote_normalization = vote_normalization
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -291,6 +326,7 @@ class SeededKMeansPropagator(_BasePropagator):
             raise ValueError(f"tol must be a non-negative float, got {self.tol!r}")
         if not isinstance(self.constrained, (bool, np.bool_)):
             raise TypeError(f"constrained must be True or False, got {self.constrained!r}")
+        self._check_vote_normalization()
         X = _validate_X(self, X, reset=True)
         classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
         rng = check_random_state(self.random_state)
@@ -301,6 +337,7 @@ class SeededKMeansPropagator(_BasePropagator):
         class_sizes = np.bincount(y_encoded[labeled], minlength=n_classes)
 
         votes = np.zeros((n_samples, n_classes), dtype=np.float64)
+        n_reached = np.zeros(n_samples, dtype=np.int64)
         self.n_clusters_, self.cluster_centers_, self.cluster_distributions_ = [], [], []
         self.n_iter_, assignments, reduced = [], [], []
         for k in n_clusters_list:
@@ -322,7 +359,9 @@ class SeededKMeansPropagator(_BasePropagator):
             distributions = _cluster_label_histograms(
                 assignment, y_encoded, centers.shape[0], n_classes
             )
-            votes += distributions[assignment]
+            received = distributions[assignment]
+            votes += received
+            n_reached += received.sum(axis=1) > 0
             self.n_clusters_.append(int(centers.shape[0]))
             self.cluster_centers_.append(centers)
             self.cluster_distributions_.append(distributions)
@@ -342,7 +381,10 @@ class SeededKMeansPropagator(_BasePropagator):
                 stacklevel=2,
             )
 
-        self._set_priors(classes, y_encoded, votes)
+        proba, covered = combine_votes(votes, n_reached, len(n_clusters_list),
+                                       self.vote_normalization)
+        self._set_priors(classes, y_encoded, proba, covered=covered)
+        self.n_reached_ = n_reached
         self.cluster_assignments_ = np.stack(assignments, axis=1)
         return self
 
@@ -357,12 +399,23 @@ class SeededKMeansPropagator(_BasePropagator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1; a sample whose nearest clusters hold no label gets the uniform row.
+            Combined over the clusterings as in :meth:`fit` (``vote_normalization``).
         """
         check_is_fitted(self)
+        self._check_vote_normalization()
         X = _validate_X(self, X, reset=False)
         votes = np.zeros((X.shape[0], len(self.classes_)), dtype=np.float64)
+        n_reached = np.zeros(X.shape[0], dtype=np.int64)
         for centers, distributions in zip(self.cluster_centers_, self.cluster_distributions_):
             nearest, _ = nearest_centers(X, centers)
-            votes += distributions[nearest]
-        proba, _ = _normalise_rows(votes)
+            received = distributions[nearest]
+            votes += received
+            n_reached += received.sum(axis=1) > 0
+        proba, _ = combine_votes(votes, n_reached, len(self.cluster_centers_),
+                                 self.vote_normalization)
         return proba
+
+    def _check_vote_normalization(self):
+        if self.vote_normalization not in ("clusterings", "received"):
+            raise ValueError("vote_normalization must be 'clusterings' or 'received', got "
+                             f"{self.vote_normalization!r}")

@@ -1,10 +1,9 @@
-"""Tests of LLGCPropagator, the LabelSpreading baseline."""
+"""Tests of LLGCPropagator, the weighted-graph label spreading (Zhou et al.; Iscen et al.)."""
 
 import pickle
 
 import numpy as np
 import pytest
-from sklearn.semi_supervised import LabelSpreading
 
 from as3l_sklearn.propagation import LLGCPropagator
 
@@ -31,13 +30,48 @@ def test_one_label_per_blob_spreads_to_the_whole_blob():
     assert 0 < prop.n_iter_ <= prop.max_iter
 
 
-def test_matches_label_spreading_on_unlabeled_samples():
-    X, _, y = make_blobs()
-    prop = LLGCPropagator(n_neighbors=7, alpha=0.5, normalize=False).fit(X, y)
-    reference = LabelSpreading(kernel="knn", n_neighbors=7, alpha=0.5, max_iter=1000).fit(X, y)
+def _reference_llgc(X, y, n_neighbors, alpha, gamma):
+    """Dense, literal Zhou et al. / Iscen et al. solve: Z = (I - alpha S)^-1 Y."""
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cos = Xn @ Xn.T
+    np.fill_diagonal(cos, -np.inf)
+    A = np.zeros_like(cos)
+    for i, row in enumerate(cos):
+        nn = np.argsort(-row)[:n_neighbors]
+        A[i, nn] = np.maximum(row[nn], 0) ** gamma
+    W = A + A.T
+    d = W.sum(axis=1)
+    S = W / np.sqrt(np.outer(d, d))
+    Y = np.zeros((len(X), y.max() + 1))
+    for c in range(Y.shape[1]):
+        Y[y == c, c] = 1.0 / (y == c).sum()
+    Z = np.linalg.solve(np.eye(len(X)) - alpha * S, Y)
+    return Z / Z.sum(axis=1, keepdims=True)
+
+
+def test_matches_the_dense_closed_form_solution():
+    rng = np.random.RandomState(0)
+    X = np.r_[rng.normal([5, 0, 1], 1, (25, 3)), rng.normal([0, 5, 1], 1, (25, 3))]
+    y = np.full(50, -1)
+    y[[0, 1, 25]] = [0, 0, 1]
+    prop = LLGCPropagator(n_neighbors=6, alpha=0.9, max_iter=500, tol=1e-10).fit(X, y)
+    expected = _reference_llgc(X, y, 6, 0.9, 3.0)
     unlabeled = y == -1
-    np.testing.assert_allclose(prop.label_distributions_[unlabeled],
-                               reference.label_distributions_[unlabeled])
+    np.testing.assert_allclose(prop.label_distributions_[unlabeled], expected[unlabeled],
+                               atol=1e-6)
+
+
+def test_graph_is_symmetric_and_weighted():
+    """A sample that is nobody's neighbour still receives its neighbours' labels (W + W^T),
+    and closer neighbours weigh more than far ones (gamma)."""
+    X = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0], [0.14, 0.99], [0.7, 0.7]])
+    y = np.array([0, -1, 1, -1, -1])
+    prop = LLGCPropagator(n_neighbors=2, alpha=0.9, max_iter=100).fit(X, y)
+    assert prop.covered_.all()
+    np.testing.assert_array_equal(prop.transduction_[:4], [0, 0, 1, 1])
+    # sharper weights give the point between the classes a less even prior, never a wrong one
+    flat = LLGCPropagator(n_neighbors=2, alpha=0.9, gamma=1e-3).fit(X, y)
+    assert abs(flat.label_distributions_[4, 0] - 0.5) < 0.05
 
 
 def test_labeled_samples_keep_their_label_and_one_hot_row():
@@ -60,11 +94,11 @@ def test_unreached_component_gets_uniform_prior():
 
 
 def test_string_labels_and_neighbour_cap_and_pickle():
-    X, y_true, _ = make_blobs(3)  # 9 samples: n_neighbors=50 is capped
+    X, y_true, _ = make_blobs(3)  # 9 samples: n_neighbors=50 is capped at the 8 others
     y = np.array(["a", "b", "c"], dtype=object)[y_true]
     y[[1, 2, 4, 5, 7, 8]] = -1
     prop = LLGCPropagator().fit(X, y)
-    assert prop.n_neighbors_ == 9
+    assert prop.n_neighbors_ == 8
     assert list(prop.classes_) == ["a", "b", "c"]
     assert set(prop.transduction_) <= {"a", "b", "c"}
     restored = pickle.loads(pickle.dumps(prop))
@@ -78,6 +112,9 @@ def test_string_labels_and_neighbour_cap_and_pickle():
         ({"alpha": 0}, ValueError, "alpha"),
         ({"n_neighbors": 0}, ValueError, "n_neighbors"),
         ({"max_iter": 0}, ValueError, "max_iter"),
+        ({"gamma": 0}, ValueError, "gamma"),
+        ({"tol": -1.0}, ValueError, "tol"),
+        ({"normalize": "yes"}, TypeError, "normalize"),
     ],
 )
 def test_bad_parameters_raise_naming_them(params, error, match):

@@ -44,8 +44,15 @@ def test_one_seed_per_blob_gives_the_correct_prior_everywhere():
     assert prop.covered_.all()
     np.testing.assert_array_equal(prop.transduction_, y_true)
     np.testing.assert_array_equal(prop.predict(X), y_true)
-    # the prior puts its whole mass on the true class: clusters never straddle blobs
-    np.testing.assert_allclose(prop.label_distributions_[np.arange(len(y)), y_true], 1.0)
+    # clusters never straddle blobs: every vote a sample receives is for its true class, and
+    # the mass of clusterings that leave it in a cluster without labels is spread uniformly
+    n_reached = prop.n_reached_
+    expected = n_reached / 3 + (3 - n_reached) / 3 / 3
+    np.testing.assert_allclose(prop.label_distributions_[np.arange(len(y)), y_true][y == -1],
+                               expected[y == -1])
+    received = SeededKMeansPropagator(n_clusters=[3, 6, 10], vote_normalization="received",
+                                      random_state=0).fit(X, y)
+    np.testing.assert_allclose(received.label_distributions_[np.arange(len(y)), y_true], 1.0)
 
 
 def test_paper_k_list_on_tiny_data_and_rows_sum_to_one():
@@ -110,15 +117,47 @@ def test_covered_matches_the_cluster_histograms():
     np.testing.assert_array_equal(prop.covered_, (votes.sum(axis=1) > 0) | (y != -1))
 
 
-def test_prior_is_the_normalised_sum_over_clusterings():
+def test_prior_is_the_sum_over_clusterings_divided_by_their_number():
     X, y_true = make_blobs(20)
     y = one_seed_per_blob(y_true, 20)
     prop = SeededKMeansPropagator(n_clusters=[3, 12, 24], random_state=1).fit(X, y)
     votes = sum(d[prop.cluster_assignments_[:, i]]
                 for i, d in enumerate(prop.cluster_distributions_))
-    unlabeled = (y == -1) & prop.covered_
-    expected = votes[unlabeled] / votes[unlabeled].sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(prop.label_distributions_[unlabeled], expected)
+    n_reached = sum(
+        (d[prop.cluster_assignments_[:, i]].sum(axis=1) > 0)
+        for i, d in enumerate(prop.cluster_distributions_))
+    np.testing.assert_array_equal(prop.n_reached_, n_reached)
+    unlabeled = y == -1
+    expected = votes / 3 + (3 - n_reached)[:, None] / 3 / 3
+    np.testing.assert_allclose(prop.label_distributions_[unlabeled], expected[unlabeled])
+    np.testing.assert_allclose(prop.predict_proba(X)[unlabeled].sum(axis=1), 1.0)
+
+    received = SeededKMeansPropagator(n_clusters=[3, 12, 24], vote_normalization="received",
+                                      random_state=1).fit(X, y)
+    covered = unlabeled & received.covered_
+    np.testing.assert_allclose(received.label_distributions_[covered],
+                               votes[covered] / votes[covered].sum(axis=1, keepdims=True))
+
+
+def test_a_sample_reached_once_is_not_one_hot():
+    """Issue 11: a sample that one clustering of several reaches must not get a one-hot prior;
+    its confidence is 1/C of the vote plus its uniform share, and it rises with the number
+    of clusterings that reach it."""
+    X, y_true = make_blobs(20)
+    y = one_seed_per_blob(y_true, 20)
+    prop = SeededKMeansPropagator(n_clusters=[3, 40, 50, 57], random_state=0).fit(X, y)
+    unlabeled = y == -1
+    once = unlabeled & (prop.n_reached_ == 1)
+    assert once.any()
+    confidence = prop.label_distributions_.max(axis=1)
+    np.testing.assert_allclose(confidence[once], 1 / 4 + (3 / 4) / 3)
+    # more clusterings agreeing on a sample -> more confidence (votes of one class here)
+    by_reach = [confidence[unlabeled & (prop.n_reached_ == r)].mean()
+                for r in range(1, 5) if (unlabeled & (prop.n_reached_ == r)).any()]
+    assert np.all(np.diff(by_reach) > 0)
+    received = SeededKMeansPropagator(n_clusters=[3, 40, 50, 57], vote_normalization="received",
+                                      random_state=0).fit(X, y)
+    assert np.allclose(received.label_distributions_[once].max(axis=1), 1.0)
 
 
 def test_predict_proba_on_new_samples_uses_nearest_centers():
@@ -247,6 +286,7 @@ def test_one_labeled_class_works_with_a_warning():
         ({"n_clusters": 2.5}, TypeError, "n_clusters"),
         ({"max_iter": 0}, ValueError, "max_iter"),
         ({"constrained": "yes"}, TypeError, "constrained"),
+        ({"vote_normalization": "votes"}, ValueError, "vote_normalization"),
     ],
 )
 def test_bad_parameters_raise_naming_them(params, error, match):
