@@ -67,3 +67,27 @@ def test_folder_needs_a_path():
 def test_parser_defaults():
     args = build_parser().parse_args([])
     assert args.dataset == "digits" and args.budget == 10 and args.selector == "multicluster"
+
+
+def test_no_checkpoint_is_chosen_on_the_test_set(tmp_path, monkeypatch):
+    """Issue 11: the command passes its test set only as monitoring data (never as X_val),
+    and reports the final model's accuracy."""
+    from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
+
+    calls = []
+    original_fit = PriorGuidedFlexMatchClassifier.fit
+
+    def recording_fit(self, X, y, **kwargs):
+        calls.append(kwargs)
+        return original_fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(PriorGuidedFlexMatchClassifier, "fit", recording_fit)
+    assert main(TINY + ["--output", str(tmp_path), "--compare"]) == 0
+    assert len(calls) == 2
+    for kwargs in calls:
+        assert kwargs.get("X_val") is None and kwargs.get("y_val") is None
+        assert kwargs.get("X_monitor") is not None
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["classifier"]["model"].startswith("final EMA weights")
+    curve = report["classifier"]["history"]
+    assert report["classifier"]["test_accuracy"] == pytest.approx(curve[-1]["monitor_accuracy"])

@@ -220,7 +220,8 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
     history_ : list of dict
         One record per ``eval_every`` steps: ``step``, ``loss``, ``loss_l``, ``loss_u``,
         ``mask_rate``, ``pseudo_label_accuracy`` (with ``y_true``), ``val_accuracy`` (with
-        ``X_val``), ``lr``, ``prior`` (whether guidance was on) and ``seconds``.
+        ``X_val``), ``monitor_accuracy`` (with ``X_monitor``), ``lr``, ``prior`` (whether
+        guidance was on) and ``seconds``.
     best_step_ : int
         Step whose EMA weights are kept (best validation accuracy, else the last step).
     image_shape_ : tuple (C, H, W)
@@ -417,7 +418,8 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         return proba.astype(np.float32)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, prior_proba=None, X_val=None, y_val=None, y_true=None):
+    def fit(self, X, y, prior_proba=None, X_val=None, y_val=None, y_true=None, X_monitor=None,
+            y_monitor=None):
         """Train on images ``X`` with partial labels ``y`` (-1 for unlabeled).
 
         Parameters
@@ -431,7 +433,13 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             must sum to 1. Overrides the ``prior`` estimator for the initial priors.
         X_val, y_val : optional
             Validation images and labels: accuracy every ``eval_every`` steps, and the EMA
-            weights with the best validation accuracy are kept.
+            weights with the best validation accuracy are kept. Never pass the test set here:
+            a maximum over checkpoints chosen on it is an optimistic test score.
+        X_monitor, y_monitor : optional
+            Images and labels whose accuracy is recorded every ``eval_every`` steps
+            (``history_[i]["monitor_accuracy"]``) and never used to choose weights: the place
+            for a test set whose learning curve you want to plot. The final model is the one
+            trained without them.
         y_true : array-like of shape (n_samples,), optional
             True labels of the training images (``-1`` where unknown), for monitoring the
             pseudo-label accuracy only; never used for training. Labels of classes absent from
@@ -486,6 +494,18 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             y_val_codes = self._encode(y_val, "y_val")
             if len(y_val_codes) != len(val_images):
                 raise ValueError(f"y_val has {len(y_val_codes)} labels but X_val has {len(val_images)} images")
+        self._monitor = None
+        if (X_monitor is None) != (y_monitor is None):
+            raise ValueError("X_monitor and y_monitor must be given together")
+        if X_monitor is not None:
+            monitor_images = self._check_X(X_monitor, name="X_monitor")
+            if tuple(monitor_images.shape[1:]) != tuple(self.image_shape_):
+                check_image_shape_consistent(monitor_images, self.image_shape_, name="X_monitor")
+            monitor_codes = self._encode(y_monitor, "y_monitor")
+            if len(monitor_codes) != len(monitor_images):
+                raise ValueError(f"y_monitor has {len(monitor_codes)} labels but X_monitor has "
+                                 f"{len(monitor_images)} images")
+            self._monitor = (monitor_images, monitor_codes)
         true_codes = None
         if y_true is not None:
             true_codes = self._encode(y_true, "y_true")
@@ -573,6 +593,7 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         finally:
             self.status_ = status_t.cpu().numpy().copy()
             net.clear_training_data()
+            self._monitor = None  # monitoring data is not part of the fitted model (or its pickle)
         self._last_ema_state = None
         if best_state is not None and self.best_step_ != self.n_iter_:
             self._last_ema_state = {k: v.detach().cpu().clone() for k, v in net.ema_module_.state_dict().items()}
@@ -599,6 +620,10 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         if val_images is not None:
             predicted = self.net_.predict_logits(val_images).argmax(1).numpy()
             record["val_accuracy"] = float(np.mean(predicted == y_val_codes))
+        if getattr(self, "_monitor", None) is not None:
+            monitor_images, monitor_codes = self._monitor
+            predicted = self.net_.predict_logits(monitor_images).argmax(1).numpy()
+            record["monitor_accuracy"] = float(np.mean(predicted == monitor_codes))
         self.history_.append(record)
         self.net_.history.new_epoch()
         for key, value in record.items():

@@ -361,3 +361,22 @@ def test_validation_labels_of_uncovered_classes_count_as_errors():
     clf.fit(X, y, X_val=X, y_val=y_val)
     assert all(0.0 <= h["val_accuracy"] <= 0.5 for h in clf.history_)
     assert clf.score(X, y_val) <= 0.5
+
+
+def test_monitor_data_never_chooses_the_weights():
+    """Issue 11: data passed as X_monitor (a test set) only records a learning curve; the
+    final model is the same as without it, the last EMA weights, whatever the curve says."""
+    X, y_true, _ = _bars(24)
+    y = np.full(24, -1)
+    y[:4] = y_true[:4]
+    params = dict(max_iter=6, eval_every=1, random_state=0, **TINY)
+    plain = PriorGuidedFlexMatchClassifier(**params).fit(X, y)
+    monitored = PriorGuidedFlexMatchClassifier(**params).fit(X, y, X_monitor=X, y_monitor=y_true)
+    np.testing.assert_array_equal(monitored.predict_proba(X), plain.predict_proba(X))
+    curve = [h["monitor_accuracy"] for h in monitored.history_]
+    assert len(curve) == 6 and monitored.best_step_ == monitored.n_iter_ == 6
+    assert monitored.score(X, y_true) == pytest.approx(curve[-1])
+    assert not hasattr(pickle.loads(pickle.dumps(monitored)), "_monitor") or \
+        pickle.loads(pickle.dumps(monitored))._monitor is None
+    with pytest.raises(ValueError, match="X_monitor and y_monitor"):
+        PriorGuidedFlexMatchClassifier(**params).fit(X, y, X_monitor=X)
