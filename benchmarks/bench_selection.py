@@ -2,23 +2,28 @@
 
 For each selector, budget and seed, on fixed features of a Fashion-MNIST training subset:
 
-* **class coverage**: how many of the 10 classes the selected samples hit;
-* **prior accuracy**: accuracy, on the unselected samples, of prior pseudo-labels propagated
-  from the selected samples' true labels -- with
-  :class:`as3l_sklearn.propagation.SeededKMeansPropagator` (K = 10, 20, ..., 60, the paper's
-  setting), or with 1-nearest-selected-sample propagation under ``--propagation nearest``
-  (the table's notes say which one ran);
-* selection wall time.
+* **classes covered**: how many of the 10 classes the selected samples hit;
+* **seconds**: wall time of the selection (``select`` for ours, ``query`` for the peer).
 
-Features: PCA-50 (whitened) of the pixels by default; ``--features f.npy --labels y.npy`` runs
-the same table on other features (e.g. ``ClusterFineTuner``'s ``f_fine``).
+Rows (the constructor calls are in :func:`make_selectors`): the multi-cluster selector under
+both readings of the paper's Algorithm 1 (``group_policy="one_per_cluster"``, the default, and
+``"largest"``), TypiClust and ProbCover as their authors wrote them (ProbCover with
+``n_classes=10``), k-medoids, coreset (k-center greedy), uniform random, and
+scikit-activeml's ``TypiClust`` as an independent peer (``pip install -e ".[bench]"``; the
+row is left out, with a note, when scikit-activeml is not installed).
 
-A second table times ``MultiClusterSelector().select(10)`` (and the other selectors) on 50,000
-x 128 random-normal features (target: under 10 s on 2 CPU cores).
+Features: PCA-50 of pixels / 255 (not whitened) of a random 10,000 of the training images
+with index < 50,000 (images >= 50,000 are the tuning split of
+``tune_multicluster_policy.py``); ``--features f.npy --labels y.npy`` runs the same table on
+other features (e.g. ``ClusterFineTuner``'s ``f_fine``). Prior-pseudo-label accuracy per
+selector is measured by ``bench_propagation.py``.
+
+A second table times ``select(10)`` on 50,000 x 128 random-normal features (target for
+``MultiClusterSelector``: under 10 s on 2 CPU cores).
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_selection.py              # defaults below
+    nice -n 5 python benchmarks/bench_selection.py --skip-timing    # about 2 minutes, 1 thread
     python benchmarks/bench_selection.py --features f_fine.npy --labels y.npy --name selection_ffine
 """
 
@@ -39,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save_results  # noqa: E402
 
-from as3l_sklearn.cluster import available_backend, knn_search  # noqa: E402
+from as3l_sklearn.cluster import available_backend  # noqa: E402
 from as3l_sklearn.metrics import class_coverage  # noqa: E402
 from as3l_sklearn.selection import (  # noqa: E402
     CoresetSelector,
@@ -50,17 +55,61 @@ from as3l_sklearn.selection import (  # noqa: E402
     TypiClustSelector,
 )
 
+REPORTED_END = 50_000  # training images below this index form the reported split
+PEER = "TypiClust peer (scikit-activeml)"
+
+
+class SkactivemlTypiClust:
+    """scikit-activeml's ``TypiClust`` behind our ``fit``/``select`` API (benchmark only).
+
+    It is given the L2-normalised features (the authors' TypiClust normalises them; the
+    library leaves preprocessing to its caller), ``k=20`` neighbours (the authors' ``K_NN``;
+    the library's default is 5) and an all-missing label vector: a single-shot selection
+    with no labeled sample, ``K = batch_size`` clusters of scikit-learn's ``KMeans``.
+    """
+
+    def __init__(self, random_state):
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        self.features_ = X / np.where(norms > 0, norms, 1.0)
+        return self
+
+    def select(self, n_budget):
+        from skactiveml.pool import TypiClust
+
+        unlabeled = np.full(len(self.features_), np.nan)
+        query = TypiClust(random_state=self.random_state, k=20)
+        return np.asarray(query.query(self.features_, unlabeled, batch_size=n_budget))
+
+
+def skactiveml_version():
+    """scikit-activeml's version, or None when it is not installed."""
+    try:
+        import skactiveml
+        import skactiveml.pool  # noqa: F401  (imported here, so that no row times the import)
+    except ImportError:
+        return None
+    return getattr(skactiveml, "__version__", "installed")
+
 
 def make_selectors(seed):
-    return {
-        "random (uniform)": RandomSelector(random_state=seed),
-        "random (stratified, uses y)": RandomSelector(stratified=True, random_state=seed),
-        "coreset (k-center greedy)": CoresetSelector(random_state=seed),
-        "k-medoids": KMedoidsSelector(random_state=seed),
+    """The benchmark's rows: name -> selector with ``fit(X)`` and ``select(n_budget)``."""
+    selectors = {
+        "AS3L multi-cluster, one per cluster (default)":
+            MultiClusterSelector(n_runs=6, group_policy="one_per_cluster", random_state=seed),
+        "AS3L multi-cluster, largest groups":
+            MultiClusterSelector(n_runs=6, group_policy="largest", random_state=seed),
         "TypiClust": TypiClustSelector(random_state=seed),
-        "ProbCover": ProbCoverSelector(random_state=seed),
-        "AS3L multi-cluster (C=6)": MultiClusterSelector(n_runs=6, random_state=seed),
+        "ProbCover (n_classes=10)": ProbCoverSelector(n_classes=10, random_state=seed),
+        "k-medoids": KMedoidsSelector(random_state=seed),
+        "coreset (k-center greedy)": CoresetSelector(random_state=seed),
+        "random (uniform)": RandomSelector(random_state=seed),
     }
+    if skactiveml_version() is not None:
+        selectors[PEER] = SkactivemlTypiClust(random_state=seed)
+    return selectors
 
 
 def load_features(args):
@@ -80,35 +129,14 @@ def load_features(args):
         return F, y, description
     from sklearn.decomposition import PCA
 
-    X, y = _fashion_mnist_train()
-    keep = np.random.RandomState(0).choice(len(X), args.n_samples, replace=False)
-    X, y = X[keep].reshape(args.n_samples, -1).astype(np.float32) / 255.0, y[keep]
-    F = PCA(n_components=50, whiten=True, random_state=0).fit_transform(X).astype(np.float32)
-    return F, y, (f"Fashion-MNIST train, random subset of {args.n_samples} (seed 0), "
-                  "PCA-50 whitened pixels")
-
-
-def _fashion_mnist_train():
     from as3l_sklearn.datasets import load_fashion_mnist
 
-    return load_fashion_mnist(split="train")
-
-
-def prior_accuracy(F, y, idx, method, seed):
-    """Accuracy on the unselected samples of labels propagated from the selected ones."""
-    unlabeled = np.ones(len(y), dtype=bool)
-    unlabeled[idx] = False
-    if method == "seeded":
-        from as3l_sklearn.propagation import SeededKMeansPropagator
-
-        y_partial = np.full(len(y), -1, dtype=np.int64)
-        y_partial[idx] = y[idx]
-        prop = SeededKMeansPropagator(n_clusters=[10, 20, 30, 40, 50, 60], random_state=seed)
-        predicted = prop.fit(F, y_partial).transduction_
-    else:
-        _, nearest = knn_search(F[idx], F, 1)
-        predicted = y[idx][nearest[:, 0]]
-    return float((predicted[unlabeled] == y[unlabeled]).mean())
+    X, y = load_fashion_mnist(split="train")
+    keep = np.sort(np.random.RandomState(0).choice(REPORTED_END, args.n_samples, replace=False))
+    pixels = X[keep].reshape(len(keep), -1).astype(np.float32) / 255.0
+    F = PCA(n_components=50, random_state=0).fit_transform(pixels).astype(np.float32)
+    return F, y[keep], (f"Fashion-MNIST train, random {args.n_samples} of the images with "
+                        f"index < {REPORTED_END} (seed 0), PCA-50 of pixels / 255 (not whitened)")
 
 
 def mean_std(values, digits):
@@ -117,66 +145,63 @@ def mean_std(values, digits):
 
 def run_quality(args):
     F, y, description = load_features(args)
-    method = "seeded" if args.propagation in ("auto", "seeded") else "nearest"
     n_classes = len(np.unique(y))
-    print(f"{description}: {F.shape}, {n_classes} classes; propagation: {method}; "
-          f"k-means backend: {available_backend()}", flush=True)
+    print(f"{description}: {F.shape}, {n_classes} classes; k-means backend: "
+          f"{available_backend()}; scikit-activeml: {skactiveml_version()}", flush=True)
     names = list(make_selectors(0))
-    raw = {name: {b: {"coverage": [], "prior_accuracy": [], "seconds": []} for b in args.budgets}
-           for name in names}
+    raw = {name: {b: {"coverage": [], "seconds": []} for b in args.budgets} for name in names}
     for seed in range(args.seeds):
         for name, selector in make_selectors(seed).items():
-            selector.fit(F, y if "stratified" in name else None)
             for budget in args.budgets:
                 start = time.perf_counter()
-                idx = selector.select(budget)
+                idx = selector.fit(F).select(budget)
                 seconds = time.perf_counter() - start
+                if len(np.unique(idx)) != budget:
+                    raise RuntimeError(f"{name} returned {len(np.unique(idx))} distinct indices "
+                                       f"for budget {budget}")
                 record = raw[name][budget]
                 record["coverage"].append(int(class_coverage(y, idx)))
-                record["prior_accuracy"].append(prior_accuracy(F, y, idx, method, seed))
                 record["seconds"].append(seconds)
-                print(f"seed {seed} {name:30s} B={budget:3d}: "
-                      f"coverage {record['coverage'][-1]:2d}, "
-                      f"prior acc {record['prior_accuracy'][-1]:.3f}, select {seconds:.2f} s",
-                      flush=True)
+                print(f"seed {seed} {name:46s} B={budget:3d}: coverage "
+                      f"{record['coverage'][-1]:2d}, {seconds:.2f} s", flush=True)
 
     rows, columns = [], ["selector"]
     for budget in args.budgets:
-        columns += [f"coverage B={budget}", f"prior acc B={budget}"]
-    columns.append(f"select s (B={max(args.budgets)})")
+        columns += [f"classes covered B={budget}", f"seconds B={budget}"]
     for name in names:
         row = {"selector": name}
         for budget in args.budgets:
             record = raw[name][budget]
-            row[f"coverage B={budget}"] = mean_std(record["coverage"], 1)
-            row[f"prior acc B={budget}"] = mean_std(100 * np.asarray(record["prior_accuracy"]), 1)
-        largest = max(args.budgets)
-        row[f"select s (B={largest})"] = f"{np.mean(raw[name][largest]['seconds']):.2f}"
+            row[f"classes covered B={budget}"] = mean_std(record["coverage"], 1)
+            row[f"seconds B={budget}"] = f"{np.mean(record['seconds']):.2f}"
         row["raw"] = {str(b): raw[name][b] for b in args.budgets}
         rows.append(row)
-    propagation_text = (
-        "SeededKMeansPropagator(n_clusters=[10, 20, 30, 40, 50, 60], "
-        "random_state=seed).transduction_"
-        if method == "seeded"
-        else "1-nearest selected sample (SeededKMeansPropagator was not importable)"
-    )
+    peer_note = (
+        f"'{PEER}' is skactiveml.pool.TypiClust(random_state=seed, k=20).query(F_l2, "
+        "y_all_missing, batch_size=B) on the L2-normalised features (scikit-activeml "
+        f"{skactiveml_version()}): K = B scikit-learn KMeans clusters, one pick per cluster, "
+        "largest first, typicality 1 / mean Euclidean distance to the k nearest cluster mates. "
+        if skactiveml_version() is not None else
+        "scikit-activeml is not installed, so its TypiClust peer row is absent "
+        "(pip install -e '.[bench]'). ")
     notes = (
-        f"Features: {description}. Class coverage out of {n_classes} classes; "
-        "prior accuracy (%) on "
-        f"the unselected samples, labels propagated with {propagation_text}. Mean ± std over "
-        f"{args.seeds} seeds (seed = selector and propagator random_state). 'random (stratified, "
-        "uses y)' needs the true labels and is an oracle reference, as in SSL papers. Selection "
-        f"time is the wall time of select() alone (fit only stores features) with {args.threads} "
-        "BLAS/OpenMP thread(s), on a 2-core machine shared with other jobs."
+        f"Features: {description}. Classes covered out of {n_classes}; mean ± std over "
+        f"{args.seeds} seeds (seed = random_state of every selector). Seconds: mean wall time "
+        f"of fit + select (fit only stores the features) with {args.threads} BLAS/OpenMP "
+        "thread(s), on a 2-core machine shared with other jobs. Constructor calls: "
+        "MultiClusterSelector(n_runs=6, group_policy=..., random_state=seed), "
+        "TypiClustSelector(random_state=seed), ProbCoverSelector(n_classes=10, "
+        "random_state=seed), KMedoidsSelector(random_state=seed), "
+        "CoresetSelector(random_state=seed), RandomSelector(random_state=seed). " + peer_note
+        + "Prior accuracy per selector: bench_propagation.py."
     )
     save_results(
         args.name, rows,
-        title=f"Single-shot selection on {'Fashion-MNIST ' if not args.features else ''}features: "
-              "class coverage and prior accuracy",
+        title=f"Single-shot selection on {'Fashion-MNIST ' if not args.features else ''}"
+              "features: classes covered and time",
         settings={"n_samples": int(len(F)), "n_features": int(F.shape[1]), "budgets": args.budgets,
-                  "seeds": args.seeds, "propagation": method, "features": description,
-                  "threads": args.threads,
-                  "kmeans_backend": available_backend()},
+                  "seeds": args.seeds, "features": description, "threads": args.threads,
+                  "kmeans_backend": available_backend(), "skactiveml": skactiveml_version()},
         notes=notes, columns=columns,
     )
 
@@ -186,14 +211,17 @@ def run_timing(args):
 
     X = np.random.RandomState(0).normal(size=(args.timing_samples, 128)).astype(np.float32)
     selectors = {
-        "AS3L multi-cluster (C=6)": lambda: MultiClusterSelector(n_runs=6, random_state=0),
+        "AS3L multi-cluster, one per cluster (default)": lambda: MultiClusterSelector(
+            n_runs=6, random_state=0),
+        "AS3L multi-cluster, largest groups": lambda: MultiClusterSelector(
+            n_runs=6, group_policy="largest", random_state=0),
         "k-medoids": lambda: KMedoidsSelector(random_state=0),
         "coreset (k-center greedy)": lambda: CoresetSelector(random_state=0),
         "TypiClust": lambda: TypiClustSelector(random_state=0),
-        "ProbCover": lambda: ProbCoverSelector(random_state=0),
+        "ProbCover": lambda: ProbCoverSelector(n_classes=10, random_state=0),
         "random (uniform)": lambda: RandomSelector(random_state=0),
     }
-    runs = [("AS3L multi-cluster (C=6)", 2)] + [(name, 1) for name in selectors]
+    runs = [("AS3L multi-cluster, one per cluster (default)", 2)] + [(name, 1) for name in selectors]
     rows = []
     for name, threads in runs:
         if name == "ProbCover" and args.skip_probcover_timing:
@@ -242,10 +270,9 @@ def main(argv=None):
     parser.add_argument("--features",
                         help="an .npy of features (default: PCA-50 of Fashion-MNIST pixels)")
     parser.add_argument("--labels", help="an .npy of true labels aligned with --features")
-    parser.add_argument("--n-samples", type=int, default=15000, help="training subset size")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--n-samples", type=int, default=10000, help="training subset size")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 40])
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--propagation", choices=["auto", "seeded", "nearest"], default="auto")
     parser.add_argument("--name", default="selection",
                         help="results name (benchmarks/results/<name>.json)")
     parser.add_argument("--timing-samples", type=int, default=50000)
