@@ -96,8 +96,9 @@ class MultiClusterSelector(BaseSelector):
     Notes
     -----
     The k-means runs use :func:`as3l_sklearn.cluster.kmeans` (faiss when installed, with all
-    points used for the centers). Selecting 10 of 50,000 128-d samples takes about a second
-    on two CPU cores (see ``benchmarks/bench_selection.py``).
+    points used for the centers). Selecting 10 of 50,000 128-d samples takes about 4 s of CPU
+    on one core, almost all of it in the six k-means runs; the group choice is negligible
+    (see ``benchmarks/bench_selection.py``).
 
     Examples
     --------
