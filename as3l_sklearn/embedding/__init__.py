@@ -8,12 +8,19 @@
 
 from ._finetune import ClusterFineTuner
 
-__all__ = ["ClusterFineTuner", "SimSiamEmbedder", "TrainingInterruptedWarning"]
+__all__ = [
+    "ClusterFineTuner",
+    "CollapseWarning",
+    "SimSiamEmbedder",
+    "TrainingInterruptedWarning",
+    "effective_rank",
+    "normalized_std",
+]
 
 
 def __getattr__(name):
     # SimSiamEmbedder pulls in skorch; import it only when asked for
-    if name in ("SimSiamEmbedder", "TrainingInterruptedWarning"):
+    if name in __all__ and name != "ClusterFineTuner":
         from . import _simsiam
 
         return getattr(_simsiam, name)

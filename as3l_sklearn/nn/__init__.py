@@ -12,17 +12,32 @@ Examples
 torch.Size([4, 16])
 """
 
-from ._backbones import BACKBONES, ResNet18CIFAR, SmallCNN, WideResNet, make_backbone
+from ._backbones import (
+    BACKBONES,
+    ResNet18CIFAR,
+    SmallCNN,
+    WideResNet,
+    auto_backbone_name,
+    make_backbone,
+    wrn_bn_momentum,
+)
 from ._heads import SimSiamPredictor, SimSiamProjector, negative_cosine_similarity, simsiam_loss
+from ._pretrained import IMAGENET_MEAN, IMAGENET_STD, ImageInput, pretrained_backbone
 
 __all__ = [
     "BACKBONES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ImageInput",
     "ResNet18CIFAR",
     "SimSiamPredictor",
     "SimSiamProjector",
     "SmallCNN",
     "WideResNet",
+    "auto_backbone_name",
     "make_backbone",
     "negative_cosine_similarity",
+    "pretrained_backbone",
     "simsiam_loss",
+    "wrn_bn_momentum",
 ]

@@ -10,7 +10,11 @@ Three architectures are provided by name through :func:`make_backbone`:
     convolution and no max-pool (out_dim 512).
 ``"wrn28_2"``
     WideResNet-28-2 as used by FixMatch/FlexMatch/AS3L for CIFAR-10: pre-activation blocks,
-    leaky ReLU (slope 0.1), BatchNorm momentum 0.001 (out_dim 128).
+    leaky ReLU (slope 0.1), BatchNorm momentum 0.001 (out_dim 128); pass ``expected_steps``
+    to :func:`make_backbone` to fit the momentum to a shorter run.
+``"resnet18"``
+    torchvision's ResNet-18 (ImageNet stem: 7x7 stride-2 convolution and max-pool), without
+    its classification layer (out_dim 512): the encoder for photos larger than 64 px.
 
 Every backbone ends with adaptive average pooling, so any image size at or above its
 ``min_image_size`` works (8x8 digits, 28x28 Fashion-MNIST, 32x32 CIFAR, larger images).
@@ -32,6 +36,7 @@ __all__ = [
     "SmallCNN",
     "WideResNet",
     "make_backbone",
+    "wrn_bn_momentum",
 ]
 
 
@@ -284,23 +289,83 @@ class WideResNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
-def _wrn28_2(in_channels: int) -> WideResNet:
-    return WideResNet(in_channels=in_channels, depth=28, widen_factor=2)
+def wrn_bn_momentum(expected_steps=None) -> float:
+    """BatchNorm momentum for a WideResNet trained for ``expected_steps`` optimizer steps.
+
+    A running statistic keeps ``(1 - momentum) ** steps ~ exp(-momentum * steps)`` of its
+    initial value. FixMatch's 0.001 is made for about a million steps (exp(-1000)); after a
+    780-step SimSiam run it would leave exp(-0.78) = 46 % of every running mean and variance
+    at its initial 0 / 1, so evaluation-mode features would be computed with statistics the
+    network never had. ``10 / expected_steps`` leaves exp(-10) < 1e-4 of the initial value
+    at the end of the run while averaging over as many recent batches as that allows;
+    it is clipped to [0.001, 0.1] (FixMatch's value for long runs, PyTorch's default for
+    very short ones).
+
+    Parameters
+    ----------
+    expected_steps : int or None, default=None
+        Optimizer steps of the run; ``None`` gives FixMatch's 0.001.
+
+    Returns
+    -------
+    momentum : float
+
+    Examples
+    --------
+    >>> wrn_bn_momentum(None), wrn_bn_momentum(1_000), wrn_bn_momentum(1_000_000)
+    (0.001, 0.01, 0.001)
+    """
+    if expected_steps is None:
+        return 0.001
+    if isinstance(expected_steps, bool) or not isinstance(expected_steps, numbers.Integral) or expected_steps < 1:
+        raise ValueError(f"expected_steps must be a positive int or None, got {expected_steps!r}")
+    return float(min(0.1, max(0.001, 10.0 / expected_steps)))
 
 
-def _small_cnn(in_channels: int) -> SmallCNN:
+def _wrn28_2(in_channels: int, expected_steps=None) -> WideResNet:
+    return WideResNet(
+        in_channels=in_channels, depth=28, widen_factor=2, bn_momentum=wrn_bn_momentum(expected_steps)
+    )
+
+
+def _small_cnn(in_channels: int, expected_steps=None) -> SmallCNN:
     return SmallCNN(in_channels=in_channels)
 
 
-def _resnet18_cifar(in_channels: int) -> ResNet18CIFAR:
+def _resnet18_cifar(in_channels: int, expected_steps=None) -> ResNet18CIFAR:
     return ResNet18CIFAR(in_channels=in_channels)
 
 
-# name -> (factory(in_channels) -> module, minimum image side in pixels)
+class _TorchvisionResNet18(nn.Module):
+    """torchvision ResNet-18 (ImageNet stem) without its classification layer."""
+
+    min_image_size = 32
+
+    def __init__(self, in_channels: int = 3):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        net.fc = nn.Identity()
+        self.net = net
+        self.out_dim = 512
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _resnet18(in_channels: int, expected_steps=None) -> _TorchvisionResNet18:
+    return _TorchvisionResNet18(in_channels=in_channels)
+
+
+# name -> (factory(in_channels, expected_steps=None) -> module, minimum image side in pixels)
 _FACTORIES = {
     "small_cnn": (_small_cnn, SmallCNN.min_image_size),
     "resnet18_cifar": (_resnet18_cifar, ResNet18CIFAR.min_image_size),
     "wrn28_2": (_wrn28_2, WideResNet.min_image_size),
+    "resnet18": (_resnet18, _TorchvisionResNet18.min_image_size),
 }
 
 #: Read-only mapping of backbone name -> factory ``f(in_channels) -> torch.nn.Module``.
@@ -348,21 +413,52 @@ def _infer_out_dim(module: nn.Module, in_channels: int, size: tuple[int, int]) -
     return int(output.shape[1])
 
 
-def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) -> nn.Module:
+def auto_backbone_name(in_channels: int, image_size, device=None) -> str:
+    """The architecture ``"auto"`` stands for, given the images (as the encoder sees them) and the device.
+
+    * ``device=None`` (no device given; the classifiers' rule): ``"small_cnn"`` for
+      grayscale images up to 32 px and any image up to 16 px, else ``"resnet18_cifar"``.
+    * a CPU: always ``"small_cnn"``. A CIFAR ResNet-18 keeps full resolution through its
+      first stage (64 channels at every pixel) and costs about 40x the small CNN per image;
+      on 2 CPU cores that is the difference between minutes and hours.
+    * CUDA: ``"small_cnn"`` up to 16 px, ``"resnet18_cifar"`` up to 64 px (the SimSiam CIFAR
+      setting), torchvision's ``"resnet18"`` (ImageNet stem) above.
+
+    Examples
+    --------
+    >>> auto_backbone_name(1, 28, "cpu"), auto_backbone_name(3, 32, "cuda"), auto_backbone_name(3, 96, "cuda")
+    ('small_cnn', 'resnet18_cifar', 'resnet18')
+    """
+    side = max(check_image_size(image_size))
+    kind = None if device is None else ("cuda" if str(device).startswith("cuda") else "cpu")
+    if kind is None:
+        return "small_cnn" if (side <= 32 and in_channels == 1) or side <= 16 else "resnet18_cifar"
+    if kind == "cpu" or side <= 16:
+        return "small_cnn"
+    return "resnet18_cifar" if side <= 64 else "resnet18"
+
+
+def make_backbone(
+    name_or_module="auto", in_channels: int = 1, image_size=28, *, device=None, expected_steps=None
+) -> nn.Module:
     """Build an image encoder by name, or adopt a user module.
 
     Parameters
     ----------
     name_or_module : str or torch.nn.Module, default="auto"
-        Architecture name (``"auto"``, ``"small_cnn"``, ``"resnet18_cifar"``, ``"wrn28_2"``),
-        or a module mapping ``(n, C, H, W)`` float images to ``(n, d)`` features.
-        ``"auto"`` picks ``"small_cnn"`` for grayscale images up to 32 px and for
-        any image up to 16 px, else ``"resnet18_cifar"``.
+        Architecture name (``"auto"``, ``"small_cnn"``, ``"resnet18_cifar"``, ``"wrn28_2"``,
+        ``"resnet18"``), or a module mapping ``(n, C, H, W)`` float images to ``(n, d)``
+        features. ``"auto"``: see :func:`auto_backbone_name` (it depends on ``device``).
     in_channels : int, default=1
         Number of image channels ``C``.
     image_size : int or tuple of (int, int), default=28
         Image side ``H = W``, or ``(H, W)``. Used to check that the architecture fits and,
         for a user module without ``out_dim``, for the dummy forward pass.
+    device : str or None, default=None
+        Device the encoder will train on; only used by ``"auto"``.
+    expected_steps : int or None, default=None
+        Optimizer steps of the coming run; sets the BatchNorm momentum of ``"wrn28_2"``
+        (see :func:`wrn_bn_momentum`). Ignored by the other architectures.
 
     Returns
     -------
@@ -415,8 +511,7 @@ def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) ->
         )
     name = name_or_module
     if name == "auto":
-        side = max(size)
-        name = "small_cnn" if (side <= 32 and in_channels == 1) or side <= 16 else "resnet18_cifar"
+        name = auto_backbone_name(in_channels, size, device)
     if name not in _FACTORIES:
         raise ValueError(f"unknown backbone {name_or_module!r}; valid names are {_valid_names()}")
     factory, min_size = _FACTORIES[name]
@@ -425,4 +520,4 @@ def make_backbone(name_or_module="auto", in_channels: int = 1, image_size=28) ->
             f"image_size={image_size!r} is too small for backbone {name!r}, which needs images "
             f"of at least {min_size}x{min_size} pixels"
         )
-    return factory(in_channels)
+    return factory(in_channels, expected_steps=expected_steps)

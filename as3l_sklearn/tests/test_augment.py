@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from as3l_sklearn import augment
-from as3l_sklearn.augment import RANDAUGMENT_OPS, SimSiamAugment, StrongAugment, WeakAugment
+from as3l_sklearn.augment import RANDAUGMENT_OPS, SIMSIAM_PRESETS, SimSiamAugment, StrongAugment, WeakAugment
 
 
 
@@ -126,6 +126,25 @@ def test_simsiam_grayscale_channels_and_color_ops():
 def test_simsiam_tiny_images_soften_crop():
     assert SimSiamAugment(8, 1).crop_scale == (0.5, 1.0)
     assert SimSiamAugment(28, 1).crop_scale == (0.2, 1.0)
+
+
+def test_simsiam_presets_per_kind_of_image():
+    rgb = SimSiamAugment.from_preset("rgb", image_size=32, channels=3)
+    gray = SimSiamAugment.from_preset("grayscale", image_size=28, channels=1)
+    for aug, preset in ((rgb, "rgb"), (gray, "grayscale")):
+        for key, value in SIMSIAM_PRESETS[preset].items():
+            assert getattr(aug, key) == tuple(value) if isinstance(value, tuple) else getattr(aug, key) == value
+    # the grayscale recipe crops less and has no colour steps; the RGB one is SimSiam's CIFAR recipe
+    assert gray.crop_scale[0] > rgb.crop_scale[0] == 0.2
+    assert gray.jitter[2:] == (0.0, 0.0) and gray.grayscale_p == 0.0
+    assert rgb.jitter == (0.4, 0.4, 0.4, 0.1) and rgb.grayscale_p == 0.2
+    # tiny images keep at least half of the area whatever the preset
+    assert SimSiamAugment.from_preset("rgb", image_size=8, channels=3).crop_scale == (0.5, 1.0)
+    x = _images(16, 1, 28)
+    view = gray(x, generator=_generator(0))
+    assert view.shape == x.shape and not torch.allclose(view, x)
+    with pytest.raises(ValueError, match="preset"):
+        SimSiamAugment.from_preset("cmyk")
 
 
 def test_simsiam_flip_only():

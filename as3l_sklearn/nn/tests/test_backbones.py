@@ -8,6 +8,12 @@ from torch import nn
 
 from as3l_sklearn.nn import (
     BACKBONES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageInput,
+    auto_backbone_name,
+    pretrained_backbone,
+    wrn_bn_momentum,
     SimSiamPredictor,
     SimSiamProjector,
     make_backbone,
@@ -15,7 +21,7 @@ from as3l_sklearn.nn import (
     simsiam_loss,
 )
 
-EXPECTED_OUT_DIM = {"small_cnn": 128, "resnet18_cifar": 512, "wrn28_2": 128}
+EXPECTED_OUT_DIM = {"small_cnn": 128, "resnet18_cifar": 512, "wrn28_2": 128, "resnet18": 512}
 
 
 
@@ -27,19 +33,20 @@ def test_registry_names():
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_named_backbone_out_dim_and_training_step(name, in_channels):
     torch.manual_seed(0)
-    backbone = make_backbone(name, in_channels=in_channels, image_size=8)
+    size = 32 if name == "resnet18" else 8  # the ImageNet stem divides by 32
+    backbone = make_backbone(name, in_channels=in_channels, image_size=size)
     assert isinstance(backbone, nn.Module)
     assert backbone.out_dim == EXPECTED_OUT_DIM[name]
     # one SGD step in train mode (BatchNorm on a batch of 4) moves the weights
     optimizer = torch.optim.SGD(backbone.parameters(), lr=0.1)
     first = next(backbone.parameters())
     before = first.detach().clone()
-    backbone(torch.rand(4, in_channels, 8, 8)).pow(2).mean().backward()
+    backbone(torch.rand(4, in_channels, size, size)).pow(2).mean().backward()
     optimizer.step()
     assert not torch.equal(before, first)
     # one module per (name, channels): adaptive pooling lets it take every image size
     backbone.eval()
-    for image_size in (8, 28, 32):
+    for image_size in (32,) if name == "resnet18" else (8, 28, 32):
         assert make_backbone(backbone, in_channels=in_channels, image_size=image_size) is backbone
         with torch.no_grad():
             features = backbone(torch.rand(2, in_channels, image_size, image_size))
@@ -224,3 +231,63 @@ def test_simsiam_step_lowers_loss():
 def test_backbone_on_cuda(name):
     backbone = make_backbone(name, in_channels=3, image_size=32).cuda()
     assert backbone(torch.rand(2, 3, 32, 32, device="cuda")).shape == (2, EXPECTED_OUT_DIM[name])
+
+
+@pytest.mark.parametrize(
+    "channels, size, device, expected",
+    [(1, 28, "cpu", "small_cnn"), (3, 32, "cpu", "small_cnn"), (3, 90, "cpu", "small_cnn"),
+     (3, 16, "cuda", "small_cnn"), (1, 28, "cuda", "resnet18_cifar"), (3, 64, "cuda", "resnet18_cifar"),
+     (3, 96, "cuda", "resnet18"), (3, 32, None, "resnet18_cifar"), (1, 28, None, "small_cnn")],
+)
+def test_auto_backbone_follows_device_and_size(channels, size, device, expected):
+    assert auto_backbone_name(channels, size, device) == expected
+    backbone = make_backbone("auto", in_channels=channels, image_size=size, device=device)
+    assert type(backbone) is type(BACKBONES[expected](channels))
+
+
+def test_wrn_bn_momentum_fits_the_run_length():
+    assert wrn_bn_momentum(None) == 0.001  # FixMatch's long runs
+    assert wrn_bn_momentum(780) == pytest.approx(10 / 780)
+    assert wrn_bn_momentum(10) == 0.1 and wrn_bn_momentum(10**7) == 0.001
+    # what the momentum is for: the running statistics forget their initial values in the run
+    for steps in (780, 5_000, 100_000):
+        assert (1 - wrn_bn_momentum(steps)) ** steps < 1e-4
+    short = make_backbone("wrn28_2", in_channels=3, image_size=32, expected_steps=780)
+    momenta = {m.momentum for m in short.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert len(momenta) == 1 and momenta.pop() == pytest.approx(10 / 780)
+    with pytest.raises(ValueError, match="expected_steps"):
+        wrn_bn_momentum(0)
+
+
+def test_image_input_resizes_repeats_and_normalizes():
+    inner = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    inner.out_dim = 3
+    adapter = ImageInput(inner, image_size=4, mean=IMAGENET_MEAN, std=IMAGENET_STD, in_channels=3)
+    x = torch.full((2, 1, 16, 16), 0.5)
+    out = adapter(x)
+    expected = (0.5 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    torch.testing.assert_close(out, expected.expand(2, 3))
+    assert adapter.out_dim == 3
+    with pytest.raises(ValueError, match="std"):
+        ImageInput(inner, mean=(0.5,), std=(0.0,))
+    with pytest.raises(ValueError, match="together"):
+        ImageInput(inner, mean=(0.5,))
+
+
+def test_pretrained_backbone_loads_local_weights(tmp_path):
+    torch.manual_seed(0)
+    source = make_backbone("small_cnn", in_channels=1, image_size=8)
+    path = tmp_path / "small.pt"
+    torch.save({"state_dict": {"module." + k: v for k, v in source.state_dict().items()}}, path)
+    torch.manual_seed(1)
+    target = make_backbone("small_cnn", in_channels=1, image_size=8)
+    loaded = pretrained_backbone(target, path, image_size=8, in_channels=1)
+    assert loaded.out_dim == 128
+    x = torch.rand(3, 1, 8, 8)
+    source.eval(), loaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), source(x))
+    with pytest.raises(TypeError, match="architecture"):
+        pretrained_backbone(3)
+    with pytest.raises(TypeError, match="weights"):
+        pretrained_backbone(target, weights=5)

@@ -1,0 +1,211 @@
+"""Your own encoder: a torchvision model or any module, with weights from a local file.
+
+Nothing is downloaded: torchvision architectures are built with ``weights=None`` and the
+weights come from a ``state_dict`` you saved (``torch.save(model.state_dict(), path)``).
+:class:`ImageInput` puts the resize and the per-channel normalisation a pretrained network
+expects in front of it, so the features are computed on the input it was trained on.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..utils import check_image_size
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInput", "pretrained_backbone"]
+
+#: Per-channel mean and std of ImageNet (RGB, values in [0, 1]): torchvision's pretrained models expect them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# attributes holding the classification layer of torchvision's model families
+_HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
+
+
+def _check_stats(values, name: str) -> tuple[float, ...]:
+    try:
+        stats = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of floats (one per channel), got {values!r}") from None
+    if not stats:
+        raise ValueError(f"{name} must not be empty")
+    return stats
+
+
+class ImageInput(nn.Module):
+    """Resize, channel adaptation and normalisation in front of an encoder.
+
+    ``forward(x)`` takes float images ``(n, C, H, W)`` with values in [0, 1] (what the
+    augmentations produce), resizes them bilinearly (with antialiasing) to ``image_size``,
+    repeats a single channel to ``in_channels`` (grayscale images into an RGB network),
+    subtracts ``mean`` and divides by ``std`` per channel, then runs ``encoder``.
+    ``out_dim`` is the encoder's.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps ``(n, in_channels, *image_size)`` to ``(n, out_dim)``; needs an ``out_dim``
+        attribute.
+    image_size : int, tuple of (int, int) or None, default=None
+        Size the encoder sees; ``None`` keeps the input size.
+    mean, std : sequence of float or None, default=None
+        Per-channel normalisation (one value, or one per channel the encoder sees); ``None``
+        for none.
+    in_channels : int or None, default=None
+        Channels the encoder expects; 1-channel input is repeated to it. ``None``: as the input.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from as3l_sklearn.nn import ImageInput, make_backbone
+    >>> encoder = ImageInput(make_backbone("small_cnn", in_channels=3, image_size=16), image_size=16,
+    ...                      mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), in_channels=3)
+    >>> encoder(torch.rand(2, 1, 40, 40)).shape
+    torch.Size([2, 128])
+    """
+
+    def __init__(self, encoder: nn.Module, image_size=None, mean=None, std=None, in_channels=None):
+        super().__init__()
+        self.encoder = encoder
+        self.image_size = None if image_size is None else check_image_size(image_size)
+        if (mean is None) != (std is None):
+            raise ValueError("mean and std must be given together (or neither)")
+        if mean is not None:
+            mean, std = _check_stats(mean, "mean"), _check_stats(std, "std")
+            if len(mean) != len(std):
+                raise ValueError(f"mean and std must have the same length, got {len(mean)} and {len(std)}")
+            if min(std) <= 0:
+                raise ValueError(f"std must be > 0, got {std!r}")
+            self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        else:
+            self.mean = self.std = None
+        if in_channels is not None and (
+            isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral) or in_channels < 1
+        ):
+            raise ValueError(f"in_channels must be a positive int or None, got {in_channels!r}")
+        self.in_channels = in_channels
+        self.out_dim = int(encoder.out_dim)
+
+    def extra_repr(self) -> str:
+        stats = None if self.mean is None else (self.mean.flatten().tolist(), self.std.flatten().tolist())
+        return f"image_size={self.image_size}, in_channels={self.in_channels}, mean/std={stats}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.image_size is not None and tuple(x.shape[-2:]) != self.image_size:
+            # antialiasing: plain bilinear downscaling by more than 2x aliases fine textures
+            x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False, antialias=True)
+        if self.in_channels is not None and x.shape[1] == 1 and self.in_channels != 1:
+            x = x.expand(-1, self.in_channels, -1, -1)
+        if self.mean is not None:
+            x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return self.encoder(x)
+
+
+class _FlatFeatures(nn.Module):
+    """A headless network whose output is flattened to ``(n, d)`` (e.g. ``(n, C, 1, 1)`` maps)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.net(x), 1)
+
+
+def _load_state_dict(weights) -> Mapping:
+    if isinstance(weights, Mapping):
+        state = weights
+    elif isinstance(weights, (str, Path)):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ValueError(f"weights: no file at {str(path)!r} (a state_dict saved with torch.save)")
+        # weights_only: a weights file must not be able to run code when it is loaded
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        raise TypeError(f"weights must be a path to a state_dict file, a state_dict or None, got {type(weights).__name__}")
+    # common checkpoint layouts: {"state_dict": ...} / {"model": ...}, DataParallel's "module." prefix
+    for key in ("state_dict", "model"):
+        if isinstance(state.get(key), Mapping):
+            state = state[key]
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def pretrained_backbone(architecture, weights=None, *, image_size=224, in_channels=3, strict=True) -> nn.Module:
+    """A torchvision model or your module, with local weights and without its classification layer.
+
+    Parameters
+    ----------
+    architecture : str or torch.nn.Module
+        A torchvision model name (``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"``,
+        ``"convnext_tiny"``, ``"vit_b_16"``, ...; built with ``weights=None``, nothing is
+        downloaded) or a module.
+    weights : str, path, dict or None, default=None
+        A ``state_dict`` for the *whole* model as saved by ``torch.save(model.state_dict(),
+        path)`` (a ``{"state_dict": ...}`` or ``{"model": ...}`` checkpoint and DataParallel's
+        ``module.`` prefix are accepted), loaded with ``weights_only=True``. ``None`` keeps the
+        module's own weights (random for a torchvision name).
+    image_size : int or tuple of (int, int), default=224
+        Input size used to infer the feature dimension (the size the weights were trained at).
+    in_channels : int, default=3
+        Input channels used for that dummy pass.
+    strict : bool, default=True
+        Passed to ``load_state_dict``: every key must match.
+
+    Returns
+    -------
+    encoder : torch.nn.Module
+        Maps ``(n, in_channels, H, W)`` to ``(n, out_dim)``; the torchvision classification
+        layer (``fc``, ``classifier``, ``heads`` or ``head``) is replaced by the identity
+        *after* the weights are loaded, and ``out_dim`` is set.
+
+    Raises
+    ------
+    ValueError
+        Unknown torchvision name, missing weights file, or keys that do not match.
+
+    Examples
+    --------
+    >>> import torch, torchvision, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "resnet18.pt")
+    >>> torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    >>> encoder = pretrained_backbone("resnet18", path)
+    >>> encoder.out_dim
+    512
+    """
+    if isinstance(architecture, str):
+        import torchvision
+
+        try:
+            model = torchvision.models.get_model(architecture, weights=None)
+        except ValueError as exc:
+            raise ValueError(f"architecture: {architecture!r} is not a torchvision model name ({exc})") from None
+        strip_head = True
+    elif isinstance(architecture, nn.Module):
+        model, strip_head = architecture, False
+    else:
+        raise TypeError(f"architecture must be a torchvision model name or a torch.nn.Module, got {type(architecture).__name__}")
+    if weights is not None:
+        state = _load_state_dict(weights)
+        try:
+            model.load_state_dict(state, strict=bool(strict))
+        except RuntimeError as exc:
+            raise ValueError(f"weights do not match the architecture {architecture!r}: {exc}") from None
+    if strip_head:
+        for attribute in _HEAD_ATTRIBUTES:
+            if isinstance(getattr(model, attribute, None), nn.Module):
+                setattr(model, attribute, nn.Identity())
+                break
+    encoder = _FlatFeatures(model)
+    from ._backbones import _infer_out_dim
+
+    encoder.out_dim = _infer_out_dim(encoder, int(in_channels), check_image_size(image_size))
+    return encoder
