@@ -14,7 +14,7 @@ def _main(name):
 
 def test_every_example_is_tested():
     tested = {"select_images_to_label.py", "sklearn_workflow.py", "train_prior_guided_classifier.py",
-              "image_folder_annotation.py", "grid_search_k_lists.py"}
+              "image_folder_annotation.py", "grid_search_k_lists.py", "pretrained_encoder.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -50,3 +50,10 @@ def test_grid_search_example(name):
     main = _main(name)
     result = main(quick=True)
     assert result is not None
+
+
+def test_pretrained_encoder():
+    result = _main("pretrained_encoder.py")(quick=True)
+    assert result["n_features"] == 512 and result["tuned_steps"] == 2
+    assert result["encoder_input"] == (32, 32)
+    assert 0.0 <= result["frozen_knn"] <= 1.0 and 0.0 <= result["tuned_knn"] <= 1.0

@@ -21,7 +21,7 @@ from as3l_sklearn.nn import (
     simsiam_loss,
 )
 
-EXPECTED_OUT_DIM = {"small_cnn": 128, "resnet18_cifar": 512, "wrn28_2": 128, "resnet18": 512}
+EXPECTED_OUT_DIM = {"small_cnn": 128, "small_cnn_2x2": 512, "resnet18_cifar": 512, "wrn28_2": 128, "resnet18": 512}
 
 
 
