@@ -338,9 +338,9 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    backbone : {"auto", "small_cnn", "resnet18_cifar", "wrn28_2", "resnet18"} or torch.nn.Module, default="auto"
+    backbone : {"auto", "small_cnn", "small_cnn_2x2", "resnet18_cifar", "wrn28_2", "resnet18"} or torch.nn.Module, default="auto"
         Encoder. ``"auto"`` depends on the device and on the size the encoder sees
-        (:func:`as3l_sklearn.nn.auto_backbone_name`): ``"small_cnn"`` (128-d) on CPU;
+        (:func:`as3l_sklearn.nn.auto_backbone_name`): ``"small_cnn_2x2"`` (512-d) on CPU;
         on CUDA ``"resnet18_cifar"`` (the SimSiam CIFAR setting) up to 64 px and
         torchvision's ``"resnet18"`` above. The AS3L paper uses the semi-supervised network,
         e.g. ``"wrn28_2"`` for CIFAR-10 (its BatchNorm momentum is fitted to the number of
@@ -661,7 +661,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
             name = auto_backbone_name(channels, encoder_size, device) if backbone == "auto" else backbone
         else:
             raise TypeError(
-                f"backbone must be a name ('auto', 'small_cnn', 'resnet18_cifar', 'wrn28_2', 'resnet18') or a "
+                f"backbone must be a name ('auto', 'small_cnn', 'small_cnn_2x2', 'resnet18_cifar', 'wrn28_2', 'resnet18') or a "
                 f"torch.nn.Module, got {type(backbone).__name__}"
             )
         mean, std = self._resolve_normalize(channels)

@@ -430,23 +430,25 @@ def auto_backbone_name(in_channels: int, image_size, device=None) -> str:
 
     * ``device=None`` (no device given; the classifiers' rule): ``"small_cnn"`` for
       grayscale images up to 32 px and any image up to 16 px, else ``"resnet18_cifar"``.
-    * a CPU: always ``"small_cnn"``. A CIFAR ResNet-18 keeps full resolution through its
+    * a CPU: always ``"small_cnn_2x2"``. A CIFAR ResNet-18 keeps full resolution through its
       first stage (64 channels at every pixel) and costs about 40x the small CNN per image;
-      on 2 CPU cores that is the difference between minutes and hours.
-    * CUDA: ``"small_cnn"`` up to 16 px, ``"resnet18_cifar"`` up to 64 px (the SimSiam CIFAR
-      setting), torchvision's ``"resnet18"`` (ImageNet stem) above.
+      on 2 CPU cores that is the difference between minutes and hours. The 2x2 pooled
+      variant was measured better than the globally pooled one for SimSiam on 28x28 images
+      (``docs/results.md``).
+    * CUDA: ``"small_cnn_2x2"`` up to 16 px, ``"resnet18_cifar"`` up to 64 px (the SimSiam
+      CIFAR setting), torchvision's ``"resnet18"`` (ImageNet stem) above.
 
     Examples
     --------
     >>> auto_backbone_name(1, 28, "cpu"), auto_backbone_name(3, 32, "cuda"), auto_backbone_name(3, 96, "cuda")
-    ('small_cnn', 'resnet18_cifar', 'resnet18')
+    ('small_cnn_2x2', 'resnet18_cifar', 'resnet18')
     """
     side = max(check_image_size(image_size))
     kind = None if device is None else ("cuda" if str(device).startswith("cuda") else "cpu")
     if kind is None:
         return "small_cnn" if (side <= 32 and in_channels == 1) or side <= 16 else "resnet18_cifar"
     if kind == "cpu" or side <= 16:
-        return "small_cnn"
+        return "small_cnn_2x2"
     return "resnet18_cifar" if side <= 64 else "resnet18"
 
 

@@ -373,8 +373,8 @@ def test_auto_image_size_and_backbone_fit_the_device():
     big = np.random.RandomState(0).randint(0, 256, size=(16, 90, 60, 3), dtype=np.uint8)
     embedder = _small(backbone="auto", max_steps=1, max_epochs="auto", batch_size=8).fit(big)
     # on a CPU: the longest side goes down to 32 px, and a small CNN encodes it
-    assert embedder.image_size_ == (32, 21) and embedder.backbone_ == "small_cnn"
-    assert embedder.transform(big[:2]).shape == (2, 128)
+    assert embedder.image_size_ == (32, 21) and embedder.backbone_ == "small_cnn_2x2"
+    assert embedder.transform(big[:2]).shape == (2, 512)
     assert _small()._resolve_image_size((90, 60), "cuda") == (90, 60)
 
 

@@ -235,14 +235,15 @@ def test_backbone_on_cuda(name):
 
 @pytest.mark.parametrize(
     "channels, size, device, expected",
-    [(1, 28, "cpu", "small_cnn"), (3, 32, "cpu", "small_cnn"), (3, 90, "cpu", "small_cnn"),
-     (3, 16, "cuda", "small_cnn"), (1, 28, "cuda", "resnet18_cifar"), (3, 64, "cuda", "resnet18_cifar"),
+    [(1, 28, "cpu", "small_cnn_2x2"), (3, 32, "cpu", "small_cnn_2x2"), (3, 90, "cpu", "small_cnn_2x2"),
+     (3, 16, "cuda", "small_cnn_2x2"), (1, 28, "cuda", "resnet18_cifar"), (3, 64, "cuda", "resnet18_cifar"),
      (3, 96, "cuda", "resnet18"), (3, 32, None, "resnet18_cifar"), (1, 28, None, "small_cnn")],
 )
 def test_auto_backbone_follows_device_and_size(channels, size, device, expected):
     assert auto_backbone_name(channels, size, device) == expected
     backbone = make_backbone("auto", in_channels=channels, image_size=size, device=device)
     assert type(backbone) is type(BACKBONES[expected](channels))
+    assert backbone.out_dim == EXPECTED_OUT_DIM[expected]
 
 
 def test_wrn_bn_momentum_fits_the_run_length():
