@@ -364,3 +364,20 @@ def test_grid_search_also_runs_over_the_llgc_baseline():
         scoring=make_labeled_scorer("accuracy"), cv=SemiSupervisedStratifiedKFold(n_splits=2),
     ).fit(X, y)
     assert search.best_score_ == pytest.approx(1.0)
+
+
+def test_sample_seeding_gives_each_labeled_sample_its_own_cluster():
+    """seeding='sample': with K >= n_labeled, two labels of one class start two clusters (one
+    each); seeding='class' merges them into one cluster at their mean."""
+    X, y_true = make_blobs(20, centers=np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0]]))
+    y = np.full(len(y_true), -1)
+    y[[0, 1, 20, 40]] = y_true[[0, 1, 20, 40]]
+    per_sample = SeededKMeansPropagator(n_clusters=[4, 8], random_state=0).fit(X, y)
+    per_class = SeededKMeansPropagator(n_clusters=[4, 8], seeding="class", random_state=0).fit(X, y)
+    assert per_sample.cluster_assignments_[0, 0] != per_sample.cluster_assignments_[1, 0]
+    assert per_class.cluster_assignments_[0, 0] == per_class.cluster_assignments_[1, 0]
+    # both keep every labeled sample's cluster voting for its class
+    for prop in (per_sample, per_class):
+        np.testing.assert_array_equal(prop.transduction_[y != -1], y[y != -1])
+    with pytest.raises(ValueError, match="seeding"):
+        SeededKMeansPropagator(seeding="cluster").fit(X, y)
