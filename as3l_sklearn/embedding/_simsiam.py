@@ -27,14 +27,15 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_memory,
 from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
 
 #: optimizer steps of one fit when ``max_epochs="auto"`` and ``max_steps="auto"``. CPU: chosen
-#: by measurement (docs/results.md) so that 10,000 28x28 images train in about 2.5 minutes on
-#: one core of a shared 2-core machine; CUDA: about 800 SimSiam epochs of CIFAR-10 at batch 512.
-AUTO_STEPS = {"cpu": 1_500, "cuda": 80_000}
+#: by measurement (docs/results.md) so that 28x28 images train in about 3.5 minutes on one
+#: core of a shared 2-core machine, whatever their number; CUDA: about 800 SimSiam epochs of
+#: CIFAR-10 at batch 512.
+AUTO_STEPS = {"cpu": 1_000, "cuda": 80_000}
 AUTO_BATCH_SIZE = {"cpu": 64, "cuda": 512}
 #: ``lr="auto"``: base rate of the square-root rule ``lr * sqrt(batch_size / 256)``. CUDA:
 #: SimSiam's CIFAR rate (0.06 at batch 512). CPU: measured for short runs, which need larger
-#: steps than the paper's 800 epochs (0.1 at batch 64).
-AUTO_LR = {"cpu": 0.2, "cuda": 0.06 / np.sqrt(2.0)}
+#: steps than the paper's 800 epochs (0.2 at batch 64: +0.9 kNN points over 0.1 on the tuning split).
+AUTO_LR = {"cpu": 0.4, "cuda": 0.06 / np.sqrt(2.0)}
 #: (projector width, predictor bottleneck) for ``"auto"``: SimSiam's on CUDA; a quarter on
 #: CPU, where a 2048-wide projector costs more than a small encoder
 AUTO_HEAD_DIMS = {"cpu": (512, 128), "cuda": (2048, 512)}
@@ -373,9 +374,9 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         ``max_steps`` instead.
     max_steps : int or "auto", default="auto"
         The training budget in optimizer steps, used when ``max_epochs="auto"`` (training
-        may end inside an epoch). ``"auto"``: 1,500 steps on CPU (measured: about 2.5
-        minutes for 28x28 images with ``small_cnn`` on one core, whatever the number of
-        images) and 80,000 on CUDA (about 800 epochs of CIFAR-10 at batch 512). Counting
+        may end inside an epoch). ``"auto"``: 1,000 steps on CPU (measured: about 3.5
+        minutes for 28x28 images with the default backbone on one core of a shared 2-core
+        machine, whatever the number of images) and 80,000 on CUDA (about 800 epochs of CIFAR-10 at batch 512). Counting
         steps rather than images seen keeps the budget meaningful at any batch size.
     batch_size : int or "auto", default="auto"
         Images per step, clipped to the number of samples (the last incomplete batch of an
@@ -386,7 +387,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         (square-root scaling: linear scaling shrinks the rate 8x at batch 32, which left
         short CPU runs barely moving). It rises linearly over the first 5 % of the steps,
         then follows a cosine to 0 at the last step. ``"auto"``: 0.042 on CUDA (SimSiam's
-        0.06 at batch 512) and 0.2 on CPU (0.1 at batch 64; short runs need larger steps).
+        0.06 at batch 512) and 0.4 on CPU (0.2 at batch 64; short runs need larger steps).
     momentum : float, default=0.9
         SGD momentum.
     weight_decay : float, default=5e-4
