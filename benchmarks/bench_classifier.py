@@ -1,32 +1,33 @@
-"""Prior-guided FlexMatch vs plain FlexMatch on Fashion-MNIST (the paper's Tables 1-3, reduced).
+"""Prior-guided FlexMatch (AS3L) vs plain FlexMatch from the same SimSiam encoder, Fashion-MNIST.
 
-Rows, all with the same backbone, encoder initialisation (one SimSiam pre-training, cached and
-reused), step budget and seed:
+Two parts, one script:
 
-(a) random labels + FlexMatch            (b) random labels + prior-guided (remove after T)
-(c) MultiClusterSelector + FlexMatch     (d) MultiClusterSelector + prior-guided (remove)
-(e) MultiClusterSelector + prior-guided (update: re-clustering after T)
-plus linear evaluation (logistic regression on frozen SimSiam features) and supervised-only
-training, for both label sets.
+``--sweep-t`` (choose T): AS3L labels and priors, T at 5 %, 20 % and 50 % of the steps, in
+both ``prior_mode="remove"`` and ``"update"``; scored on **validation** images (training
+images 50,000-59,999, never in the pool and never the test set). The T default of
+``PriorGuidedFlexMatchClassifier`` is set from this table.
 
-Columns: test accuracy of the kept weights (best test accuracy over the evaluations, the
-paper's convention after TorchSSL), the last evaluation's accuracy, the prior accuracy, and
-the steps each row needs to reach plain FlexMatch's (row a) best accuracy.
+default (compare): for 10 and 40 labels and each seed, all from one cached SimSiam encoder
+pre-trained on the pool, the same step budget and batch sizes:
 
-Reduced setting (default; sized for about 30 minutes on 2 shared CPU cores): 2,000 training
-images (the unlabeled pool), 2,000 test images, a small CNN of widths (16, 32, 64, 64),
-SimSiam 15 epochs, 300 steps of B = 16 labeled + mu = 3 x 16 unlabeled images, T = 100,
-10 labels, one seed. ``--full`` (for a GPU): the 60,000 / 10,000 split, the default small CNN,
-SimSiam 100 epochs, 20 x 1024 steps of B = 64, mu = 7, 10 and 40 labels, seeds 0-2.
+(a) stratified random labels + plain FlexMatch     (c) AS3L selection + plain FlexMatch
+(d) AS3L selection + prior, removed after T         (e) AS3L selection + prior, updated after T
+plus linear evaluation (logistic regression on the frozen encoder) for both label sets.
 
-T: the paper's T = 6900 of 112 x 1024 steps is 6 % of its run but 62 epochs over CIFAR-10's
-unlabeled pool; scaling by the step fraction would switch the prior off after 18 of 300 steps,
-before the network has seen each image once, so the reduced setting uses T = max_iter / 3
-(``--switch-iter auto`` gives the step-fraction scaling).
+Every accuracy is the **final EMA model's** on the test images: no checkpoint is chosen on
+any data. The test set is also passed as ``X_monitor`` to draw learning curves, from which
+"steps to reach (a)" reads the first evaluation at which a row reaches row (a)'s *final*
+accuracy (reporting only).
+
+Reduced CPU setting (default): a pool of 2,000 training images (index < 50,000), 2,000 test
+images, 1,000 validation images, the project's small CNN, SimSiam at its CPU default budget,
+300 steps of B = 16 labeled + mu = 3 x 16 unlabeled images. ``--full`` (for a GPU): pool of
+50,000, the full test set, 20 x 1024 steps of B = 64, mu = 7.
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_classifier.py            # reduced, CPU
+    nice -n 10 python benchmarks/bench_classifier.py --sweep-t --seeds 0 1
+    nice -n 10 python benchmarks/bench_classifier.py            # compare, reduced, CPU
     python benchmarks/bench_classifier.py --full --device cuda   # full, GPU
 """
 
@@ -44,241 +45,253 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save_results  # noqa: E402
 
-
-def _load(split):
-    try:
-        from as3l_sklearn.datasets import load_fashion_mnist
-
-        return load_fashion_mnist(split=split)
-    except Exception as exc:  # noqa: BLE001 - fall back to the raw Debian files
-        print(f"load_fashion_mnist failed ({exc}); reading the idx files directly")
-        import gzip
-
-        prefix = "train" if split == "train" else "t10k"
-        root = Path("/usr/share/datasets/fashion-mnist")
-        with gzip.open(root / f"{prefix}-images-idx3-ubyte.gz") as f:
-            X = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)
-        with gzip.open(root / f"{prefix}-labels-idx1-ubyte.gz") as f:
-            y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-        return X, y
+REPORTED_END = 50_000  # training images below this index: the pool; above: validation
+T_FRACTIONS = (0.05, 0.2, 0.5)
 
 
-def _subset(X, y, n, seed):
-    if n >= len(X):
-        return X, y
-    idx = np.random.RandomState(seed).permutation(len(X))[:n]
-    return X[idx], y[idx]
+def _splits(args):
+    from as3l_sklearn.datasets import load_fashion_mnist
+
+    X, y = load_fashion_mnist(split="train")
+    pool = np.sort(np.random.RandomState(0).choice(REPORTED_END, args.n_train, replace=False))
+    val = REPORTED_END + np.sort(np.random.RandomState(1).choice(len(y) - REPORTED_END, args.n_val,
+                                                                   replace=False))
+    X_test, y_test = load_fashion_mnist(split="test")
+    test = np.sort(np.random.RandomState(2).choice(len(y_test), min(args.n_test, len(y_test)),
+                                                   replace=False))
+    return (X[pool], y[pool]), (X[val], y[val]), (X_test[test], y_test[test])
 
 
 def _stratified_random(y_true, n_labels, seed):
-    """Stratified random labels (the semi-supervised convention the paper's random baseline follows)."""
+    """Stratified random labels (the semi-supervised convention of the paper's random rows)."""
     rng = np.random.RandomState(seed)
     classes = np.unique(y_true)
     per_class = [n_labels // len(classes) + (i < n_labels % len(classes)) for i in range(len(classes))]
-    chosen = [rng.choice(np.flatnonzero(y_true == c), k, replace=False) for c, k in zip(classes, per_class) if k]
+    chosen = [rng.choice(np.flatnonzero(y_true == c), k, replace=False)
+              for c, k in zip(classes, per_class) if k]
     return np.concatenate(chosen)
 
 
-def _backbone(args):
-    from as3l_sklearn.nn import SmallCNN
-
-    return SmallCNN(in_channels=1, widths=tuple(args.widths))
-
-
-def _embedder(args, X_train, device):
+def _embedder(args, X_pool, device):
+    """One SimSiam encoder per pool and setting, cached between runs of this script."""
     from as3l_sklearn import SimSiamEmbedder
 
-    key = hashlib.sha1(repr((args.n_train, args.widths, args.simsiam_epochs, X_train[:50].tobytes())).encode())
-    path = Path(args.cache) / f"simsiam_{key.hexdigest()[:12]}.pkl"
+    params = dict(backbone="small_cnn", device=device, random_state=0, verbose=0,
+                  max_steps=args.simsiam_steps or "auto")
+    key = hashlib.sha1(repr((sorted(params.items()), X_pool[:64].tobytes(), len(X_pool),
+                             SimSiamEmbedder().get_params())).encode()).hexdigest()[:12]
+    path = Path(args.cache) / f"simsiam_{key}.pkl"
     if path.exists():
-        print(f"reusing the cached SimSiam encoder {path}")
+        print(f"reusing the cached SimSiam encoder {path}", flush=True)
         with open(path, "rb") as f:
-            return pickle.load(f), 0.0
+            cached = pickle.load(f)
+        return cached["embedder"], cached["seconds"]
     start = time.perf_counter()
-    embedder = SimSiamEmbedder(backbone=_backbone(args), max_epochs=args.simsiam_epochs, batch_size=128,
-                               device=device, random_state=0, verbose=1)
-    embedder.fit(X_train)
+    embedder = SimSiamEmbedder(**params).fit(X_pool)
     seconds = time.perf_counter() - start
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
-        pickle.dump(embedder, f)
+        pickle.dump({"embedder": embedder, "seconds": seconds}, f)
     return embedder, seconds
 
 
-def _mean_rows(rows):
-    """One row per (labels, method): mean and std of the test accuracy over seeds, steps per seed."""
-    summary = []
-    keys = []
-    for row in rows:
-        if (row["labels"], row["method"]) not in keys:
-            keys.append((row["labels"], row["method"]))
-    for labels, method in keys:
-        group = [r for r in rows if r["labels"] == labels and r["method"] == method]
-        accuracies = np.array([r["test acc (best)"] for r in group])
-        summary.append({"labels": labels, "seed": "mean", "method": method,
-                        "test acc (best)": f"{accuracies.mean():.4f} +- {accuracies.std():.4f}",
-                        "steps to reach (a)": " / ".join(str(r["steps to reach (a)"]) for r in group
-                                                         if "steps to reach (a)" in r)})
-    return summary
+def _label_sets(y_pool, f_fine, n_labels, seed):
+    from as3l_sklearn import MultiClusterSelector
+
+    return {"random": _stratified_random(y_pool, n_labels, seed),
+            "AS3L": MultiClusterSelector(random_state=seed).fit(f_fine).select(n_labels)}
+
+
+def _prior(f_fine, y_pool, index, seed):
+    """Partial labels and the recommended prior (CombinedPropagator on f_fine)."""
+    from as3l_sklearn import CombinedPropagator
+
+    y_partial = np.full(len(y_pool), -1)
+    y_partial[index] = y_pool[index]
+    propagator = CombinedPropagator(random_state=seed).fit(f_fine, y_partial)
+    prior_accuracy = float(np.mean(propagator.transduction_[y_partial == -1]
+                                   == y_pool[y_partial == -1]))
+    return y_partial, propagator.label_distributions_, prior_accuracy
+
+
+def _train(args, embedder, X_pool, y_partial, prior, seed, mode, switch_iter, device,
+           X_monitor=None, y_monitor=None):
+    from as3l_sklearn import CombinedPropagator
+    from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
+
+    clf = PriorGuidedFlexMatchClassifier(
+        encoder=embedder, prior=CombinedPropagator(random_state=seed) if prior is not None else None,
+        prior_mode=mode, switch_iter=switch_iter, max_iter=args.max_iter, batch_size=args.batch_size,
+        mu=args.mu, eval_every=args.eval_every, device=device, random_state=seed)
+    kwargs = {} if prior is None else {"prior_proba": prior}
+    if X_monitor is not None:
+        kwargs.update(X_monitor=X_monitor, y_monitor=y_monitor)
+    start = time.perf_counter()
+    clf.fit(X_pool, y_partial, **kwargs)
+    return clf, time.perf_counter() - start
+
+
+def sweep_t(args, embedder, pool, val, f_fine, device):
+    X_pool, y_pool = pool
+    X_val, y_val = val
+    records = []
+    for n_labels in args.labels:
+        for seed in args.seeds:
+            index = _label_sets(y_pool, f_fine, n_labels, seed)["AS3L"]
+            y_partial, prior, prior_acc = _prior(f_fine, y_pool, index, seed)
+            for mode in ("remove", "update"):
+                for fraction in T_FRACTIONS:
+                    switch_iter = int(round(fraction * args.max_iter))
+                    clf, seconds = _train(args, embedder, X_pool, y_partial, prior, seed, mode,
+                                          switch_iter, device)
+                    records.append({"labels": n_labels, "seed": seed, "prior_mode": mode,
+                                    "T fraction": fraction, "T": switch_iter,
+                                    "val acc": float(np.mean(clf.predict(X_val) == y_val)),
+                                    "prior acc": round(prior_acc, 4), "seconds": round(seconds, 1)})
+                    print(records[-1], flush=True)
+    rows = []
+    for n_labels in args.labels:
+        for mode in ("remove", "update"):
+            for fraction in T_FRACTIONS:
+                group = [r["val acc"] for r in records if (r["labels"], r["prior_mode"], r["T fraction"])
+                         == (n_labels, mode, fraction)]
+                rows.append({"labels": n_labels, "prior_mode": mode, "T fraction": fraction,
+                             "T": int(round(fraction * args.max_iter)),
+                             "val acc (final EMA)": f"{np.mean(group):.4f} ± {np.std(group):.4f}",
+                             "seeds": len(group)})
+    save_results(f"{args.name}_t_sweep_runs", records, title="Choosing T: per-seed runs",
+                 settings=_settings(args, device))
+    save_results(f"{args.name}_t_sweep", rows,
+                 title="Choosing T: prior-guided FlexMatch on validation images (never the test set)",
+                 settings=_settings(args, device), notes=(
+                     "AS3L labels (MultiClusterSelector) and CombinedPropagator priors on f_fine; "
+                     "accuracy of the final EMA model on validation images (Fashion-MNIST training "
+                     "images with index >= 50,000, outside the pool). Mean ± std over the seeds; "
+                     f"per-seed runs in {args.name}_t_sweep_runs."))
+
+
+def compare(args, embedder, pool, test, f_fine, device):
+    from as3l_sklearn.classification import LinearEvaluationClassifier
+
+    X_pool, y_pool = pool
+    X_test, y_test = test
+    switch_iter = "auto" if args.switch_iter is None else int(args.switch_iter)
+    records = []
+    for n_labels in args.labels:
+        for seed in args.seeds:
+            label_sets = _label_sets(y_pool, f_fine, n_labels, seed)
+            priors = {name: _prior(f_fine, y_pool, index, seed) for name, index in label_sets.items()}
+            plan = [("(a) random + FlexMatch", "random", False, "remove"),
+                    ("(c) AS3L selection + FlexMatch", "AS3L", False, "remove"),
+                    ("(d) AS3L selection + prior (remove)", "AS3L", True, "remove"),
+                    ("(e) AS3L selection + prior (update)", "AS3L", True, "update")]
+            target = None
+            for method, labels_name, use_prior, mode in plan:
+                y_partial, prior, prior_acc = priors[labels_name]
+                clf, seconds = _train(args, embedder, X_pool, y_partial, prior if use_prior else None,
+                                      seed, mode, switch_iter, device, X_test, y_test)
+                final = float(np.mean(clf.predict(X_test) == y_test))
+                if method.startswith("(a)"):
+                    target = final
+                curve = [(h["step"], h["monitor_accuracy"]) for h in clf.history_]
+                reached = next((s for s, acc in curve if acc >= target - 1e-9), None)
+                records.append({
+                    "labels": n_labels, "seed": seed, "method": method,
+                    "classes covered": int(len(np.unique(y_pool[label_sets[labels_name]]))),
+                    "prior acc": round(prior_acc, 4) if use_prior else "",
+                    "test acc (final EMA)": round(final, 4), "T": clf.switch_iter_ if use_prior else "",
+                    "steps to reach (a) final": reached if reached is not None else f">{args.max_iter}",
+                    "seconds": round(seconds, 1)})
+                print(records[-1], flush=True)
+            for labels_name, (y_partial, _, _) in priors.items():
+                start = time.perf_counter()
+                linear = LinearEvaluationClassifier(embedder=embedder, random_state=seed)
+                linear.fit(X_pool, y_partial)
+                records.append({"labels": n_labels, "seed": seed,
+                                "method": f"linear evaluation ({labels_name} labels)",
+                                "test acc (final EMA)": round(float(linear.score(X_test, y_test)), 4),
+                                "seconds": round(time.perf_counter() - start, 1)})
+                print(records[-1], flush=True)
+
+    rows = []
+    for n_labels in args.labels:
+        for method in dict.fromkeys(r["method"] for r in records):
+            group = [r for r in records if (r["labels"], r["method"]) == (n_labels, method)]
+            if not group:
+                continue
+            accuracies = np.array([r["test acc (final EMA)"] for r in group])
+            rows.append({"labels": n_labels, "method": method,
+                         "test acc (final EMA)": f"{accuracies.mean():.4f} ± {accuracies.std():.4f}",
+                         "prior acc": " / ".join(str(r.get("prior acc", "")) for r in group),
+                         "steps to reach (a) final": " / ".join(
+                             str(r["steps to reach (a) final"]) for r in group
+                             if "steps to reach (a) final" in r),
+                         "seeds": len(group)})
+    settings = _settings(args, device)
+    settings["switch_iter"] = switch_iter
+    save_results(f"{args.name}_runs", records, title="AS3L vs FlexMatch: per-seed runs",
+                 settings=settings)
+    save_results(args.name, rows, title="Prior-guided FlexMatch (AS3L) vs FlexMatch from the "
+                 "same SimSiam encoder on Fashion-MNIST", settings=settings, notes=(
+                     "Final EMA model on the test images (no checkpoint chosen on any data); mean ± std "
+                     f"over the seeds (per-seed runs in {args.name}_runs). 'steps to reach (a) final' is the first "
+                     f"evaluation step (every {args.eval_every}) at which the row's test accuracy reaches "
+                     "row (a)'s final accuracy, per seed. Priors: CombinedPropagator on ClusterFineTuner "
+                     "features of the same encoder."))
+
+
+def _settings(args, device):
+    settings = {k: v for k, v in vars(args).items() if k not in ("cache",)}
+    settings["device"] = device
+    settings["simsiam_seconds"] = round(args.simsiam_seconds, 1)
+    return settings
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="the full setting (for a GPU)")
+    parser.add_argument("--sweep-t", action="store_true", help="choose T on validation images")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--n-train", type=int)
+    parser.add_argument("--n-val", type=int)
     parser.add_argument("--n-test", type=int)
     parser.add_argument("--labels", type=int, nargs="+")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--max-iter", type=int)
-    parser.add_argument("--switch-iter", default=None, help="T: an int, 'auto' (step-fraction scaling) or "
-                        "unset for max_iter // 3")
+    parser.add_argument("--switch-iter", default=None, help="T (default: the classifier's 'auto')")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--mu", type=int)
     parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--simsiam-epochs", type=int)
-    parser.add_argument("--widths", type=int, nargs="+")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on "
-                        "shared cores)")
+    parser.add_argument("--simsiam-steps", type=int, default=None,
+                        help="SimSiam optimizer steps (default: the embedder's 'auto' budget)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--cache", default="/tmp/as3l_bench_classifier")
     parser.add_argument("--name", default="classifier")
     args = parser.parse_args(argv)
-    full = dict(n_train=60000, n_test=10000, labels=[10, 40], seeds=[0, 1, 2], max_iter=20 * 1024,
-                batch_size=64, mu=7, eval_every=512, simsiam_epochs=100, widths=[32, 64, 128, 128])
-    reduced = dict(n_train=2000, n_test=2000, labels=[10], seeds=[0], max_iter=300, batch_size=16, mu=3,
-                   eval_every=25, simsiam_epochs=15, widths=[16, 32, 64, 64])
+    full = dict(n_train=50000, n_val=5000, n_test=10000, labels=[10, 40], seeds=[0, 1, 2],
+                max_iter=20 * 1024, batch_size=64, mu=7, eval_every=512)
+    reduced = dict(n_train=2000, n_val=1000, n_test=2000, labels=[10, 40], seeds=[0, 1, 2],
+                   max_iter=300, batch_size=16, mu=3, eval_every=25)
     for key, value in (full if args.full else reduced).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
 
     import torch
 
-    from as3l_sklearn import ClusterFineTuner, SeededKMeansPropagator
-    from as3l_sklearn.classification import (
-        LinearEvaluationClassifier,
-        PriorGuidedFlexMatchClassifier,
-        SupervisedClassifier,
-    )
-    from as3l_sklearn.utils._torch import resolve_device
+    from as3l_sklearn import ClusterFineTuner
+    from as3l_sklearn.utils import resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    X_train, y_train = _subset(*_load("train"), args.n_train, 0)
-    X_test, y_test = _subset(*_load("test"), args.n_test, 1)
-    print(f"train {X_train.shape}, test {X_test.shape}, device {device}")
-
-    embedder, simsiam_seconds = _embedder(args, X_train, device)
-    F_self = embedder.transform(X_train)
-    n_classes = len(np.unique(y_train))
-    fine = ClusterFineTuner(n_clusters=n_classes, random_state=0).fit(F_self)
-    F_fine = fine.transform(F_self)
-    switch_iter = (args.max_iter // 3 if args.switch_iter is None else
-                   args.switch_iter if args.switch_iter == "auto" else int(args.switch_iter))
-
-    try:
-        from as3l_sklearn import MultiClusterSelector
-    except ImportError:  # pragma: no cover
-        MultiClusterSelector = None
-
-    common = dict(max_iter=args.max_iter, batch_size=args.batch_size, eval_every=args.eval_every, device=device,
-                  verbose=0)
-    rows = []
-    for n_labels in args.labels:
-        for seed in args.seeds:
-            label_sets = {"random": _stratified_random(y_train, n_labels, seed)}
-            if MultiClusterSelector is not None:
-                label_sets["active"] = MultiClusterSelector(n_runs=6, random_state=seed).fit(F_fine).select(n_labels)
-            else:
-                print("MultiClusterSelector missing: active rows skipped")
-            priors = {}
-            for name, idx in label_sets.items():
-                y_partial = np.full(len(y_train), -1)
-                y_partial[idx] = y_train[idx]
-                prop = SeededKMeansPropagator(random_state=seed).fit(F_fine, y_partial)
-                full_prior = np.zeros((len(y_train), n_classes))
-                full_prior[:, prop.classes_] = prop.label_distributions_  # columns by class value
-                priors[name] = (y_partial, full_prior, float(np.mean(prop.classes_[
-                    prop.label_distributions_.argmax(1)] == y_train)))
-
-            plan = [
-                ("(a) random + FlexMatch", "random", None, "remove"),
-                ("(b) random + prior (remove)", "random", "prior", "remove"),
-                ("(c) active + FlexMatch", "active", None, "remove"),
-                ("(d) active + prior (remove)", "active", "prior", "remove"),
-                ("(e) active + prior (update)", "active", "prior", "update"),
-            ]
-            target = None
-            for row_name, labels_name, use_prior, mode in plan:
-                if labels_name not in label_sets:
-                    continue
-                y_partial, prior, prior_acc = priors[labels_name]
-                present = np.unique(y_partial[y_partial >= 0])
-                start = time.perf_counter()
-                clf = PriorGuidedFlexMatchClassifier(
-                    encoder=embedder, prior=SeededKMeansPropagator(random_state=seed) if use_prior else None,
-                    prior_mode=mode,
-                    switch_iter=switch_iter, mu=args.mu, random_state=seed, **common)
-                fit_kwargs = dict(X_val=X_test, y_val=y_test if len(present) == n_classes else None)
-                if fit_kwargs["y_val"] is None:  # labels miss a class: validate on the covered classes only
-                    keep = np.isin(y_test, present)
-                    fit_kwargs = dict(X_val=X_test[keep], y_val=y_test[keep])
-                if use_prior:
-                    columns = prior[:, present]
-                    fit_kwargs["prior_proba"] = columns / np.maximum(columns.sum(1, keepdims=True), 1e-12)
-                    zero = columns.sum(1) == 0
-                    fit_kwargs["prior_proba"][zero] = 1.0 / len(present)
-                clf.fit(X_train, y_partial, y_true=y_train, **fit_kwargs)
-                seconds = time.perf_counter() - start
-                best = float(np.mean(clf.predict(X_test) == y_test))
-                curve = [(h["step"], h["val_accuracy"] * len(fit_kwargs["y_val"]) / len(y_test))
-                         for h in clf.history_]
-                last = curve[-1][1]
-                if row_name.startswith("(a)"):
-                    target = best
-                reached = next((s for s, acc in curve if target is not None and acc >= target - 1e-9), None)
-                rows.append({
-                    "labels": n_labels, "seed": seed, "method": row_name,
-                    "classes covered": f"{len(present)}/{n_classes}",
-                    "prior acc": round(prior_acc, 4) if use_prior else "",
-                    "test acc (best)": round(best, 4), "test acc (last)": round(last, 4),
-                    "steps to reach (a)": reached if reached is not None else f">{args.max_iter}",
-                    "pseudo-label acc (last)": round(clf.history_[-1].get("pseudo_label_accuracy", float("nan")), 4),
-                    "seconds": round(seconds, 1),
-                })
-                print(rows[-1], flush=True)
-            for labels_name, (y_partial, _, _) in priors.items():
-                start = time.perf_counter()
-                lin = LinearEvaluationClassifier(embedder=embedder, random_state=seed).fit(X_train, y_partial)
-                rows.append({"labels": n_labels, "seed": seed, "method": f"linear evaluation ({labels_name})",
-                             "test acc (best)": round(float(lin.score(X_test, y_test)), 4),
-                             "seconds": round(time.perf_counter() - start, 1)})
-                print(rows[-1], flush=True)
-                start = time.perf_counter()
-                sup = SupervisedClassifier(encoder=embedder, random_state=seed, **common)
-                present = np.unique(y_partial[y_partial >= 0])
-                keep = np.isin(y_test, present)
-                sup.fit(X_train, y_partial, X_val=X_test[keep], y_val=y_test[keep])
-                rows.append({"labels": n_labels, "seed": seed, "method": f"supervised only ({labels_name})",
-                             "test acc (best)": round(float(np.mean(sup.predict(X_test) == y_test)), 4),
-                             "seconds": round(time.perf_counter() - start, 1)})
-                print(rows[-1], flush=True)
-
-    if len(args.seeds) > 1:
-        rows += _mean_rows(rows)
-    settings = {k: v for k, v in vars(args).items() if k not in ("cache", "name")}
-    settings.update(device=device, switch_iter_used=switch_iter, simsiam_seconds=round(simsiam_seconds, 1))
-    notes = (
-        "All networks start from the same cached SimSiam encoder. 'test acc (best)' is the accuracy of the "
-        "weights kept by best-on-test selection (the paper reports best accuracy, after TorchSSL); "
-        "'steps to reach (a)' is the first evaluation step at which the row's test accuracy reaches row (a)'s "
-        "best accuracy. Random labels are stratified (the semi-supervised convention the paper follows); active "
-        "labels come from MultiClusterSelector on ClusterFineTuner features; priors from SeededKMeansPropagator "
-        "(K = 10..60) on the same features. When a label set misses classes, the classifier only knows the "
-        "covered classes (accuracy is still over all test images)."
-        + ("" if args.full else " Reduced CPU setting: see the settings line; one seed only, 10 labels only.")
-    )
-    save_results(args.name, rows, title="Prior-guided FlexMatch vs FlexMatch on Fashion-MNIST", settings=settings,
-                 notes=notes)
+    pool, val, test = _splits(args)
+    print(f"pool {pool[0].shape}, validation {val[0].shape}, test {test[0].shape}, device {device}",
+          flush=True)
+    embedder, args.simsiam_seconds = _embedder(args, pool[0], device)
+    f_fine = ClusterFineTuner(n_clusters=10, random_state=0).fit_transform(embedder.transform(pool[0]))
+    if args.sweep_t:
+        sweep_t(args, embedder, pool, val, f_fine, device)
+    else:
+        compare(args, embedder, pool, test, f_fine, device)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,29 @@
-"""Prior pseudo-labels: seeded k-means over K lists vs LLGC, on Fashion-MNIST (Tables 5-6).
+"""Prior pseudo-labels: every selector x every propagator, scikit-learn's LabelSpreading as peer.
 
-For 10, 20 and 40 labels chosen by random selection and by AS3L's ``MultiClusterSelector``,
-over several seeds, the prior accuracy and the expected calibration error (ECE, 15 bins) of
-the unlabeled samples' priors for
+One run, side by side, on the reported Fashion-MNIST split (a random 10,000 of the training
+images with index < 50,000; images 50,000-59,999 were the tuning split for the defaults):
 
-* ``SeededKMeansPropagator`` with the three K lists of Table 6 of the paper
-  (``[10, 20, 30, 40, 50, 60]``, ``[10] * 5``, ``[10, 60, 60, 60, 60]``),
-* ``LLGCPropagator`` (LabelSpreading, kNN graph k=50, alpha=0.99, Iscen et al. 2019),
+* selectors: the rows of ``bench_selection.py`` (AS3L multi-cluster in both readings,
+  TypiClust, ProbCover, k-medoids, coreset, random, scikit-activeml's TypiClust when
+  installed);
+* propagators: ``SeededKMeansPropagator`` (the paper's K list), ``LLGCPropagator`` (weighted
+  graph), ``CombinedPropagator`` (their average, the recommended prior) and the peer
+  ``sklearn.semi_supervised.LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.99)``;
+* budgets 10 and 40, seeds 0-2; each cell: classes covered by the labels, prior accuracy and
+  ECE (15 bins) of the unlabeled samples' priors, mean +- std over the seeds.
 
-in one table (``benchmarks/results/propagation.json``, ``docs/results/propagation.md``); then
-the time to propagate 40 labels over 50,000 x 128 features with the paper's K list
-(``propagation_timing``).
-
-Features: PCA-50 whitened pixels of a random training subset by default; ``--features
-f_fine.npy`` uses given features instead (one row per Fashion-MNIST training image, in the
-order of ``load_fashion_mnist(split="train")``, or any data set with ``--labels y.npy``).
+Features: PCA-50 of pixels / 255 by default; ``--features f_fine.npy --labels y.npy`` for
+fine-tuned SimSiam features of the same images (``make_ffine_features.py``). A summary
+table compares the recommended chain with the best classical cell (any selector +
+LabelSpreading) at each budget. Then, unless ``--skip-timing``, the time to propagate 40
+labels over 50,000 x 128 features.
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_propagation.py                  # ~10 min on 2 cores
-    python benchmarks/bench_propagation.py --quick                     # a smoke run
-    python benchmarks/bench_propagation.py --features f_fine.npy --skip-timing
+    nice -n 10 python benchmarks/bench_propagation.py --skip-timing        # ~5 min on 2 cores
+    python benchmarks/bench_propagation.py --features /tmp/ffine/f_fine.npy \
+        --labels /tmp/ffine/labels.npy --name propagation_ffine --skip-timing
+    python benchmarks/bench_propagation.py --quick                         # a smoke run
 """
 
 from __future__ import annotations
@@ -38,194 +41,182 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.semi_supervised import LabelSpreading  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save_results  # noqa: E402
+from _common import markdown_table, save_results  # noqa: E402
+from bench_selection import load_features, make_selectors  # noqa: E402
 
 from as3l_sklearn.cluster import available_backend  # noqa: E402
-from as3l_sklearn.metrics import (  # noqa: E402
-    class_coverage,
-    expected_calibration_error,
-    prior_accuracy,
+from as3l_sklearn.metrics import class_coverage, expected_calibration_error, prior_accuracy  # noqa: E402
+from as3l_sklearn.propagation import (  # noqa: E402
+    CombinedPropagator,
+    LLGCPropagator,
+    SeededKMeansPropagator,
 )
-from as3l_sklearn.propagation import LLGCPropagator, SeededKMeansPropagator  # noqa: E402
-from as3l_sklearn.selection import MultiClusterSelector, RandomSelector  # noqa: E402
 
-K_LISTS = {
-    "seeded k-means K=[10,20,30,40,50,60]": [10, 20, 30, 40, 50, 60],
-    "seeded k-means K=[10]*5": [10] * 5,
-    "seeded k-means K=[10,60,60,60,60]": [10, 60, 60, 60, 60],
-}
-
-
-def load_pixels(n, seed):
-    from as3l_sklearn.datasets import load_fashion_mnist
-
-    images, labels = load_fashion_mnist(split="train")
-    index = np.sort(np.random.RandomState(seed).choice(len(labels), n, replace=False))
-    pixels = images.reshape(len(images), -1)[index].astype(np.float32) / 255.0
-    return pixels, labels[index], index
-
-
-def quality_features(args):
-    if args.features is not None:
-        features = np.load(args.features).astype(np.float32)
-        if args.labels is not None:
-            labels = np.load(args.labels)
-            n = min(args.n_train, len(labels))
-            index = np.sort(np.random.RandomState(0).choice(len(labels), n, replace=False))
-            return features[index], labels[index], f"{args.features} (given labels)"
-        from as3l_sklearn.datasets import load_fashion_mnist
-
-        _, labels = load_fashion_mnist(split="train")
-        if len(features) != len(labels):
-            raise ValueError(f"--features has {len(features)} rows; expected one per Fashion-MNIST "
-                             f"training image ({len(labels)}) or pass --labels")
-        index = np.sort(np.random.RandomState(0).choice(len(labels), args.n_train, replace=False))
-        return features[index], labels[index], str(args.features)
-    pixels, labels, _ = load_pixels(args.n_train, 0)
-    features = PCA(50, whiten=True, random_state=0).fit_transform(pixels).astype(np.float32)
-    return features, labels, "PCA-50 whitened pixels"
+PEER = "LabelSpreading (scikit-learn, knn k=10, alpha=0.99)"
+RECOMMENDED = ("AS3L multi-cluster, one per cluster (default)", "Combined (recommended)")
 
 
 def make_propagators(seed):
-    props = {name: SeededKMeansPropagator(n_clusters=k, random_state=seed)
-             for name, k in K_LISTS.items()}
-    props["LLGC (LabelSpreading kNN k=50, alpha=0.99)"] = LLGCPropagator(n_neighbors=50, alpha=0.99)
-    return props
+    """The benchmark's propagator columns: name -> unfitted estimator."""
+    return {
+        "seeded k-means (paper K list)": SeededKMeansPropagator(random_state=seed),
+        "LLGC (weighted graph)": LLGCPropagator(),
+        "Combined (recommended)": CombinedPropagator(random_state=seed),
+        PEER: LabelSpreading(kernel="knn", n_neighbors=10, alpha=0.99),
+    }
+
+
+def _prior(propagator, features, y_partial):
+    with warnings.catch_warnings():
+        # LabelSpreading stops at its default max_iter=30 (the peer as a user runs it)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        propagator.fit(features, y_partial)
+    return propagator.label_distributions_, propagator.classes_
+
+
+def _summary(values):
+    values = np.asarray(values, dtype=float)
+    return f"{values.mean():.3f} ± {values.std():.3f}"
 
 
 def run_quality(args):
-    features, labels, feature_name = quality_features(args)
-    print(f"features: {feature_name}, {features.shape}, load average {os.getloadavg()}", flush=True)
+    class _Args:  # what load_features reads
+        features, labels, n_samples = args.features, args.labels, args.n_samples
+
+    features, labels, description = load_features(_Args)
+    print(f"features: {description}, {features.shape}, load average {os.getloadavg()}", flush=True)
     records = []
     for seed in range(args.seeds):
-        selectors = {"random": RandomSelector(random_state=seed),
-                     "multi-cluster (AS3L)": MultiClusterSelector(n_runs=6, random_state=seed)}
-        for selection, selector in selectors.items():
+        for selection, selector in make_selectors(seed).items():
             selector.fit(features)
             for budget in args.budgets:
                 index = selector.select(budget)
                 y_partial = np.full(len(labels), -1)
                 y_partial[index] = labels[index]
                 unlabeled = y_partial == -1
-                n_classes_seen = class_coverage(labels, index)
-                for method, prop in make_propagators(seed).items():
+                for method, propagator in make_propagators(seed).items():
                     start = time.perf_counter()
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")  # one-class / convergence warnings
-                        prop.fit(features, y_partial)
-                    seconds = time.perf_counter() - start
-                    proba = prop.label_distributions_
+                    proba, classes = _prior(propagator, features, y_partial)
                     records.append({
                         "seed": seed, "selection": selection, "labels": budget, "method": method,
-                        "accuracy": prior_accuracy(labels, proba, classes=prop.classes_,
-                                                   mask=unlabeled),
-                        "ece": expected_calibration_error(labels, proba, classes=prop.classes_,
+                        "classes": class_coverage(labels, index),
+                        "accuracy": prior_accuracy(labels, proba, classes=classes, mask=unlabeled),
+                        "ece": expected_calibration_error(labels, proba, classes=classes,
                                                           mask=unlabeled),
-                        "covered": float(prop.covered_[unlabeled].mean()),
-                        "classes": n_classes_seen, "seconds": seconds,
+                        "seconds": time.perf_counter() - start,
                     })
-                    print(f"seed {seed} {selection:>20} {budget:3d} labels {method:45s} "
-                          f"acc {records[-1]['accuracy']:.3f} ece {records[-1]['ece']:.3f} "
-                          f"{seconds:.1f} s", flush=True)
-    rows = []
-    for selection in ("random", "multi-cluster (AS3L)"):
+                print(f"seed {seed} {selection:>48} {budget:3d} labels: " + ", ".join(
+                    f"{r['method'].split(' (')[0]} {r['accuracy']:.3f}/{r['ece']:.3f}"
+                    for r in records[-len(make_propagators(seed)):]), flush=True)
+
+    rows, cells = [], {}
+    for selection in dict.fromkeys(r["selection"] for r in records):
         for method in make_propagators(0):
+            row = {"selection": selection, "propagation": method}
             for budget in args.budgets:
-                key = (selection, method, budget)
-                group = [r for r in records if (r["selection"], r["method"], r["labels"]) == key]
-                acc = np.array([r["accuracy"] for r in group]) * 100
-                ece = np.array([r["ece"] for r in group])
-                rows.append({
-                    "selection": selection, "propagation": method, "labels": budget,
-                    "prior acc %": f"{acc.mean():.2f} ± {acc.std():.2f}",
-                    "ECE": f"{ece.mean():.3f} ± {ece.std():.3f}",
-                    "covered %": round(100 * float(np.mean([r["covered"] for r in group])), 1),
-                    "classes labeled": round(float(np.mean([r["classes"] for r in group])), 1),
-                    "fit s": round(float(np.mean([r["seconds"] for r in group])), 2),
-                })
-    settings = {"dataset": "Fashion-MNIST train subset", "n_samples": int(len(labels)),
-                "features": feature_name, "n_features": int(features.shape[1]),
-                "budgets": args.budgets, "seeds": args.seeds, "k_lists": K_LISTS,
-                "llgc": {"n_neighbors": 50, "alpha": 0.99, "max_iter": 1000, "normalize": True},
-                "seeded_kmeans": {"max_iter": 20, "tol": 1e-4, "constrained": True},
-                "backend": available_backend(),
+                group = [r for r in records if (r["selection"], r["method"], r["labels"])
+                         == (selection, method, budget)]
+                acc = [100 * r["accuracy"] for r in group]
+                ece = [r["ece"] for r in group]
+                cells[selection, method, budget] = (np.mean(acc), np.mean(ece))
+                row[f"classes @{budget}"] = round(float(np.mean([r["classes"] for r in group])), 1)
+                row[f"prior acc % @{budget}"] = f"{np.mean(acc):.1f} ± {np.std(acc):.1f}"
+                row[f"ECE @{budget}"] = _summary(ece)
+            rows.append(row)
+
+    summary = []
+    for budget in args.budgets:
+        peer_cells = {s: cells[s, m, b] for (s, m, b) in cells if m == PEER and b == budget}
+        best_selection = max(peer_cells, key=lambda s: peer_cells[s][0])
+        ours = cells[RECOMMENDED[0], RECOMMENDED[1], budget]
+        best_ours = max(((s, m) for (s, m, b) in cells if b == budget and m != PEER),
+                        key=lambda key: cells[key[0], key[1], budget][0])
+        summary.append({
+            "labels": budget,
+            "best classical cell": f"{best_selection} + LabelSpreading",
+            "its prior acc %": round(peer_cells[best_selection][0], 1),
+            "its ECE": round(peer_cells[best_selection][1], 3),
+            "recommended chain acc %": round(ours[0], 1), "recommended ECE": round(ours[1], 3),
+            "best of ours": " + ".join(best_ours),
+            "best of ours acc %": round(cells[best_ours[0], best_ours[1], budget][0], 1),
+        })
+    settings = {"features": description, "n_samples": int(len(labels)),
+                "n_features": int(features.shape[1]), "budgets": args.budgets,
+                "seeds": args.seeds, "backend": available_backend(),
                 "load_average_at_end": os.getloadavg()}
     notes = (
-        "Prior accuracy and ECE (15 bins) are computed on the unlabeled samples' priors "
-        "(`label_distributions_`), mean ± std over the seeds; `covered %` is the share of "
-        "unlabeled samples reached by at least one labeled cluster (uniform prior otherwise). "
-        "`classes labeled` is the mean number of classes among the selected samples. "
-        "The CPU is shared with other jobs (see the load average in the settings), so the "
-        "fit times are upper bounds."
+        "Prior accuracy and ECE (15 bins) over the unlabeled samples' priors, mean ± std over "
+        "the seeds; `classes` is the mean number of classes among the selected samples. "
+        "LabelSpreading is run as a user would (its default max_iter=30; convergence warnings "
+        "silenced). The recommended chain is AS3L multi-cluster selection (one pick per "
+        "cluster) + CombinedPropagator. Summary:\n\n" + markdown_table(summary)
     )
-    _save(args, args.name, rows, title="Prior pseudo-labels on Fashion-MNIST: seeded k-means "
-                 "K lists vs LLGC, random vs multi-cluster selection (paper Tables 5-6)",
-                 settings=settings, notes=notes)
+    _save(args, args.name, rows, title="Prior pseudo-labels: selectors x propagators on "
+          "Fashion-MNIST, scikit-learn's LabelSpreading as the peer", settings=settings,
+          notes=notes)
     return records
 
 
 def run_timing(args):
-    pixels, labels, _ = load_pixels(args.timing_samples, 1)
+    from as3l_sklearn.datasets import load_fashion_mnist
+
+    images, labels = load_fashion_mnist(split="train")
+    index = np.sort(np.random.RandomState(1).choice(len(labels), args.timing_samples, replace=False))
+    pixels = images.reshape(len(images), -1)[index].astype(np.float32) / 255.0
+    labels = labels[index]
     features = PCA(128, whiten=True, random_state=0).fit_transform(pixels).astype(np.float32)
-    rng = np.random.RandomState(0)
     y_partial = np.full(len(labels), -1)
-    index = rng.choice(len(labels), 40, replace=False)
-    y_partial[index] = labels[index]
+    chosen = np.random.RandomState(0).choice(len(labels), 40, replace=False)
+    y_partial[chosen] = labels[chosen]
     rows = []
     for run in range(args.timing_runs):
-        load = os.getloadavg()[0]
-        prop = SeededKMeansPropagator(random_state=run)
-        start = time.perf_counter()
-        prop.fit(features, y_partial)
-        seconds = time.perf_counter() - start
-        rows.append({"run": run, "n_samples": features.shape[0], "n_features": features.shape[1],
-                     "labels": 40, "K list": "[10,20,30,40,50,60]",
-                     "Lloyd iterations": sum(prop.n_iter_), "seconds": round(seconds, 2),
-                     "load average (1 min)": round(load, 2)})
-        print(rows[-1], flush=True)
-    settings = {"features": "PCA-128 whitened Fashion-MNIST pixels", "max_iter": 20, "tol": 1e-4,
-                "backend": available_backend(),
-                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
-                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-                "cpu_affinity": (sorted(os.sched_getaffinity(0))
-                                 if hasattr(os, "sched_getaffinity") else None)}
+        for method, propagator in make_propagators(run).items():
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            _prior(propagator, features, y_partial)
+            rows.append({"run": run, "propagation": method, "n_samples": features.shape[0],
+                         "n_features": features.shape[1], "labels": 40,
+                         "seconds": round(time.perf_counter() - start, 2),
+                         "load average (1 min)": round(load, 2)})
+            print(rows[-1], flush=True)
+    settings = {"features": "PCA-128 whitened Fashion-MNIST pixels", "backend": available_backend(),
+                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
     _save(args, "propagation_timing", rows,
-          title=f"Time to propagate 40 labels over {features.shape[0]:,} x 128 features "
-                "(SeededKMeansPropagator, paper K list)", settings=settings,
-          notes="Target: under 5 s on 2 CPU cores. The load average shows how busy the "
-                "shared CPU was when each run started.")
+          title=f"Time to propagate 40 labels over {features.shape[0]:,} x 128 features",
+          settings=settings, notes="The load average shows how busy the shared CPU was.")
     return rows
 
 
 def _save(args, name, rows, **kwargs):
     if args.quick:  # a smoke run must not overwrite the real results
-        from _common import markdown_table
-
         print(f"\n{kwargs['title']} (--quick, not saved)\n\n{markdown_table(rows)}")
+        print(kwargs.get("notes", ""))
         return
     save_results(name, rows, **kwargs)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-train", type=int, default=10000, help="training subset size")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--n-samples", type=int, default=10000, help="reported subset size")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[10, 40])
     parser.add_argument("--features", type=Path, default=None, help="features .npy (e.g. f_fine)")
     parser.add_argument("--labels", type=Path, default=None, help="labels .npy for --features")
     parser.add_argument("--name", default="propagation",
                         help="results name of the quality table (benchmarks/results/<name>.json)")
     parser.add_argument("--timing-samples", type=int, default=50000)
-    parser.add_argument("--timing-runs", type=int, default=3)
+    parser.add_argument("--timing-runs", type=int, default=1)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-timing", action="store_true")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny smoke run (not saved as results)")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (not saved)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_train, args.seeds, args.budgets = 1000, 1, [10]
+        args.n_samples, args.seeds, args.budgets = 1000, 1, [10]
         args.timing_samples, args.timing_runs = 2000, 1
     if not args.skip_quality:
         run_quality(args)
