@@ -212,41 +212,53 @@ def main(argv=None):
         return embedder
 
     budget = {} if args.max_steps is None else {"max_steps": args.max_steps}
+
+    def save():
+        """Write the table of the rows so far (called after every group, so a cut-short run keeps them)."""
+        rows = [summarize(name, rows) for name, rows in results.items()]
+        mean = {name: {key: float(np.mean([r[key] for r in rows_])) for key in rows_[0]}
+                for name, rows_ in results.items()}
+        ours, pixels_, pca = (mean.get(k) for k in ("SimSiam (default)", "raw pixels", "PCA-50 whitened pixels"))
+        notes = ""
+        if ours and pixels_ and pca:
+            ours_rows = results["SimSiam (default)"]
+            lightly = mean.get("lightly SimSiam", {}).get("knn20", float("nan"))
+            notes = (
+                f"Targets (issue): default SimSiam kNN-20 >= raw pixels + 0.02: {ours['knn20']:.3f} vs "
+                f"{pixels_['knn20']:.3f}; its f_fine purity >= PCA pixels' f_fine purity + 0.10: "
+                f"{ours['purity_fine']:.3f} vs {pca['purity_fine']:.3f}; fit <= 300 s: "
+                f"{max(r['fit_s'] for r in ours_rows):.0f} s (slowest seed); not below lightly at the same steps: "
+                f"{ours['knn20']:.3f} vs {lightly:.3f}. "
+            )
+        notes += (
+            f"Fashion-MNIST training images {args.offset}-{args.offset + args.n_train - 1}; seeds {args.seeds} "
+            f"(4x row: {args.seeds_4x}; rgb-augment row: {args.seeds_rgb}; lightly: {args.seeds_lightly}); "
+            f"+- is the standard deviation over seeds. torch threads: {args.threads}."
+        )
+        run_settings = {"data": "Fashion-MNIST train", "images": [args.offset, args.offset + args.n_train],
+                        "device": args.device, "default_steps": default_steps, "torch_threads": args.threads,
+                        "runs": settings}
+        save_results(args.name, rows, title="Embedding: pixels, random and SimSiam encoders, cluster fine-tuning "
+                     f"(Fashion-MNIST, {args.n_train:,} images)", settings=run_settings, notes=notes,
+                     columns=["representation", "seeds", "knn20", "purity_self", "purity_fine", "purity_fine_paper",
+                              "prior10", "fit_s"])
+
     default = simsiam("SimSiam (default)", args.seeds, **budget)
-    simsiam("SimSiam (4x steps)", args.seeds_4x, max_steps=4 * default_steps)
-    simsiam("SimSiam (rgb augment)", args.seeds_rgb, augment="rgb", **budget)
+    settings["default"] = {"steps": default.n_steps_, "batch_size": default.batch_size_, "sgd_lr": round(default.lr_, 4),
+                           "backbone": default.backbone_, "projector_dim": default.projector_dim_,
+                           "predictor_dim": default.predictor_dim_}
+    save()
     for seed in args.seeds_lightly:
         start = time.perf_counter()
         backbone = lightly_simsiam(X, seed=seed, steps=default.n_steps_, batch_size=default.batch_size_,
                                    projector_dim=default.projector_dim_, predictor_dim=default.predictor_dim_)
         fit_s = time.perf_counter() - start
         record("lightly SimSiam", seed, encode(backbone, X), fit_s)
-
-    rows = [summarize(name, rows) for name, rows in results.items()]
-    pixel_knn = np.mean([r["knn20"] for r in results["raw pixels"]])
-    ours = results["SimSiam (default)"]
-    pca_fine = np.mean([r["purity_fine"] for r in results["PCA-50 whitened pixels"]])
-    lightly_knn = np.mean([r["knn20"] for r in results["lightly SimSiam"]]) if "lightly SimSiam" in results else float("nan")
-    notes = (
-        f"Targets (issue): default SimSiam kNN-20 >= raw pixels + 0.02: {np.mean([r['knn20'] for r in ours]):.3f} vs "
-        f"{pixel_knn:.3f}; f_fine purity >= PCA pixels' f_fine + 0.10: "
-        f"{np.mean([r['purity_fine'] for r in ours]):.3f} vs {pca_fine:.3f}; fit <= 300 s: "
-        f"{max(r['fit_s'] for r in ours):.0f} s (slowest seed); not below lightly at the same steps: "
-        f"{np.mean([r['knn20'] for r in ours]):.3f} vs {lightly_knn:.3f}. "
-        f"Fashion-MNIST training images {args.offset}-{args.offset + args.n_train - 1}; seeds {args.seeds} "
-        f"(4x row: {args.seeds_4x}; rgb-augment row: {args.seeds_rgb}; lightly: {args.seeds_lightly}); "
-        f"+- is the standard deviation over seeds. torch threads: {args.threads}."
-    )
-    run_settings = {
-        "data": "Fashion-MNIST train", "images": [args.offset, args.offset + args.n_train], "device": args.device,
-        "default_steps": default_steps, "default_batch_size": default.batch_size_, "default_sgd_lr": round(default.lr_, 4),
-        "default_backbone": default.backbone_, "projector_dim": default.projector_dim_,
-        "predictor_dim": default.predictor_dim_, "torch_threads": args.threads, "runs": settings,
-    }
-    save_results(args.name, rows, title="Embedding: pixels, random and SimSiam encoders, cluster fine-tuning "
-                 "(Fashion-MNIST, 10,000 images)", settings=run_settings, notes=notes,
-                 columns=["representation", "seeds", "knn20", "purity_self", "purity_fine", "purity_fine_paper",
-                          "prior10", "fit_s"])
+    save()
+    simsiam("SimSiam (rgb augment)", args.seeds_rgb, augment="rgb", **budget)
+    save()
+    simsiam("SimSiam (4x steps)", args.seeds_4x, max_steps=4 * default_steps)
+    save()
 
 
 if __name__ == "__main__":

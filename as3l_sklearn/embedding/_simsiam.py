@@ -351,8 +351,9 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         parameter itself is never trained; a module that only takes 3 channels gets
         grayscale images repeated to RGB.
     image_size : "auto", int, tuple of (int, int) or None, default="auto"
-        Size the encoder sees: images are resized (bilinear, antialiased) to it inside the
-        encoder, after the augmentation, in ``fit`` and ``transform`` alike. ``"auto"``
+        Size the encoder sees: images are resized (bilinear, antialiased) to it, once before
+        training (the views are then drawn at that size) and inside the encoder for
+        ``transform``, so any input of the fitted shape works. ``"auto"``
         keeps the input size up to a longest side of 32 px on CPU (224 px on CUDA) and
         downscales larger images to that side, keeping the aspect ratio; ``None`` always
         keeps the input size. For a pretrained encoder give the size it was trained at
@@ -407,7 +408,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         ``"simsiam"``) SimSiam's CIFAR recipe for colour photos, and ``"auto"`` picks by the
         number of channels; the ranges are in :data:`as3l_sklearn.augment.SIMSIAM_PRESETS`.
         A callable ``aug(x, generator=None)`` taking and returning a float
-        ``(n, C, H, W)`` tensor on the training device replaces it (e.g. no flips for images
+        ``(n, C, H, W)`` tensor (at the size the encoder sees) on the training device replaces it (e.g. no flips for images
         whose orientation matters). It is deep-copied at fit and must be picklable (a
         ``torch.nn.Module`` or a module-level function, not a lambda).
     amp : bool or "auto", default="auto"
@@ -695,7 +696,8 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         projector_dim, predictor_dim = head_dims
         projector = SimSiamProjector(encoder.out_dim, hidden_dim=projector_dim, out_dim=projector_dim)
         predictor = SimSiamPredictor(projector_dim, hidden_dim=predictor_dim)
-        return _SimSiamModule(encoder, projector, predictor, self._build_augment(channels, size)), name
+        # the views are drawn at the size the encoder sees (see fit)
+        return _SimSiamModule(encoder, projector, predictor, self._build_augment(channels, encoder_size)), name
 
     def _build_augment(self, channels: int, size: tuple):
         from ..augment import SIMSIAM_PRESETS, SimSiamAugment
@@ -796,7 +798,10 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
                 channels_last=channels_last,
             )
             if max_epochs > 0:
-                net.fit(images, None)
+                # downscale once, then draw the views at the encoder's size: cropping a 90-px
+                # photo and shrinking every view to 32 px cost 8x the augmentation time for
+                # the same views (the encoder's own resize then has nothing to do)
+                net.fit(_resize_images(images, encoder_size), None)
             else:
                 net.initialize()  # frozen encoder: the module as built, nothing trained
         # the generators are state of one fit only; dropping them keeps the net picklable
@@ -897,6 +902,20 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _resize_images(images: np.ndarray, size: tuple) -> np.ndarray:
+    """Float images resized (bilinear, antialiased) to ``size``, in chunks; as they are if already that size."""
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    out = np.empty((images.shape[0], images.shape[1], *size), dtype=np.float32)
+    with torch.no_grad():
+        for start in range(0, len(images), 1024):
+            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + 1024], dtype=np.float32))
+            out[start : start + 1024] = torch.nn.functional.interpolate(
+                chunk, size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+            ).numpy()
+    return out
 
 
 def _module_takes(module, channels, size) -> bool:
