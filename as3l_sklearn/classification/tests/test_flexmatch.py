@@ -214,15 +214,13 @@ def test_string_labels_history_validation_and_warm_start():
     assert clf.n_iter_ == 6 and [h["step"] for h in clf.history_] == [2, 4, 6]
 
 
-def test_switch_iter_auto_scales_paper_value():
+def test_switch_iter_auto_is_half_the_steps():
     X, y_true, _ = _bars(20)
     y = np.full(20, -1)
     y[:4] = y_true[:4]
-    from as3l_sklearn.classification._flexmatch import _scaled_switch_iter
-
-    assert _scaled_switch_iter(112 * 1024) == 6900
     clf = PriorGuidedFlexMatchClassifier(max_iter=26, random_state=0, eval_every=26, **TINY).fit(X, y)
-    assert clf.switch_iter_ == round(6900 / (112 * 1024) * 26) == 2
+    assert clf.switch_iter_ == 13
+    assert clf.update_every_ == 13  # "update" mode: one refresh at T (max(T, max_iter // 10))
 
 
 def test_supervised_and_linear_baselines():
