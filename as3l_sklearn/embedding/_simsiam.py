@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_memory,
 from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
 
 #: optimizer steps of one fit when ``max_epochs="auto"`` and ``max_steps="auto"``. CPU: chosen
-#: by measurement (docs/results.md) so that 28x28 images train in about 3.5 minutes on one
+#: by measurement (docs/results.md) so that 28x28 images train in about 2.5 minutes on one
 #: core of a shared 2-core machine, whatever their number; CUDA: about 800 SimSiam epochs of
 #: CIFAR-10 at batch 512.
 AUTO_STEPS = {"cpu": 1_000, "cuda": 80_000}
@@ -376,7 +376,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         ``max_steps`` instead.
     max_steps : int or "auto", default="auto"
         The training budget in optimizer steps, used when ``max_epochs="auto"`` (training
-        may end inside an epoch). ``"auto"``: 1,000 steps on CPU (measured: about 3.5
+        may end inside an epoch). ``"auto"``: 1,000 steps on CPU (measured: about 2.5
         minutes for 28x28 images with the default backbone on one core of a shared 2-core
         machine, whatever the number of images) and 80,000 on CUDA (about 800 epochs of CIFAR-10 at batch 512). Counting
         steps rather than images seen keeps the budget meaningful at any batch size.
