@@ -26,7 +26,7 @@ Columns (mean +- standard deviation over the seeds):
   seed :class:`SeededKMeansPropagator` (the paper's K list 10..60) on the same features;
 * ``fit_s``: seconds to fit the representation (SimSiam training; PCA for the pixel rows).
 
-Run (about 40 minutes on one core of a shared 2-core CPU with the default seeds)::
+Run (about 46 minutes on one core of a shared 2-core CPU with the default seeds)::
 
     python benchmarks/bench_embedding.py
     python benchmarks/bench_embedding.py --device cuda --n-train 60000   # on a GPU
