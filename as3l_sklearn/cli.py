@@ -71,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     method = parser.add_argument_group("method")
     method.add_argument("--budget", type=int, default=10, help="number of images to annotate (default 10)")
     method.add_argument("--selector", choices=SELECTORS, default="multicluster")
-    method.add_argument("--backbone", default="auto", help="small_cnn, resnet18_cifar, wrn28_2 or auto")
-    method.add_argument("--embed-epochs", type=int, default=None, help="SimSiam epochs (default: scaled to the data)")
+    method.add_argument("--backbone", default="auto",
+                        help="small_cnn, small_cnn_2x2, resnet18_cifar, wrn28_2, resnet18 or auto (by image size and device)")
+    method.add_argument("--image-size", type=int, default=None,
+                        help="side the encoder sees, in pixels (default: the images' own up to 32 px on CPU, 224 on CUDA)")
+    method.add_argument("--embed-epochs", type=int, default=None,
+                        help="SimSiam epochs (default: a budget of optimizer steps, 1,000 on CPU)")
     method.add_argument("--max-iter", type=int, default=None, help="FlexMatch steps (default: scaled to the data)")
     method.add_argument("--prior", choices=tuple(PRIORS), default="combined",
                         help="prior pseudo-labels: combined (cluster votes + graph, the measured "
@@ -204,7 +208,8 @@ def run_pipeline(args, stages: _Stages | None = None) -> dict:
     }
 
     embedder = SimSiamEmbedder(backbone=args.backbone, max_epochs=args.embed_epochs or "auto",
-                               device=device, random_state=args.seed, verbose=verbose)
+                               image_size=args.image_size or "auto", device=device, random_state=args.seed,
+                               verbose=verbose)
     f_self = stages.run("embed (SimSiam)", embedder.fit_transform, X)
     tuner = ClusterFineTuner(n_clusters=budget, random_state=args.seed, device=device, verbose=verbose)
     f_fine = stages.run("fine-tune features (Eq. 1)", tuner.fit_transform, f_self)

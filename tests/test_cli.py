@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from as3l_sklearn.cli import build_parser, main
@@ -91,3 +92,20 @@ def test_no_checkpoint_is_chosen_on_the_test_set(tmp_path, monkeypatch):
     assert report["classifier"]["model"].startswith("final EMA weights")
     curve = report["classifier"]["history"]
     assert report["classifier"]["test_accuracy"] == pytest.approx(curve[-1]["monitor_accuracy"])
+
+
+def test_image_size_reaches_the_embedder(tmp_path, monkeypatch):
+    from as3l_sklearn.embedding import SimSiamEmbedder
+
+    seen = []
+    original_fit = SimSiamEmbedder.fit
+
+    def recording_fit(self, X, y=None):
+        seen.append(self.image_size)
+        result = original_fit(self, X, y)
+        seen.append(self.image_size_)
+        return result
+
+    monkeypatch.setattr(SimSiamEmbedder, "fit", recording_fit)
+    assert main(TINY + ["--output", str(tmp_path), "--image-size", "6", "--max-iter", "1"]) == 0
+    assert seen[0] == 6 and tuple(np.atleast_1d(seen[1]))[-1] == 6
