@@ -492,29 +492,9 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         if prior is None and self.prior_mode == "update" and self.verbose:
             print("[PriorGuidedFlexMatch] no prior given: plain FlexMatch, prior_mode='update' has no effect")
 
-        y_val_codes = None
-        val_images = None
-        if (X_val is None) != (y_val is None):
-            raise ValueError("X_val and y_val must be given together")
-        if X_val is not None:
-            val_images = self._check_X(X_val, name="X_val")
-            if tuple(val_images.shape[1:]) != tuple(self.image_shape_):
-                check_image_shape_consistent(val_images, self.image_shape_, name="X_val")
-            y_val_codes = self._encode(y_val, "y_val")
-            if len(y_val_codes) != len(val_images):
-                raise ValueError(f"y_val has {len(y_val_codes)} labels but X_val has {len(val_images)} images")
-        self._monitor = None
-        if (X_monitor is None) != (y_monitor is None):
-            raise ValueError("X_monitor and y_monitor must be given together")
-        if X_monitor is not None:
-            monitor_images = self._check_X(X_monitor, name="X_monitor")
-            if tuple(monitor_images.shape[1:]) != tuple(self.image_shape_):
-                check_image_shape_consistent(monitor_images, self.image_shape_, name="X_monitor")
-            monitor_codes = self._encode(y_monitor, "y_monitor")
-            if len(monitor_codes) != len(monitor_images):
-                raise ValueError(f"y_monitor has {len(monitor_codes)} labels but X_monitor has "
-                                 f"{len(monitor_images)} images")
-            self._monitor = (monitor_images, monitor_codes)
+        val_images, y_val_codes = self._check_eval_set(X_val, y_val, "val")
+        monitor_images, monitor_codes = self._check_eval_set(X_monitor, y_monitor, "monitor")
+        self._monitor = None if monitor_images is None else (monitor_images, monitor_codes)
         true_codes = None
         if y_true is not None:
             true_codes = self._encode(y_true, "y_true")
@@ -612,6 +592,24 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         self.interrupted_ = interrupted
         return self
 
+    def _check_eval_set(self, X_eval, y_eval, suffix):
+        """Validated ``(images, class codes)`` of ``X_<suffix>, y_<suffix>``, or ``(None, None)``."""
+        name_X, name_y = f"X_{suffix}", f"y_{suffix}"
+        if (X_eval is None) != (y_eval is None):
+            raise ValueError(f"{name_X} and {name_y} must be given together")
+        if X_eval is None:
+            return None, None
+        images = self._check_X(X_eval, name=name_X)
+        if tuple(images.shape[1:]) != tuple(self.image_shape_):
+            check_image_shape_consistent(images, self.image_shape_, name=name_X)
+        codes = self._encode(y_eval, name_y)
+        if len(codes) != len(images):
+            raise ValueError(f"{name_y} has {len(codes)} labels but {name_X} has {len(images)} images")
+        return images, codes
+
+    def _accuracy(self, images, codes):
+        return float(np.mean(self.net_.predict_logits(images).argmax(1).numpy() == codes))
+
     def _record(self, window, step, start_time, val_images, y_val_codes):
         def mean(key):
             values = [r[key] for r in window if key in r]
@@ -627,12 +625,9 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             correct = sum(r.get("n_pseudo_correct", 0) for r in window)
             record["pseudo_label_accuracy"] = correct / n if n else float("nan")
         if val_images is not None:
-            predicted = self.net_.predict_logits(val_images).argmax(1).numpy()
-            record["val_accuracy"] = float(np.mean(predicted == y_val_codes))
+            record["val_accuracy"] = self._accuracy(val_images, y_val_codes)
         if getattr(self, "_monitor", None) is not None:
-            monitor_images, monitor_codes = self._monitor
-            predicted = self.net_.predict_logits(monitor_images).argmax(1).numpy()
-            record["monitor_accuracy"] = float(np.mean(predicted == monitor_codes))
+            record["monitor_accuracy"] = self._accuracy(*self._monitor)
         self.history_.append(record)
         self.net_.history.new_epoch()
         for key, value in record.items():
