@@ -33,21 +33,7 @@ import numpy as np
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "stl10", "folder")
 SELECTORS = ("multicluster", "random", "kmedoids", "coreset", "typiclust", "probcover")
-
-
-def _make_propagator(name: str, n_samples: int, seed: int):
-    from .propagation import CombinedPropagator, LLGCPropagator, SeededKMeansPropagator
-
-    seeded = SeededKMeansPropagator(n_clusters=_propagation_ks(n_samples), random_state=seed)
-    if name == "seeded-kmeans":
-        return seeded
-    if name == "llgc":
-        return LLGCPropagator()
-    return CombinedPropagator(cluster_propagator=seeded, graph_propagator=LLGCPropagator())
-
-
-PRIORS = {"combined": "CombinedPropagator", "seeded-kmeans": "SeededKMeansPropagator",
-          "llgc": "LLGCPropagator"}
+PRIORS = ("combined", "seeded-kmeans", "llgc")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--embed-epochs", type=int, default=None,
                         help="SimSiam epochs (default: a budget of optimizer steps, 1,000 on CPU)")
     method.add_argument("--max-iter", type=int, default=None, help="FlexMatch steps (default: scaled to the data)")
-    method.add_argument("--prior", choices=tuple(PRIORS), default="combined",
+    method.add_argument("--prior", choices=PRIORS, default="combined",
                         help="prior pseudo-labels: combined (cluster votes + graph, the measured "
                              "best), seeded-kmeans (the paper's) or llgc (graph only)")
     method.add_argument("--prior-mode", choices=("remove", "update"), default="remove")
@@ -179,6 +165,17 @@ def _make_selector(name: str, seed: int):
         "probcover": selection.ProbCoverSelector,
     }
     return classes[name](random_state=seed)
+
+
+def _make_propagator(name: str, n_samples: int, seed: int):
+    from .propagation import CombinedPropagator, LLGCPropagator, SeededKMeansPropagator
+
+    if name == "llgc":
+        return LLGCPropagator()
+    seeded = SeededKMeansPropagator(n_clusters=_propagation_ks(n_samples), random_state=seed)
+    if name == "seeded-kmeans":
+        return seeded
+    return CombinedPropagator(cluster_propagator=seeded, graph_propagator=LLGCPropagator())
 
 
 def _propagation_ks(n_samples: int) -> list[int]:

@@ -85,10 +85,7 @@ def _summary(values):
 
 
 def run_quality(args):
-    class _Args:  # what load_features reads
-        features, labels, n_samples = args.features, args.labels, args.n_samples
-
-    features, labels, description = load_features(_Args)
+    features, labels, description = load_features(args)
     print(f"features: {description}, {features.shape}, load average {os.getloadavg()}", flush=True)
     records = []
     for seed in range(args.seeds):

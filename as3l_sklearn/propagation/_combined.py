@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
+from ..utils import check_real
 from ._base import _BasePropagator, _validate_partial_labels, _validate_X
 from ._llgc import LLGCPropagator
 from ._seeded_kmeans import SeededKMeansPropagator
@@ -101,11 +101,8 @@ class CombinedPropagator(_BasePropagator):
         return cluster, graph
 
     def _check_weight(self):
-        weight = self.graph_weight
-        if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) \
-                or not 0 <= weight <= 1:
-            raise ValueError(f"graph_weight must be a number in [0, 1], got {weight!r}")
-        return float(weight)
+        return check_real(self.graph_weight, "graph_weight", low=0, high=1, low_inclusive=True,
+                          high_inclusive=True)
 
     def fit(self, X, y):
         """Fit both propagators on ``(X, y)`` and average their priors.

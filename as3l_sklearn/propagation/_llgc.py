@@ -9,7 +9,6 @@ the neighbour search must stay O(n k) memory on large data (faiss, see
 
 from __future__ import annotations
 
-import numbers
 import time
 import warnings
 
@@ -18,7 +17,7 @@ from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import knn_search
-from ..utils import check_positive_int
+from ..utils import check_positive_int, check_real
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 __all__ = ["LLGCPropagator"]
@@ -237,16 +236,9 @@ class LLGCPropagator(_BasePropagator):
     def _check_params(self):
         n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
         max_iter = check_positive_int(self.max_iter, "max_iter")
-        for name, low, high in (("alpha", 0.0, 1.0),):
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-                    or not low < value < high:
-                raise ValueError(f"{name} must be a float in ({low:g}, {high:g}), got {value!r}")
-        for name in ("gamma", "tol"):
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-                    or not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive float, got {value!r}")
+        check_real(self.alpha, "alpha", low=0, high=1)
+        check_real(self.gamma, "gamma", low=0)
+        check_real(self.tol, "tol", low=0)
         for name in ("calibrate", "normalize"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -287,9 +279,8 @@ class LLGCPropagator(_BasePropagator):
             squared, neighbours = knn_search(features, features, self.n_neighbors_ + 1)
             # drop each sample's own entry (the first one unless exact duplicates tie with it)
             own = neighbours == np.arange(n_samples)[:, None]
-            first_other = ~own
-            first_other[own.sum(axis=1) == 0, -1] = False  # no self hit: drop the farthest
-            keep = first_other
+            keep = ~own
+            keep[~own.any(axis=1), -1] = False  # no self hit: drop the farthest
             squared = squared[keep].reshape(n_samples, self.n_neighbors_)
             neighbours = neighbours[keep].reshape(n_samples, self.n_neighbors_)
             if not self.normalize:

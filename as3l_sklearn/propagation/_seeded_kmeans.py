@@ -8,7 +8,6 @@ the prior pseudo-labels ``y_prior``.
 
 from __future__ import annotations
 
-import numbers
 import time
 import warnings
 
@@ -19,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import nearest_centers
-from ..utils import check_n_clusters, check_positive_int
+from ..utils import check_n_clusters, check_positive_int, check_real
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 # unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers
@@ -150,6 +149,18 @@ def combine_votes(votes, n_reached, n_clusterings, vote_normalization):
     unreached_share = (n_clusterings - n_reached) / n_clusterings
     proba = votes / n_clusterings + unreached_share[:, None] / n_classes
     return proba, covered
+
+
+def _sum_votes(distributions, assignments, n_samples):
+    """Summed label histograms each sample receives over the clusterings, and the number of
+    clusterings that reached it (put it in a cluster with labeled members)."""
+    votes = np.zeros((n_samples, distributions[0].shape[1]), dtype=np.float64)
+    n_reached = np.zeros(n_samples, dtype=np.int64)
+    for cluster_distributions, assignment in zip(distributions, assignments):
+        received = cluster_distributions[assignment]
+        votes += received
+        n_reached += received.sum(axis=1) > 0
+    return votes, n_reached
 
 
 def _cluster_label_histograms(assignment, y_encoded, n_clusters, n_classes):
@@ -339,9 +350,7 @@ class SeededKMeansPropagator(_BasePropagator):
         """
         n_clusters_list = check_n_clusters(self.n_clusters, None)
         max_iter = check_positive_int(self.max_iter, "max_iter")
-        if (isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real)
-                or not self.tol >= 0):
-            raise ValueError(f"tol must be a non-negative float, got {self.tol!r}")
+        check_real(self.tol, "tol", low=0, low_inclusive=True)
         if not isinstance(self.constrained, (bool, np.bool_)):
             raise TypeError(f"constrained must be True or False, got {self.constrained!r}")
         if self.seeding not in ("class", "sample"):
@@ -357,8 +366,6 @@ class SeededKMeansPropagator(_BasePropagator):
         n_labeled = n_samples - n_unlabeled
         class_sizes = np.bincount(y_encoded[labeled], minlength=n_classes)
 
-        votes = np.zeros((n_samples, n_classes), dtype=np.float64)
-        n_reached = np.zeros(n_samples, dtype=np.int64)
         self.n_clusters_, self.cluster_centers_, self.cluster_distributions_ = [], [], []
         self.n_iter_, assignments, reduced = [], [], []
         for k in n_clusters_list:
@@ -388,9 +395,6 @@ class SeededKMeansPropagator(_BasePropagator):
             distributions = _cluster_label_histograms(
                 assignment, y_encoded, centers.shape[0], n_classes
             )
-            received = distributions[assignment]
-            votes += received
-            n_reached += received.sum(axis=1) > 0
             self.n_clusters_.append(int(centers.shape[0]))
             self.cluster_centers_.append(centers)
             self.cluster_distributions_.append(distributions)
@@ -410,6 +414,7 @@ class SeededKMeansPropagator(_BasePropagator):
                 stacklevel=2,
             )
 
+        votes, n_reached = _sum_votes(self.cluster_distributions_, assignments, n_samples)
         proba, covered = combine_votes(votes, n_reached, len(n_clusters_list),
                                        self.vote_normalization)
         self._set_priors(classes, y_encoded, proba, covered=covered)
@@ -433,13 +438,8 @@ class SeededKMeansPropagator(_BasePropagator):
         check_is_fitted(self)
         self._check_vote_normalization()
         X = _validate_X(self, X, reset=False)
-        votes = np.zeros((X.shape[0], len(self.classes_)), dtype=np.float64)
-        n_reached = np.zeros(X.shape[0], dtype=np.int64)
-        for centers, distributions in zip(self.cluster_centers_, self.cluster_distributions_):
-            nearest, _ = nearest_centers(X, centers)
-            received = distributions[nearest]
-            votes += received
-            n_reached += received.sum(axis=1) > 0
+        nearest = [nearest_centers(X, centers)[0] for centers in self.cluster_centers_]
+        votes, n_reached = _sum_votes(self.cluster_distributions_, nearest, X.shape[0])
         proba, _ = combine_votes(votes, n_reached, len(self.cluster_centers_),
                                  self.vote_normalization)
         return proba

@@ -6,6 +6,7 @@ import pytest
 from as3l_sklearn.utils import (
     check_budget,
     check_features,
+    check_real,
     check_image_shape_consistent,
     check_images,
     check_n_clusters,
@@ -229,3 +230,12 @@ def test_check_images_scales_flattened_uint8_like_uint8_images():
 
     flat = np.full((2, 4), 255, dtype=np.uint8)
     np.testing.assert_allclose(check_images(flat, image_shape=(1, 2, 2)), 1.0)
+
+
+def test_check_real_interval_bounds_and_types():
+    assert check_real(1, "w", low=0, high=1, high_inclusive=True) == 1.0
+    assert check_real(0, "tol", low=0, low_inclusive=True) == 0.0
+    for value, kwargs in [(0, dict(low=0)), (1.0, dict(high=1)), (True, {}), ("0.5", {}),
+                          (float("nan"), {}), (float("inf"), {}), (-1e-9, dict(low=0))]:
+        with pytest.raises(ValueError, match="^alpha must be a real number in"):
+            check_real(value, "alpha", **kwargs)

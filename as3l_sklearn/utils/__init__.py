@@ -14,6 +14,7 @@ from ._validation import (
     check_partial_labels,
     check_positive_int,
     check_image_shape_consistent,
+    check_real,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "check_n_clusters",
     "check_partial_labels",
     "check_positive_int",
+    "check_real",
     "resolve_device",
     "seed_torch",
     "torch_generator",

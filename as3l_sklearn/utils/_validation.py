@@ -36,6 +36,29 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_real(value, name: str, *, low=None, high=None, low_inclusive=False,
+               high_inclusive=False) -> float:
+    """Return ``value`` as a float, or raise a ``ValueError`` naming ``name`` unless it is a
+    finite real number (not a bool) inside the interval given by ``low`` / ``high``.
+
+    Examples
+    --------
+    >>> check_real(0.5, "alpha", low=0, high=1)
+    0.5
+    """
+    inside = (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+              and bool(np.isfinite(value)))
+    if inside and low is not None:
+        inside = value >= low if low_inclusive else value > low
+    if inside and high is not None:
+        inside = value <= high if high_inclusive else value < high
+    if not inside:
+        interval = ("[" if low_inclusive else "(") + ("-inf" if low is None else f"{low:g}") \
+            + ", " + ("inf" if high is None else f"{high:g}") + ("]" if high_inclusive else ")")
+        raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
+    return float(value)
+
+
 def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) -> np.ndarray:
     """Validate a 2-D feature matrix and return it as C-contiguous float32.
 
