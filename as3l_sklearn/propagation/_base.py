@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ..utils import check_features, check_partial_labels
+from ..utils import check_features, check_partial_labels, warn_if_unlabeled_in_score
 
 UNLABELED = -1
 
@@ -129,6 +129,27 @@ class _BasePropagator(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``, as :meth:`sklearn.base.ClassifierMixin.score`.
+
+        Every entry of ``y`` is scored, so ``-1`` (unlabeled) counts as a class and lowers the
+        score: that case warns with :class:`~as3l_sklearn.utils.UnlabeledInScoreWarning`. Use
+        :func:`as3l_sklearn.metrics.make_labeled_scorer` to score labeled samples only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        warn_if_unlabeled_in_score(y, type(self).__name__)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

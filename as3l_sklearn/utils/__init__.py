@@ -15,6 +15,10 @@ from ._validation import (
     check_positive_int,
     check_image_shape_consistent,
     check_real,
+    is_unlabeled_value,
+    UnlabeledInScoreWarning,
+    unlabeled_mask,
+    warn_if_unlabeled_in_score,
 )
 
 __all__ = [
@@ -30,4 +34,8 @@ __all__ = [
     "resolve_device",
     "seed_torch",
     "torch_generator",
+    "is_unlabeled_value",
+    "UnlabeledInScoreWarning",
+    "unlabeled_mask",
+    "warn_if_unlabeled_in_score",
 ]

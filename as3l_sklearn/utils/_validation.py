@@ -14,11 +14,114 @@ Every error is a ``ValueError`` or ``TypeError`` whose message names the argumen
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 from sklearn.utils.validation import check_array
 
 UNLABELED = -1
+
+
+class UnlabeledInScoreWarning(UserWarning):
+    """Warning: ``score`` was given a ``y`` holding ``-1`` (unlabeled) samples.
+
+    ``score`` (scikit-learn's accuracy) compares predictions with every entry of ``y``, so
+    each unlabeled sample counts as a wrong prediction of the "class" ``-1`` and the score is
+    far too low. Score on the labeled samples only with
+    :func:`as3l_sklearn.metrics.make_labeled_scorer`, and cross-validate with
+    :class:`as3l_sklearn.model_selection.SemiSupervisedKFold`.
+    """
+
+
+def is_unlabeled_value(value) -> bool:
+    """True for a value that marks an unlabeled sample: the number ``-1`` (not ``True``/
+    ``False``), or the string ``"-1"`` (surrounding spaces ignored).
+
+    The string form is accepted because ``-1`` read back from a CSV file, a pandas column of
+    strings, or ``np.array(["cat", -1])`` arrives as ``"-1"``; treating it as a class name
+    would silently add a class ``"-1"``.
+
+    Examples
+    --------
+    >>> [is_unlabeled_value(v) for v in (-1, -1.0, "-1", " -1 ", "cat", 1, True)]
+    [True, True, True, True, False, False, False]
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, numbers.Number):
+        return value == UNLABELED
+    if isinstance(value, bytes):
+        value = value.decode("ascii", errors="replace")
+    if isinstance(value, str):
+        return value.strip() == str(UNLABELED)
+    return False
+
+
+def unlabeled_mask(y) -> np.ndarray:
+    """Boolean mask of the entries of a 1-D label array that mark unlabeled samples.
+
+    ``-1`` as a number, or as the string ``"-1"`` in string / ``object`` arrays (see
+    :func:`is_unlabeled_value`).
+    """
+    y = np.asarray(y)
+    if y.dtype.kind in "iuf":
+        return y == UNLABELED
+    if y.dtype.kind in "US":
+        return np.char.strip(y.astype(str)) == str(UNLABELED)
+    if y.dtype == object:
+        return np.fromiter((is_unlabeled_value(v) for v in y.ravel()), dtype=bool,
+                           count=y.size).reshape(y.shape)
+    return np.zeros(y.shape, dtype=bool)
+
+
+def warn_if_unlabeled_in_score(y, estimator_name: str, *, stacklevel: int = 3) -> bool:
+    """Warn with :class:`UnlabeledInScoreWarning` when ``y`` given to ``score`` holds ``-1``.
+
+    Call it at the top of an estimator's ``score(X, y)``: scikit-learn's accuracy counts
+    ``-1`` as a class, so a partially labeled ``y`` (as passed by ``pipe.score(X, y)`` or by
+    ``cross_val_score`` with a plain ``KFold``) gives a score that is silently far too low.
+
+    Parameters
+    ----------
+    y : array-like
+        The true labels given to ``score``.
+    estimator_name : str
+        Named in the message, e.g. ``type(self).__name__``.
+    stacklevel : int, default=3
+        Passed to :func:`warnings.warn`; 3 points at the caller of ``score``.
+
+    Returns
+    -------
+    warned : bool
+        Whether ``y`` held ``-1`` (and so whether the warning was given).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_unlabeled_in_score([0, 1, -1], "MyEstimator")
+    True
+    >>> caught[0].category.__name__
+    'UnlabeledInScoreWarning'
+    """
+    try:
+        mask = unlabeled_mask(np.asarray(y))
+    except Exception:  # an odd y is score's business to reject, not this warning's
+        return False
+    n_unlabeled = int(mask.sum())
+    if n_unlabeled == 0:
+        return False
+    warnings.warn(
+        f"y passed to {estimator_name}.score holds {n_unlabeled} of {mask.size} samples marked "
+        "-1 (unlabeled); score counts -1 as a class, so the score is too low. Score the "
+        "labeled samples only: pass scoring=as3l_sklearn.metrics.make_labeled_scorer('accuracy') "
+        "(or call it as scorer(estimator, X, y)), and cross-validate with "
+        "as3l_sklearn.model_selection.SemiSupervisedKFold",
+        UnlabeledInScoreWarning,
+        stacklevel=stacklevel,
+    )
+    return True
 
 
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
