@@ -36,6 +36,8 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import stat
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -449,15 +451,58 @@ def load_stl10(root, split: str = "train", *, return_X_y: bool = True):
 # --------------------------------------------------------------------------------------------
 # a user's own folder of images
 
+#: Longer side, in pixels, that the default image size is capped at (``max_size``).
+DEFAULT_MAX_SIZE = 256
 
-def _image_files(directory: Path) -> list:
-    """Image files under ``directory`` (recursively), sorted, skipping hidden entries."""
+# EXIF orientations 5..8 turn the picture a quarter turn: width and height swap
+_QUARTER_TURN_ORIENTATIONS = (5, 6, 7, 8)
+_GRAY_MODES = ("1", "L", "I", "I;16", "F")
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _folder_key(path) -> tuple:
+    """Identity of a folder on disk, the same whichever link or path leads to it."""
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
+def _image_files(directory: Path, visited: set) -> list:
+    """Image files under ``directory`` (recursively, following links), skipping hidden entries.
+
+    ``visited`` holds the identities of the folders already read (or reserved for another
+    class); a folder reached again -- a link back to an ancestor, a loop between two folders,
+    a link into another class folder -- is skipped with a warning, so that no image is read
+    twice or under another class.
+    """
     files = []
-    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / f for f in sorted(filenames)
-                     if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS))
-    return sorted(files)
+
+    def report(error):
+        warnings.warn(f"load_image_folder: cannot list folder {error.filename}: {error}",
+                      UserWarning, stacklevel=4)
+
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True, onerror=report):
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            sub = os.path.join(dirpath, name)
+            try:
+                key = _folder_key(sub)
+            except OSError:
+                continue  # a dangling link
+            if key in visited:
+                warnings.warn(f"load_image_folder: skipped {sub}: it leads to a folder that is "
+                              "already read (a link loop or a second link to it)",
+                              UserWarning, stacklevel=3)
+                continue
+            visited.add(key)
+            kept.append(name)
+        dirnames[:] = kept
+        files.extend(Path(dirpath) / f for f in filenames if _is_image_name(f))
+    return sorted(files, key=lambda f: f.parts)
 
 
 def _check_image_size(image_size):
@@ -477,11 +522,101 @@ def _check_image_size(image_size):
     return size
 
 
-def load_image_folder(path, image_size=None, *, color_mode: str = "auto",
-                      unlabeled_dir: str = "unlabeled", return_X_y: bool = True):
-    """Load a folder of images: class sub-folders are labeled, loose images are unlabeled.
+def _check_max_size(max_size):
+    if max_size is None:
+        return None
+    if (not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool)
+            or max_size < 1):
+        raise ValueError(f"max_size must be a positive int (pixels) or None, got {max_size!r}")
+    return int(max_size)
 
-    Layout (the same as :class:`torchvision.datasets.ImageFolder`, plus unlabeled images)::
+
+def _folder_entries(root: Path, labels: str, unlabeled_dir: str) -> list:
+    """``(file, class name or None)`` for every image file, in the order of the returned ``X``."""
+    visited = {_folder_key(root)}
+    if labels == "none":
+        return [(f, None) for f in _image_files(root, visited)]
+
+    subdirs = []
+    for sub in sorted(root.iterdir()):
+        if sub.name.startswith(".") or not sub.is_dir():
+            continue
+        key = _folder_key(sub)
+        if key in visited:
+            warnings.warn(f"load_image_folder: skipped {sub}: it leads to a folder that is "
+                          "already read", UserWarning, stacklevel=3)
+            continue
+        # reserved before any walk, so that a link inside one class folder into another (or
+        # back to the root) is skipped instead of labelling that folder's images twice
+        visited.add(key)
+        subdirs.append(sub)
+    entries = []
+    for class_dir in subdirs:
+        if class_dir.name != unlabeled_dir:
+            entries.extend((f, class_dir.name) for f in _image_files(class_dir, visited))
+    loose = sorted((f for f in root.iterdir() if _is_image_name(f.name) and not f.is_dir()),
+                   key=lambda f: f.parts)
+    unlabeled_root = root / unlabeled_dir
+    if unlabeled_root in subdirs:
+        loose += _image_files(unlabeled_root, visited)
+    entries.extend((f, None) for f in loose)
+    return entries
+
+
+def _not_regular_file(file: Path):
+    """Why ``file`` is not a plain file (opening a FIFO would block for ever), or None.
+
+    A file that cannot be examined at all (a dangling link) raises :class:`OSError`.
+    """
+    if not stat.S_ISREG(os.stat(file).st_mode):
+        return "it is not a regular file (a pipe, device or socket)"
+    return None
+
+
+def _read_header(file: Path):
+    """``(width, height, mode)`` as the picture will be after EXIF orientation; no pixel read."""
+    from PIL import Image
+
+    with Image.open(file) as picture:
+        width, height = picture.size
+        # Image.getexif reads the EXIF block parsed with the header (JPEG, WebP, TIFF); PNG's
+        # own getexif would decode every pixel to find a late eXIf chunk
+        orientation = Image.Image.getexif(picture).get(0x0112, 1)
+        if orientation in _QUARTER_TURN_ORIENTATIONS:
+            width, height = height, width
+        return width, height, picture.mode
+
+
+def _read_resized(file: Path, mode: str, width: int, height: int) -> np.ndarray:
+    """One picture, upright, in ``mode``, resized to ``width x height``: ``H x W x C`` uint8.
+
+    Only this picture is held at full size, and only until the function returns.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(file) as picture:
+        if picture.format in ("JPEG", "MPO"):
+            # the JPEG decoder can scale by 1/2, 1/4 or 1/8 while decoding: a 12-megapixel
+            # photo then never exists at full size. Ask in stored (pre-rotation) orientation.
+            turned = Image.Image.getexif(picture).get(0x0112, 1) in _QUARTER_TURN_ORIENTATIONS
+            picture.draft(None, (height, width) if turned else (width, height))
+        picture.load()
+        ImageOps.exif_transpose(picture, in_place=True)
+        converted = _to_mode(picture, mode)
+        if converted.size != (width, height):
+            converted = converted.resize((width, height), Image.BILINEAR)
+        channels = 1 if mode == "L" else 3
+        return np.asarray(converted, dtype=np.uint8).reshape(height, width, channels)
+
+
+def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
+                      color_mode: str = "auto", max_size=DEFAULT_MAX_SIZE,
+                      on_error: str = "raise", unlabeled_dir: str = "unlabeled",
+                      return_X_y: bool = True):
+    """Load a folder of images, resized while loading; optionally labeled by sub-folder.
+
+    With ``labels="subfolders"`` (the default) the layout is that of
+    :class:`torchvision.datasets.ImageFolder`, plus unlabeled images::
 
         path/
             cat/ img1.png img2.jpg ...          -> label of "cat"
@@ -489,8 +624,20 @@ def load_image_folder(path, image_size=None, *, color_mode: str = "auto",
             unlabeled/ a.png b.png ...          -> -1
             c.png d.png ...                     -> -1
 
-    Classes are the sub-folder names in sorted order (images in nested folders below a class
-    folder belong to that class). Hidden files and files without an image extension are skipped.
+    Classes are the first-level sub-folder names in sorted order (images in nested folders
+    below a class folder belong to that class). With ``labels="none"`` every image under
+    ``path``, at any depth, is unlabeled (``y`` is all ``-1``, no class names): the right
+    reading of a folder of photos whose sub-folders are not classes.
+
+    Hidden files and folders and files without an image extension are skipped. Links are
+    followed, but a folder is read once: a link back to an ancestor, a loop, or a link into
+    another class folder is skipped with a warning. Anything that is not a regular file (a
+    pipe named ``x.png``) is skipped with a warning naming it.
+
+    Pictures are read one at a time: a first pass reads only each file's header (size, mode,
+    EXIF orientation), then each picture is decoded (JPEGs at a reduced scale when that is
+    enough), turned upright by its EXIF orientation, converted, resized and written into the
+    output array before the next one is opened.
 
     Parameters
     ----------
@@ -498,14 +645,29 @@ def load_image_folder(path, image_size=None, *, color_mode: str = "auto",
         The folder.
     image_size : int or (height, width), optional
         Size every image is resized to (bilinear). ``None``: the most common size among the
-        images (images of another size are resized to it).
+        (upright) images, scaled down, keeping its aspect ratio, so that its longer side is at
+        most ``max_size``.
+    labels : {"subfolders", "none"}, default="subfolders"
+        ``"subfolders"``: first-level sub-folders are classes, images in ``unlabeled_dir`` and
+        directly in ``path`` are unlabeled. ``"none"``: every image is unlabeled.
     color_mode : {"auto", "rgb", "grayscale"}, default="auto"
-        ``"auto"`` gives 1 channel when every image is grayscale, else 3 (RGB).
+        ``"auto"`` gives 1 channel when every image is grayscale (read from the headers),
+        else 3 (RGB).
+    max_size : int or None, default=256
+        Cap, in pixels, on the longer side of the default size (``image_size=None``), so that
+        a folder of 4032x3024 phone photos gives 256x192 images, not a 1.5 GB array. ``None``
+        keeps the most common size whatever it is. Ignored when ``image_size`` is given.
+    on_error : {"raise", "warn"}, default="raise"
+        What an unreadable image file does: ``"raise"`` a :class:`ValueError` naming it;
+        ``"warn"``: skip it with a warning naming it (the Bunch lists it in ``skipped``).
     unlabeled_dir : str, default="unlabeled"
-        Name of the sub-folder whose images are unlabeled.
+        Name of the sub-folder whose images are unlabeled (``labels="subfolders"``).
     return_X_y : bool, default=True
         Return ``(X, y)``; if False, a :class:`~sklearn.utils.Bunch` (see the module docstring)
-        that also holds ``filenames`` (one path per image, in the order of ``X``).
+        that also holds, in the order of ``X``, ``files`` (each image's path relative to
+        ``path``, with ``/`` separators: the name the annotation round trip matches on) and
+        ``filenames`` (absolute paths), and ``skipped`` (relative paths of the files left
+        out: unreadable with ``on_error="warn"``, or not regular files).
 
     Returns
     -------
@@ -516,7 +678,8 @@ def load_image_folder(path, image_size=None, *, color_mode: str = "auto",
     Raises
     ------
     ValueError
-        If ``path`` does not exist, is not a folder, or holds no image; if an image cannot be read.
+        If ``path`` does not exist, is not a folder, or holds no readable image; if an image
+        cannot be read and ``on_error="raise"`` (the message names the file).
 
     Examples
     --------
@@ -530,70 +693,102 @@ def load_image_folder(path, image_size=None, *, color_mode: str = "auto",
     >>> X, y = load_image_folder(root)
     >>> X.shape, y.tolist()
     ((3, 4, 4, 1), [0, 1, -1])
+    >>> bunch = load_image_folder(root, labels="none", return_X_y=False)
+    >>> bunch.files.tolist(), bunch.target.tolist()
+    (['cat/a.png', 'dog/b.png', 'unlabeled/c.png'], [-1, -1, -1])
     """
     if path is None or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a folder path (str or os.PathLike), got {path!r}")
-    root = Path(path).expanduser()
+    root = Path(path).expanduser().absolute()
     if not root.exists():
         raise DatasetNotFoundError(f"path={str(path)!r} does not exist")
     if not root.is_dir():
         raise ValueError(f"path={str(path)!r} is not a folder")
     size = _check_image_size(image_size)
+    max_size = _check_max_size(max_size)
+    _check_split(labels, ("subfolders", "none"), name="labels")
     _check_split(color_mode, ("auto", "rgb", "grayscale"), name="color_mode")
+    _check_split(on_error, ("raise", "warn"), name="on_error")
 
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    class_dirs = [d for d in subdirs if d.name != unlabeled_dir]
-    entries = []  # (file, label)
-    class_names = []
-    for class_dir in class_dirs:
-        files = _image_files(class_dir)
-        if not files:
-            continue  # an empty folder is not a class
-        label = len(class_names)
-        class_names.append(class_dir.name)
-        entries.extend((f, label) for f in files)
-    loose = sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")
-                   and f.name.lower().endswith(IMAGE_EXTENSIONS))
-    unlabeled_root = root / unlabeled_dir
-    if unlabeled_root.is_dir():
-        loose += _image_files(unlabeled_root)
-    entries.extend((f, -1) for f in loose)
+    entries = _folder_entries(root, labels, unlabeled_dir)
     if not entries:
-        raise ValueError(
-            f"path={str(path)!r} holds no image (looked for {', '.join(IMAGE_EXTENSIONS)} in class "
-            f"sub-folders, in {unlabeled_dir}/ and in the folder itself)"
-        )
+        where = ("at any depth" if labels == "none" else
+                 f"in class sub-folders, in {unlabeled_dir}/ and in the folder itself")
+        raise ValueError(f"path={str(path)!r} holds no image (looked for "
+                         f"{', '.join(IMAGE_EXTENSIONS)} {where})")
 
-    from PIL import Image
+    def relative(file):
+        return file.relative_to(root).as_posix()
 
-    pictures = []
-    for file, _ in entries:
+    skipped = []
+
+    def unreadable(file, exc):
+        if on_error == "raise":
+            raise ValueError(f"cannot read image {file}: {exc} (pass on_error='warn' to skip "
+                             "unreadable files)") from exc
+        warnings.warn(f"load_image_folder: skipped unreadable image {file}: {exc}",
+                      UserWarning, stacklevel=3)
+        skipped.append(relative(file))
+
+    # pass 1: headers only (size, mode, orientation); nothing is decoded
+    headers, kept = [], []
+    for file, class_name in entries:
         try:
-            with Image.open(file) as picture:
-                picture.load()
-                pictures.append(picture.copy())
+            problem = _not_regular_file(file)
+        except OSError as exc:
+            unreadable(file, exc)
+            continue
+        if problem is not None:
+            warnings.warn(f"load_image_folder: skipped {file}: {problem}",
+                          UserWarning, stacklevel=2)
+            skipped.append(relative(file))
+            continue
+        try:
+            headers.append(_read_header(file))
         except Exception as exc:  # PIL raises many types for unreadable files
-            raise ValueError(f"cannot read image {file}: {exc}") from exc
+            unreadable(file, exc)
+            continue
+        kept.append((file, class_name))
+    if not kept:
+        raise ValueError(f"path={str(path)!r} holds no readable image; skipped: {skipped}")
 
     if color_mode == "auto":
-        gray = all(p.mode in ("1", "L", "I", "I;16", "F") for p in pictures)
+        gray = all(mode in _GRAY_MODES for _, _, mode in headers)
         color_mode = "grayscale" if gray else "rgb"
     mode = "L" if color_mode == "grayscale" else "RGB"
     if size is None:
         # PIL sizes are (width, height); the most common wins, ties go to the first seen
-        width, height = Counter(p.size for p in pictures).most_common(1)[0][0]
+        width, height = Counter((w, h) for w, h, _ in headers).most_common(1)[0][0]
+        if max_size is not None and max(width, height) > max_size:
+            scale = max_size / max(width, height)
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
         size = (height, width)
     height, width = size
     channels = 1 if mode == "L" else 3
-    X = np.empty((len(pictures), height, width, channels), dtype=np.uint8)
-    for i, picture in enumerate(pictures):
-        picture = _to_mode(picture, mode)
-        if picture.size != (width, height):
-            picture = picture.resize((width, height), Image.BILINEAR)
-        X[i] = np.asarray(picture, dtype=np.uint8).reshape(height, width, channels)
-    y = np.array([label for _, label in entries], dtype=np.int64)
+
+    # pass 2: one picture at a time, straight into the output array
+    X = np.empty((len(kept), height, width, channels), dtype=np.uint8)
+    loaded = np.ones(len(kept), dtype=bool)
+    for i, (file, _) in enumerate(kept):
+        try:
+            X[i] = _read_resized(file, mode, width, height)
+        except Exception as exc:  # a header that reads but pixels that do not (truncated)
+            unreadable(file, exc)
+            loaded[i] = False
+    if not loaded.all():
+        X = X[loaded]
+        kept = [entry for entry, ok in zip(kept, loaded) if ok]
+        if not kept:
+            raise ValueError(f"path={str(path)!r} holds no readable image; skipped: {skipped}")
+
+    # classes are the sub-folders with at least one image read, in sorted order
+    class_names = sorted({name for _, name in kept if name is not None})
+    code = {name: i for i, name in enumerate(class_names)}
+    y = np.array([-1 if name is None else code[name] for _, name in kept], dtype=np.int64)
     return _result(X, y, class_names, return_X_y, f"image folder {root}",
-                   filenames=np.array([str(f) for f, _ in entries], dtype=object))
+                   filenames=np.array([str(f) for f, _ in kept], dtype=object),
+                   files=np.array([relative(f) for f, _ in kept], dtype=object),
+                   skipped=skipped)
 
 
 def _to_mode(picture, mode: str):
