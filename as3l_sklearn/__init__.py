@@ -34,6 +34,7 @@ _PUBLIC = {
     "ProbCoverSelector": "selection",
     "export_for_annotation": "selection",
     "read_annotations": "selection",
+    "write_label_studio_tasks": "selection",
     # propagation
     "SeededKMeansPropagator": "propagation",
     "LLGCPropagator": "propagation",

@@ -8,7 +8,7 @@ samples that stay together across ``C`` k-means runs. The baselines and rivals s
 selected images to a person and their labels back.
 """
 
-from ._annotation import export_for_annotation, read_annotations
+from ._annotation import export_for_annotation, read_annotations, write_label_studio_tasks
 from ._baselines import (
     CoresetSelector,
     KMedoidsSelector,
@@ -27,4 +27,5 @@ __all__ = [
     "TypiClustSelector",
     "export_for_annotation",
     "read_annotations",
+    "write_label_studio_tasks",
 ]

@@ -1,26 +1,67 @@
-"""Annotation round trip: export selected images for a person, read their labels back."""
+"""Annotation round trip: export selected images for a person, read their labels back by file.
+
+:func:`export_for_annotation` writes ``selection.csv`` (``file,label,preview``) naming each
+selected image by its original file, :func:`read_annotations` reads labels back from that file
+or from what labelling tools write (Label Studio CSV and JSON-MIN exports, CVAT-style and
+spreadsheet ``filename,label`` CSVs), matching rows to the current pool by file name, and
+:func:`write_label_studio_tasks` writes a Label Studio task file with the priors as
+pre-annotations.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
+import json
 import numbers
-from pathlib import Path
+import os
+import re
+import warnings
+from pathlib import Path, PurePosixPath
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import numpy as np
 
 from ..utils import check_images
 
-MANIFEST = "manifest.csv"
+SELECTION = "selection.csv"
+MANIFEST = "manifest.csv"  # written by as3l-sklearn before the export by file name; still read
 CLASS_NAMES = "class_names.txt"
-COLUMNS = ("index", "file", "label")
+SELECTION_COLUMNS = ("file", "label", "preview")
+COLUMNS = ("index", "file", "label")  # the old manifest's columns
+
+#: Header names (compared case-insensitively) that a column of file names may have, best first:
+#: our own ``file``, then what CVAT, spreadsheets and Label Studio (``image``) write.
+FILE_COLUMNS = ("file", "filename", "file_name", "filepath", "file_path", "image", "image_path",
+                "img", "path", "name")
+#: Header names a column of labels may have (Label Studio names it after the ``<Choices>`` tag).
+LABEL_COLUMNS = ("label", "class", "choice", "choices", "category", "class_name")
+#: Label Studio's default ``image_root``: its local-files server, ``?d=`` a path below
+#: ``LOCAL_FILES_DOCUMENT_ROOT``.
+LABEL_STUDIO_LOCAL_FILES = "/data/local-files/?d="
+# the prefix Label Studio puts before an uploaded file's name: 8 hex digits and a dash
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+(\.0*)?$")
+_INT64_MAX = np.iinfo(np.int64).max
+# largest vector read_annotations infers when n_samples is None (16.7 M labels, 134 MB)
+_MAX_INFERRED_SAMPLES = 2 ** 24
 
 
-def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool = False) -> Path:
-    """Write the selected images as PNG files plus a ``manifest.csv`` to fill in.
+# --------------------------------------------------------------------------------------------
+# export
 
-    The manifest has the columns ``index`` (row of ``X``), ``file`` (PNG name relative to
-    ``path``) and ``label`` (empty). A person (or a labelling tool) writes a class into each
-    ``label`` cell; :func:`read_annotations` reads the result back as a partial label vector.
+
+def export_for_annotation(X, indices, path, class_names=None, *, files=None,
+                          overwrite: bool = False) -> Path:
+    """Write ``selection.csv`` naming the selected images, with PNG previews, to fill in.
+
+    ``selection.csv`` has the columns ``file`` (the image's original file relative to the input
+    folder when ``files`` is given, else its row of ``X``), ``label`` (empty: to fill in) and
+    ``preview`` (the PNG preview of that image written beside it, ``0000_<name>.png`` for the
+    first row). Rows follow the selection order (best first). A person, a spreadsheet or a
+    labelling tool fills in the labels; :func:`read_annotations` reads them back by file name,
+    so images added to or removed from the folder in between do not shift any label.
 
     Parameters
     ----------
@@ -29,25 +70,29 @@ def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool
         (see :func:`as3l_sklearn.utils.check_images`). Float images are written as they are
         when in ``[0, 1]``; otherwise each image is min-max scaled to ``[0, 255]`` for viewing.
     indices : array-like of int
-        Rows of ``X`` to export, e.g. from ``selector.select(n_budget)``; the manifest keeps
-        their order (best first).
+        Rows of ``X`` to export, e.g. from ``selector.select(n_budget)``.
     path : str or path-like
         Output folder (created if missing).
     class_names : sequence of str, optional
-        Allowed labels. Written to ``class_names.txt`` beside the manifest;
+        Allowed labels. Written to ``class_names.txt`` beside ``selection.csv``;
         :func:`read_annotations` then rejects any other label.
+    files : sequence of str, optional
+        One name per row of ``X``: the image's path relative to the input folder (e.g.
+        ``load_image_folder(..., return_X_y=False).files``). Without it the ``file`` column
+        holds the row number, for array data.
     overwrite : bool, default=False
-        Replace an existing manifest. By default an existing one raises, so that filled-in
-        labels are never lost.
+        Replace an existing ``selection.csv``. By default an existing one raises, so that
+        filled-in labels are never lost.
 
     Returns
     -------
-    manifest : pathlib.Path
-        Path of the written ``manifest.csv``.
+    selection : pathlib.Path
+        Path of the written ``selection.csv`` (UTF-8).
 
     See Also
     --------
-    read_annotations : Read the filled-in manifest back.
+    read_annotations : Read the filled-in labels back.
+    write_label_studio_tasks : The same selection as Label Studio tasks.
 
     Examples
     --------
@@ -55,29 +100,23 @@ def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool
     >>> from as3l_sklearn import export_for_annotation
     >>> X = np.zeros((5, 8, 8, 1), dtype=np.uint8)
     >>> folder = tempfile.mkdtemp()
-    >>> manifest = export_for_annotation(X, [3, 1], folder)
-    >>> manifest.read_text().splitlines()
-    ['index,file,label', '3,0000_index3.png,', '1,0001_index1.png,']
+    >>> files = ["a.jpg", "b.jpg", "trip/c.jpg", "d.jpg", "e.jpg"]
+    >>> selection = export_for_annotation(X, [2, 1], folder, files=files)
+    >>> selection.read_text().splitlines()
+    ['file,label,preview', 'trip/c.jpg,,0000_c.png', 'b.jpg,,0001_b.png']
     """
     from PIL import Image
 
     images = check_images(X, name="X")
     n_samples = images.shape[0]
     indices = _check_indices(indices, n_samples)
-    if class_names is not None:
-        class_names = [str(name) for name in class_names]
-        bad = [name for name in class_names
-               if not name.strip() or name.strip() != name or "\n" in name]
-        if not class_names or bad or len(set(class_names)) != len(class_names):
-            raise ValueError("class_names must be distinct, non-blank names without surrounding "
-                             f"spaces, got {class_names!r}")
-        if "-1" in class_names:
-            raise ValueError("class_names must not contain '-1', which marks unlabeled samples")
+    class_names = _check_class_names(class_names)
+    files = _check_files(files, n_samples)
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = folder / MANIFEST
-    if manifest.exists() and not overwrite:
-        raise ValueError(f"path {str(folder)!r} already holds a {MANIFEST}; "
+    selection = folder / SELECTION
+    if selection.exists() and not overwrite:
+        raise ValueError(f"path {str(folder)!r} already holds a {SELECTION}; "
                          "pass overwrite=True to replace it")
 
     channels = images.shape[1]
@@ -88,19 +127,63 @@ def export_for_annotation(X, indices, path, class_names=None, *, overwrite: bool
         pixels = _to_uint8(images[index]).transpose(1, 2, 0)
         if channels == 1:
             pixels = pixels[:, :, 0]
-        name = f"{rank:04d}_index{index}.png"
+        file = str(index) if files is None else files[index]
+        stem = f"index{index}" if files is None else PurePosixPath(file).stem
+        # the rank keeps previews in selection order and distinct when two stems are equal
+        preview = f"{rank:04d}_{_safe_name(stem)}.png"
         # PIL infers the mode from uint8 H x W (L), H x W x 3 (RGB) or H x W x 4 (RGBA)
-        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / name)
-        rows.append((index, name, ""))
-    with manifest.open("w", newline="") as handle:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(folder / preview)
+        rows.append((file, "", preview))
+    with selection.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow(SELECTION_COLUMNS)
         writer.writerows(rows)
     if class_names is not None:
-        (folder / CLASS_NAMES).write_text("\n".join(class_names) + "\n")
+        (folder / CLASS_NAMES).write_text("\n".join(class_names) + "\n", encoding="utf-8")
     elif (folder / CLASS_NAMES).exists():
         (folder / CLASS_NAMES).unlink()  # a stale list from an earlier export would mislead
-    return manifest
+    return selection
+
+
+def _safe_name(stem: str) -> str:
+    # a preview name any file system and spreadsheet takes
+    cleaned = re.sub(r"[^\w.-]+", "_", stem, flags=re.ASCII).strip("._")
+    return cleaned[:60] or "image"
+
+
+def _check_class_names(class_names):
+    if class_names is None:
+        return None
+    if isinstance(class_names, str):
+        raise TypeError("class_names must be a sequence of names, not one string; "
+                        f"got {class_names!r}")
+    class_names = [str(name) for name in class_names]
+    bad = [name for name in class_names
+           if not name.strip() or name.strip() != name or "\n" in name]
+    if not class_names or bad or len(set(class_names)) != len(class_names):
+        raise ValueError("class_names must be distinct, non-blank names without surrounding "
+                         f"spaces, got {class_names!r}")
+    if "-1" in class_names:
+        raise ValueError("class_names must not contain '-1', which marks unlabeled samples")
+    folded = [name.casefold() for name in class_names]
+    if len(set(folded)) != len(folded):
+        raise ValueError("class_names must differ by more than letter case (labels are "
+                         f"matched to them case-insensitively), got {class_names!r}")
+    return class_names
+
+
+def _check_files(files, n_samples, name="files"):
+    if files is None:
+        return None
+    if isinstance(files, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of relative paths, not one string")
+    files = [str(f) for f in np.asarray(files, dtype=object).ravel()]
+    if n_samples is not None and len(files) != n_samples:
+        raise ValueError(f"{name} must name every image: got {len(files)} names for "
+                         f"{n_samples} images")
+    if any(not f.strip() for f in files):
+        raise ValueError(f"{name} must not hold blank names")
+    return [f.replace("\\", "/") for f in files]
 
 
 def _check_indices(indices, n_samples):
@@ -130,17 +213,165 @@ def _to_uint8(image):
     return np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
 
 
-def read_annotations(path, n_samples: int | None = None) -> np.ndarray:
-    """Read a filled-in annotation manifest as a partial label vector (``-1`` elsewhere).
+# --------------------------------------------------------------------------------------------
+# Label Studio tasks
+
+
+def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_root=None,
+                             from_name: str = "choice", to_name: str = "image") -> Path:
+    """Write a Label Studio task file, with the priors as pre-annotations to start from.
+
+    Each task is ``{"data": {"image": URL, "file": FILE}, "predictions": [...]}``: ``URL`` is
+    ``image_root`` followed by the URL-quoted ``FILE`` (the image's path relative to the input
+    folder). The prediction carries the prior's most likely class and its probability
+    (``model_version`` ``"as3l-prior"``), so the labeller confirms or corrects it. The
+    project's labelling configuration must name its tags after ``from_name`` and ``to_name``::
+
+        <View>
+          <Image name="image" value="$image"/>
+          <Choices name="choice" toName="image" choice="single">
+            <Choice value="cat"/> <Choice value="dog"/>
+          </Choices>
+        </View>
+
+    By default the URLs point at Label Studio's local-files server
+    (``/data/local-files/?d=FILE``): start Label Studio with
+    ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` set to the input folder (or pass
+    ``image_root="/data/local-files/?d=photos/"`` when the document root is its parent) and
+    add a local-files storage for it. Any other ``image_root`` (an ``https://`` address) is used
+    as given. Label Studio's CSV and JSON-MIN exports of the project keep ``file`` and are read
+    back by :func:`read_annotations`.
 
     Parameters
     ----------
     path : str or path-like
-        The folder written by :func:`export_for_annotation`, or the ``manifest.csv`` itself.
+        The JSON file to write (an existing folder gets ``tasks.json`` inside). Overwritten.
+    files : sequence of str
+        The images to label, as paths relative to the input folder (e.g. the ``file`` column
+        of ``selection.csv``).
+    priors : array-like of shape (n_files, n_classes), optional
+        Class probabilities of each image (a propagator's ``predict_proba`` on those rows).
+    classes : sequence of str, optional
+        The class names of the columns of ``priors``; required with ``priors``.
+    image_root : str, optional
+        Prefix of every image URL; default ``"/data/local-files/?d="``.
+    from_name, to_name : str, default="choice", "image"
+        Names of the ``<Choices>`` and ``<Image>`` tags in the labelling configuration.
+
+    Returns
+    -------
+    tasks : pathlib.Path
+        Path of the written JSON file (UTF-8).
+
+    See Also
+    --------
+    read_annotations : Read the project's CSV or JSON-MIN export back.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from as3l_sklearn import write_label_studio_tasks
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> tasks = write_label_studio_tasks(folder / "tasks.json", ["IMG 1.jpg"],
+    ...                                  priors=[[0.2, 0.8]], classes=["cat", "dog"])
+    >>> task = json.loads(tasks.read_text())[0]
+    >>> task["data"]["image"]
+    '/data/local-files/?d=IMG%201.jpg'
+    >>> prediction = task["predictions"][0]
+    >>> prediction["score"], prediction["result"][0]["value"]
+    (0.8, {'choices': ['dog']})
+    """
+    files = _check_files(files, None)
+    if not files:
+        raise ValueError("files must name at least one image")
+    for name, value in (("from_name", from_name), ("to_name", to_name)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if image_root is None:
+        image_root = LABEL_STUDIO_LOCAL_FILES
+    if not isinstance(image_root, str):
+        raise TypeError(f"image_root must be a string, got {type(image_root).__name__}")
+    if priors is not None:
+        if classes is None:
+            raise ValueError("classes is required with priors: the class name of each column")
+        classes = [str(c) for c in classes]
+        priors = np.asarray(priors, dtype=np.float64)
+        if priors.ndim != 2 or priors.shape != (len(files), len(classes)):
+            raise ValueError(f"priors must have shape (n_files, n_classes) = ({len(files)}, "
+                             f"{len(classes)}), got {priors.shape}")
+        if not np.all(np.isfinite(priors)):
+            raise ValueError("priors must be finite")
+    tasks = []
+    for i, file in enumerate(files):
+        task = {"data": {"image": image_root + quote(file, safe="/"), "file": file}}
+        if priors is not None:
+            best = int(np.argmax(priors[i]))
+            task["predictions"] = [{
+                "model_version": "as3l-prior",
+                "score": round(float(priors[i, best]), 6),
+                "result": [{"from_name": from_name, "to_name": to_name, "type": "choices",
+                            "value": {"choices": [classes[best]]}}],
+            }]
+        tasks.append(task)
+    target = Path(path)
+    if target.is_dir():
+        target = target / "tasks.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# import
+
+
+def read_annotations(path, n_samples: int | None = None, *, files=None,
+                     class_names=None) -> np.ndarray:
+    """Read labels back as a partial label vector (``-1`` for every image left unlabeled).
+
+    Reads, detected from the content:
+
+    * our ``selection.csv`` (``file,label[,preview]``) and the older ``manifest.csv``
+      (``index,file,label``);
+    * Label Studio's CSV export (the image column, e.g. ``image``, and the ``<Choices>`` column,
+      ``choice`` by default; ``id``, ``annotator``, ``annotation_id``, ``created_at``,
+      ``lead_time`` and other columns are ignored) and JSON-MIN export (a list of objects with
+      ``image`` and ``choice``; ``{"choices": [...]}`` holding one choice is accepted);
+    * ``filename,label`` CSVs as CVAT and spreadsheets write them: header names are compared
+      case-insensitively (``file``, ``filename``, ``image``, ``path``, ``name`` ... and
+      ``label``, ``class``, ``choice``, ``category``); comma, semicolon or tab delimited; UTF-8,
+      UTF-16 with a byte order mark, or (failing UTF-8) cp1252 / latin-1.
+
+    **Matching.** With ``files`` (the current pool's paths relative to the input folder, e.g.
+    ``load_image_folder(..., return_X_y=False).files``), each row goes to the image with the same
+    relative path; else the one whose path ends the row's path (``photos/a.jpg`` finds
+    ``a.jpg``); else the only one with that base name, also after removing the ``1a2b3c4d-``
+    prefix Label Studio gives uploads (``/data/upload/3/1a2b3c4d-IMG_1038.jpg``) or taking the
+    ``?d=`` path of its local-files URLs. Rows whose image is not in the pool (removed since the
+    export) are left out with one warning listing them; a base name shared by several images is
+    a :class:`ValueError`. Without ``files``, rows are keyed by row number: the ``index`` column
+    of ``manifest.csv`` or a numeric ``file`` column (array data).
+
+    **Labels.** Surrounding spaces are removed. A row with a blank label leaves its image
+    unlabeled (except in the old ``manifest.csv``, where it is an error). With a class list
+    (``class_names``, or ``class_names.txt`` beside the file), a label must be one of the
+    names, compared case-insensitively and returned as written in the list. Without one,
+    integer labels (``1``, ``1.0``) are integers; labels must be all integers or all names.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file in one of the formats above, or the folder written by
+        :func:`export_for_annotation` (its ``selection.csv``, else its ``manifest.csv``).
     n_samples : int, optional
-        Length of the returned vector (the number of images in the pool). Defaults to the
-        largest index in the manifest plus one; pass it so that indices past the pool are
-        caught.
+        Length of the returned vector. Defaults to ``len(files)``, or else the largest row
+        number plus one; pass it so that row numbers past the pool are caught.
+    files : sequence of str, optional
+        The pool's relative paths, one per image, to match rows by file name.
+    class_names : sequence of str, optional
+        The allowed labels; default: ``class_names.txt`` beside the file, if there is one.
 
     Returns
     -------
@@ -152,99 +383,410 @@ def read_annotations(path, n_samples: int | None = None) -> np.ndarray:
     Raises
     ------
     ValueError
-        Naming the file and row (line number) for: a missing column, an index that is not
-        an integer or out of range, a duplicate index, a blank label, the label ``-1``, or a
-        label missing from ``class_names.txt`` when the export wrote one.
+        Naming the file and row (line, or item of a JSON list) for: a file that cannot be
+        decoded or parsed, a missing column, a row number that is not an integer or out of
+        range, a file name shared by several images, two different labels for one image, the
+        label ``-1``, an integer label too large for ``int64``, integer labels mixed with names,
+        a label missing from the class list, or a file with no labeled row.
 
     See Also
     --------
-    export_for_annotation : Write the manifest and images.
+    export_for_annotation : Write ``selection.csv`` and the previews.
 
     Examples
     --------
     >>> import numpy as np, tempfile
-    >>> from as3l_sklearn import export_for_annotation, read_annotations
-    >>> folder = tempfile.mkdtemp()
-    >>> manifest = export_for_annotation(np.zeros((5, 8, 8, 1), np.uint8), [3, 1], folder)
-    >>> _ = manifest.write_text("index,file,label\\n3,0000_index3.png,7\\n1,0001_index1.png,2\\n")
-    >>> read_annotations(folder, n_samples=5).tolist()
-    [-1, 2, -1, 7, -1]
+    >>> from pathlib import Path
+    >>> from as3l_sklearn import read_annotations
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "labels.csv").write_text("Filename;Label\\nb.jpg;Dog\\nc.jpg; cat\\n")
+    >>> read_annotations(folder / "labels.csv", files=["a.jpg", "b.jpg", "c.jpg"],
+    ...                  class_names=["cat", "dog"]).tolist()
+    [-1, 'dog', 'cat']
     """
-    path = Path(path)
-    manifest = path / MANIFEST if path.is_dir() else path
-    if not manifest.is_file():
-        raise ValueError(f"path: no annotation manifest found at {str(manifest)!r}")
+    source = _annotation_file(path)
+    files = _check_files(files, None)
     if n_samples is not None:
         is_int = (isinstance(n_samples, numbers.Integral)
                   and not isinstance(n_samples, (bool, np.bool_)))
         if not is_int or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}")
         n_samples = int(n_samples)
-    names_file = manifest.parent / CLASS_NAMES
-    allowed = None
-    if names_file.is_file():
-        allowed = {line.strip() for line in names_file.read_text().splitlines() if line.strip()}
+        if files is not None and len(files) != n_samples:
+            raise ValueError(f"files names {len(files)} images but n_samples={n_samples}")
+    elif files is not None:
+        n_samples = len(files)
+    names_origin = None
+    if class_names is not None:
+        class_names = _check_class_names(class_names)
+        names_origin = "class_names"
+    else:
+        names_file = source.parent / CLASS_NAMES
+        if names_file.is_file():
+            class_names = [line.strip() for line in _read_text(names_file).splitlines()
+                           if line.strip()]
+            names_origin = str(names_file)
 
-    with manifest.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{manifest}: the file is empty; "
-                             f"expected the columns {','.join(COLUMNS)}")
-        header = [column.strip().lower() for column in header]
-        missing = [c for c in ("index", "label") if c not in header]
-        if missing:
-            raise ValueError(f"{manifest}: missing column(s) {missing}; "
-                             f"the header must hold {','.join(COLUMNS)}")
-        index_col, label_col = header.index("index"), header.index("label")
-        entries = []
-        seen = {}
-        for line, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue  # an empty line left by an editor
-            where = f"{manifest}, line {line}"
-            if len(row) <= max(index_col, label_col):
-                raise ValueError(
-                    f"{where}: expected {len(header)} columns, got {len(row)}: {row!r}")
-            raw_index, label = row[index_col].strip(), row[label_col].strip()
-            try:
-                index = int(raw_index)
-            except ValueError:
-                raise ValueError(f"{where}: index {raw_index!r} is not an integer") from None
-            if index < 0 or (n_samples is not None and index >= n_samples):
-                bound = "" if n_samples is None else f" (n_samples={n_samples})"
-                raise ValueError(f"{where}: index {index} is out of range{bound}")
-            if index in seen:
-                raise ValueError(f"{where}: index {index} is a duplicate of line {seen[index]}")
-            if not label:
+    rows, legacy = _read_rows(source)
+    lookup = _pool_lookup(files)
+    entries = {}  # image index -> (where, label)
+    not_in_pool = []
+    for where, index, file, label in rows:
+        if label is None:
+            if legacy:
                 raise ValueError(f"{where}: the label of index {index} is blank; fill it in, "
                                  "or delete the row to leave the sample unlabeled")
-            if label == "-1":
-                raise ValueError(f"{where}: the label -1 is reserved for unlabeled samples")
-            if allowed is not None and label not in allowed:
-                raise ValueError(f"{where}: label {label!r} is not one of the class names in "
-                                 f"{names_file.name}: {sorted(allowed)}")
-            seen[index] = line
-            entries.append((index, label))
+            continue  # an image the labeller skipped stays unlabeled
+        if _is_minus_one(label):
+            raise ValueError(f"{where}: the label -1 is reserved for unlabeled samples")
+        if index is None and file is not None and files is None:
+            if _INTEGER.match(file) and "." not in file:
+                index = int(file)
+            else:
+                raise ValueError(
+                    f"{where}: the row names the file {file!r}; pass files= (the pool's "
+                    "relative paths, e.g. load_image_folder(..., return_X_y=False).files) to "
+                    "match rows to images by file name")
+        if index is None:
+            if file is None:
+                raise ValueError(f"{where}: the row names no image")
+            index = _match_file(file, files, lookup, where)
+            if index is None:
+                not_in_pool.append(file)
+                continue
+        if index < 0 or (n_samples is not None and index >= n_samples):
+            bound = "" if n_samples is None else f" (n_samples={n_samples})"
+            raise ValueError(f"{where}: index {index} is out of range{bound}")
+        if n_samples is None and index >= _MAX_INFERRED_SAMPLES:
+            raise ValueError(f"{where}: index {index} is larger than {_MAX_INFERRED_SAMPLES - 1}; "
+                             "pass n_samples (the number of images in the pool)")
+        if index in entries and entries[index][1] != label:
+            what = f"index {index}" if file is None or files is None else f"file {file!r}"
+            there = entries[index][0].rsplit(", ", 1)[-1]
+            raise ValueError(f"{where}: {what} is a duplicate of {there} with another label "
+                             f"({label[:80]!r}, there {entries[index][1][:80]!r})")
+        entries.setdefault(index, (where, label))
+    if not_in_pool:
+        shown = ", ".join(not_in_pool[:10]) + (" ..." if len(not_in_pool) > 10 else "")
+        warnings.warn(f"{source}: {len(not_in_pool)} labeled file(s) are not in the pool (removed "
+                      f"since the export?) and were left out: {shown}", UserWarning, stacklevel=2)
     if not entries:
-        raise ValueError(f"{manifest}: no annotated rows")
+        raise ValueError(f"{source}: no annotated rows (every label is blank"
+                         f"{' or names a file not in the pool' if not_in_pool else ''})")
 
+    values = _parse_labels(entries, class_names, names_origin)
     if n_samples is None:
-        n_samples = max(index for index, _ in entries) + 1
-    as_ints = [_as_int(label) for _, label in entries]
-    if all(value is not None for value in as_ints):
-        y = np.full(n_samples, -1, dtype=np.int64)
-        for (index, _), value in zip(entries, as_ints):
-            y[index] = value
-        return y
-    y = np.full(n_samples, -1, dtype=object)
-    for index, label in entries:
-        y[index] = label
+        n_samples = max(entries) + 1
+    integer = all(isinstance(v, int) for v in values.values())
+    y = np.full(n_samples, -1, dtype=np.int64 if integer else object)
+    for index, value in values.items():
+        y[index] = value
     return y
 
 
-def _as_int(label: str):
+def _annotation_file(path) -> Path:
+    if path is None or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file or folder path, got {path!r}")
+    path = Path(path)
+    if path.is_dir():
+        for name in (SELECTION, MANIFEST):
+            if (path / name).is_file():
+                return path / name
+        raise ValueError(f"path: no annotation file found in {str(path)!r} "
+                         f"(looked for {SELECTION} and {MANIFEST})")
+    if not path.is_file():
+        raise ValueError(f"path: no annotation file found at {str(path)!r}")
+    return path
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: a byte order mark decides, else UTF-8, else cp1252, else latin-1."""
+    raw = path.read_bytes()
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
+                          (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+                          (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}: cannot decode the file as {encoding} (it starts with "
+                                 f"that byte order mark): {exc}") from None
     try:
-        return int(label)
-    except ValueError:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # what spreadsheets on Western-European Windows save as "CSV"
+        return raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # never fails: every byte is a character
+
+
+def _read_rows(source: Path):
+    """``[(where, index or None, file or None, label or None)]`` and whether it is a manifest."""
+    text = _read_text(source)
+    if not text.strip():
+        raise ValueError(f"{source}: the file is empty; expected a header such as "
+                         f"{','.join(SELECTION_COLUMNS[:2])}")
+    if text.lstrip()[:1] in ("[", "{"):
+        return _json_rows(source, text), False
+    return _csv_rows(source, text)
+
+
+def _find_column(header, candidates):
+    for name in candidates:
+        if name in header:
+            return header.index(name)
+    return None
+
+
+def _csv_rows(source: Path, text: str):
+    first_line = text.splitlines()[0]
+    try:
+        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
+    except csv.Error:
+        # one column, or a header the sniffer cannot decide on: the most frequent candidate
+        counts = {d: first_line.count(d) for d in ",;\t"}
+        delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [column.strip().lower() for column in next(reader)]
+        index_col = header.index("index") if "index" in header else None
+        file_col = _find_column(header, FILE_COLUMNS)
+        label_col = _find_column(header, LABEL_COLUMNS)
+        if label_col is None or (index_col is None and file_col is None):
+            raise ValueError(
+                f"{source}: missing column(s): found {header}; the header must name the images "
+                f"(one of {', '.join(FILE_COLUMNS)}, or index) and the labels (one of "
+                f"{', '.join(LABEL_COLUMNS)})")
+        legacy = index_col is not None  # manifest.csv: rows keyed by index
+        key_col = index_col if legacy else file_col
+        rows = []
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # an empty line left by an editor
+            where = f"{source}, line {line}"
+            if len(row) <= max(key_col, label_col):
+                raise ValueError(
+                    f"{where}: expected {len(header)} columns, got {len(row)}: {row!r}"[:500])
+            key = row[key_col].strip()
+            label = _cell_label(row[label_col], where)
+            if legacy:
+                try:
+                    index = int(key)
+                except ValueError:
+                    raise ValueError(f"{where}: index {key[:40]!r} is not an integer") from None
+                rows.append((where, index, None, label))
+            else:
+                rows.append((where, None, key or None, label))
+    except csv.Error as exc:
+        raise ValueError(f"{source}, line {reader.line_num}: cannot parse the CSV: {exc} (a "
+                         f"cell longer than {csv.field_size_limit()} characters is refused)"
+                         ) from None
+    return rows, legacy
+
+
+def _cell_label(cell: str, where: str):
+    """The one label of a cell, or None when blank; Label Studio writes several as JSON."""
+    label = cell.strip()
+    if label.startswith("{") and label.endswith("}"):
+        try:
+            return _choice_label(json.loads(label), where)
+        except json.JSONDecodeError:
+            pass  # a label that only looks like JSON
+    return label or None
+
+
+def _choice_label(value, where: str):
+    """One label from a JSON-MIN ``choice`` value: a string, ``{"choices": [...]}`` or a list."""
+    if isinstance(value, dict):
+        if "choices" not in value:
+            raise ValueError(f"{where}: expected a choice, got {json.dumps(value)[:200]}")
+        value = value["choices"]
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise ValueError(f"{where}: {len(value)} choices {value[:10]!r} for one image; "
+                             "one label per image is expected (choice=\"single\")")
+        value = value[0] if value else None
+    if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{where}: expected a label, got {json.dumps(value)[:200]}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip() or None
+
+
+def _json_rows(source: Path, text: str):
+    try:
+        items = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{source}: cannot parse the JSON: {exc}") from None
+    if isinstance(items, dict):
+        items = [items]
+    if not isinstance(items, list):
+        raise ValueError(f"{source}: expected a JSON list of labeled images")
+    rows = []
+    for number, item in enumerate(items, start=1):
+        where = f"{source}, item {number}"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected an object, got {type(item).__name__}")
+        keys = {str(k).lower(): k for k in item}
+        data = item.get("data") if isinstance(item.get("data"), dict) else None
+        if data is not None and "annotations" in item:
+            # Label Studio's full JSON export: the file in data, the answer in annotations
+            data_keys = {str(k).lower(): k for k in data}
+            file_key = next((data_keys[k] for k in FILE_COLUMNS if k in data_keys), None)
+            file = data.get(file_key) if file_key is not None else None
+            label = _full_export_label(item["annotations"], where)
+        else:
+            file_key = next((keys[k] for k in FILE_COLUMNS if k in keys), None)
+            label_key = next((keys[k] for k in LABEL_COLUMNS if k in keys), None)
+            if file_key is None and "index" not in keys:
+                raise ValueError(f"{where}: no image key (one of {', '.join(FILE_COLUMNS)}) in "
+                                 f"{sorted(keys)[:20]}")
+            file = item.get(file_key) if file_key is not None else None
+            label = (_choice_label(item[label_key], where)
+                     if label_key is not None else None)
+            if file is None and "index" in keys:
+                index = item[keys["index"]]
+                if not isinstance(index, int) or isinstance(index, bool):
+                    raise ValueError(f"{where}: index {index!r} is not an integer")
+                rows.append((where, index, None, label))
+                continue
+        if file is not None and not isinstance(file, str):
+            file = str(file)
+        rows.append((where, None, file.strip() if file else None, label))
+    return rows
+
+
+def _full_export_label(annotations, where):
+    labels = set()
+    for annotation in annotations if isinstance(annotations, list) else []:
+        if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
+            continue
+        for result in annotation.get("result") or []:
+            if isinstance(result, dict) and result.get("type") == "choices":
+                label = _choice_label(result.get("value", {}), where)
+                if label is not None:
+                    labels.add(label)
+    if len(labels) > 1:
+        raise ValueError(f"{where}: annotators disagree ({sorted(labels)}); one label per "
+                         "image is expected")
+    return labels.pop() if labels else None
+
+
+def _pool_lookup(files):
+    """Relative path -> index, and base name -> indices, of the pool."""
+    if files is None:
+        return None
+    exact, by_name = {}, {}
+    for index, file in enumerate(files):
+        exact.setdefault(file, index)
+        by_name.setdefault(PurePosixPath(file).name, []).append(index)
+    return exact, by_name
+
+
+def _candidate_paths(file: str):
+    """What a row's file may name: the path itself, or a URL's ``?d=`` path or path part."""
+    file = file.replace("\\", "/")
+    if "://" in file or file.startswith("/data/") or "?" in file:
+        parts = urlsplit(file)
+        local = parse_qs(parts.query).get("d")  # Label Studio's local files: ?d=dir/a.jpg
+        candidates = [local[0]] if local else [unquote(parts.path)]
+    else:
+        candidates = [file, unquote(file)] if "%" in file else [file]
+    return [c.removeprefix("./") for c in candidates]
+
+
+def _match_file(file, files, lookup, where):
+    """The pool index a row's file names, or None when it is not in the pool."""
+    exact, by_name = lookup
+    candidates = _candidate_paths(file)
+    for candidate in candidates:
+        if candidate in exact:
+            return exact[candidate]
+    for candidate in candidates:
+        parts = PurePosixPath(candidate).parts
+        # the longest pool path of two parts or more that ends the candidate path: a tool
+        # that saw the images from the folder's parent writes "photos/trip/a.jpg"
+        for start in range(1, len(parts) - 1):
+            suffix = "/".join(parts[start:])
+            if suffix in exact:
+                return exact[suffix]
+        name = PurePosixPath(candidate).name
+        upload = _UPLOAD_PREFIX.match(name)
+        for base in ([name, upload.group(1)] if upload else [name]):
+            holders = by_name.get(base, [])
+            if len(holders) == 1:
+                return holders[0]
+            if len(holders) > 1:
+                shown = ", ".join(files[i] for i in holders[:5])
+                raise ValueError(f"{where}: the file {file!r} is ambiguous: {len(holders)} images "
+                                 f"in the pool are named {base!r} ({shown}); write its path "
+                                 "relative to the input folder")
+    return None
+
+
+def _as_int(label: str):
+    """The integer a label spells ("1", "+1", "1.0"), or None; raises when past int64."""
+    if not _INTEGER.match(label):
+        return None
+    value = int(label.split(".")[0])
+    if abs(value) > _INT64_MAX:
+        raise OverflowError
+    return value
+
+
+def _parse_labels(entries, class_names, names_origin):
+    """Index -> label: a class name from the list, else all integers or all strings."""
+    values = {}
+    if class_names is not None:
+        exact = {name: name for name in class_names}
+        folded = {name.casefold(): name for name in class_names}
+        numeric = {}
+        for name in class_names:
+            try:
+                number = _as_int(name)
+            except OverflowError:
+                number = None
+            if number is not None:
+                numeric[number] = name
+        for index, (where, label) in entries.items():
+            name = exact.get(label) or folded.get(label.casefold())
+            if name is None:
+                try:
+                    number = _as_int(label)
+                except OverflowError:
+                    number = None
+                name = numeric.get(number) if number is not None else None
+            if name is None:
+                raise ValueError(f"{where}: label {label[:80]!r} is not one of the class names "
+                                 f"in {names_origin}: {class_names}")
+            values[index] = name
+        if all(_INTEGER.match(name) for name in class_names):
+            values = {index: _as_int(name) for index, name in values.items()}
+        return values
+
+    first_kind = None
+    for index, (where, label) in entries.items():
+        try:
+            number = _as_int(label)
+        except OverflowError:
+            raise ValueError(f"{where}: label {label!r} is an integer too large for int64 "
+                             "labels; use class names or smaller integers") from None
+        kind = ("integer", label) if number is not None else ("name", label)
+        if first_kind is None:
+            first_kind = (kind[0], where, label)
+        elif kind[0] != first_kind[0]:
+            raise ValueError(
+                f"{where}: label {label[:80]!r} is {'an integer' if number is not None else 'a name'}"
+                f" but {first_kind[1]} has the {first_kind[0]} {first_kind[2][:80]!r}; labels "
+                "must be all integers or all class names (pass class_names to check them)")
+        values[index] = number if number is not None else label
+    return values
+
+
+def _is_minus_one(label: str) -> bool:
+    return bool(_INTEGER.match(label)) and int(label.split(".")[0]) == -1
