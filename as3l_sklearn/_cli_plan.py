@@ -1,0 +1,170 @@
+"""The ``as3l`` command's plan: step counts chosen up front from a time budget, and the time
+estimate printed before a run starts. Package-private.
+
+The per-step costs are measured, not modelled: ``small_cnn_2x2`` on 28x28 grayscale images,
+the CPU defaults (SimSiam batch 64; FlexMatch batch 64 labeled + 7 x 64 unlabeled, two views),
+torch 2.14 with 2 threads on the project's shared 2-core x86-64 machine (2026-11-23). Cost is
+taken as proportional to the pixels the encoder sees. Other backbones and CUDA use rough
+factors (not measured here); every estimate is printed as an estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: seconds per SimSiam optimizer step, small_cnn_2x2, 28x28, batch 64, CPU (measured: 50 steps
+#: in 2.65 s above a 10-step run)
+SIMSIAM_SECONDS_PER_STEP = 0.055
+#: seconds per FlexMatch step, same setting (measured: 20 steps in 21.2 s above a 5-step run)
+FLEXMATCH_SECONDS_PER_STEP = 1.06
+#: seconds per image for everything that passes each image once or a few times: feature
+#: extraction, fine-tuning, selection, propagation, pool predictions (measured order of magnitude)
+SECONDS_PER_IMAGE = 0.003
+#: seconds per image per FlexMatch evaluation of the monitored test set (predict cost)
+SECONDS_PER_MONITORED_IMAGE = 0.00046
+#: start-up cost of the run: imports, data loading, model building
+FIXED_SECONDS = 10.0
+#: the reference the per-step costs were measured at
+REFERENCE_PIXELS = 28 * 28
+#: rough cost of other encoders relative to small_cnn_2x2 at the same pixels (not measured
+#: here; the CIFAR ResNet-18 factor is the one stated in as3l_sklearn.nn.auto_backbone_name)
+BACKBONE_FACTOR = {"small_cnn_2x2": 1.0, "small_cnn": 1.0, "resnet18_cifar": 40.0, "wrn28_2": 30.0,
+                   "resnet18": 10.0}
+#: rough speed-up of a CUDA GPU over the measured CPU (not measured on this project's machines)
+CUDA_SPEEDUP = 30.0
+#: FlexMatch evaluates its monitored test set this many times (``eval_every="auto"``)
+MONITOR_EVALUATIONS = 20
+#: the CLI monitors at most this many test images (the final accuracy uses all of them)
+MAX_MONITORED = 2000
+#: fewest steps a stage is planned with, whatever the budget
+MIN_STEPS = 20
+#: largest share of the remaining budget SimSiam may take (selection quality depends on it, but
+#: the classifier is the first result the user waits for)
+SIMSIAM_MAX_SHARE = 0.35
+
+#: time budgets in seconds of the presets; None means the estimators' full defaults
+PRESETS = {
+    "fast": {"cpu": 180.0, "cuda": 900.0},
+    "default": {"cpu": 480.0, "cuda": None},
+    "quality": {"cpu": None, "cuda": None},
+}
+
+
+@dataclass
+class Plan:
+    """The step counts a run uses and what they are expected to cost."""
+
+    n_images: int
+    image_shape: tuple
+    encoder_size: tuple
+    backbone: str
+    device: str
+    simsiam_steps: int
+    flexmatch_steps: int
+    compare: bool
+    n_monitored: int
+    time_budget: float | None
+    seconds: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds.values()))
+
+    def describe(self) -> str:
+        """The plan and its estimate, as printed before the run starts."""
+        h, w = self.encoder_size
+        budget = ("no time budget (the estimators' full defaults)" if self.time_budget is None
+                  else f"time budget {_duration(self.time_budget)}")
+        lines = [
+            f"plan: {self.n_images:,} images {'x'.join(str(s) for s in self.image_shape)}, "
+            f"backbone {self.backbone} at {h}x{w} px, device {self.device}",
+            f"      SimSiam {self.simsiam_steps:,} steps, FlexMatch {self.flexmatch_steps:,} steps"
+            + (" (twice: --compare)" if self.compare else "") + f"; {budget}",
+            f"      estimated time: about {_duration(self.total_seconds)} (a rough estimate from "
+            "per-step costs measured on a 2-core CPU; shared or faster machines differ)",
+        ]
+        lines += [f"      note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"simsiam_steps": self.simsiam_steps, "flexmatch_steps": self.flexmatch_steps,
+                "backbone": self.backbone, "encoder_size": list(self.encoder_size),
+                "device": self.device, "time_budget_seconds": self.time_budget,
+                "n_monitored_test_images": self.n_monitored,
+                "estimated_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
+                "estimated_total_seconds": round(self.total_seconds, 1), "notes": list(self.notes)}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def encoder_size(image_shape, image_size, max_side: int) -> tuple:
+    """(height, width) the encoder sees: ``--image-size`` as a square, or the images' own
+    size scaled down (aspect kept) so that the longer side is at most ``max_side``."""
+    if image_size is not None:
+        return (int(image_size), int(image_size))
+    height, width = int(image_shape[0]), int(image_shape[1])
+    longest = max(height, width)
+    if longest <= max_side:
+        return (height, width)
+    scale = max_side / longest
+    return (max(1, round(height * scale)), max(1, round(width * scale)))
+
+
+def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, compare, n_test,
+              simsiam_steps=None, flexmatch_steps=None, default_simsiam_steps,
+              default_flexmatch_steps) -> Plan:
+    """Choose the step counts that fit ``time_budget`` (seconds, or None for the defaults).
+
+    Explicit ``simsiam_steps`` / ``flexmatch_steps`` (from ``--embed-steps`` / ``--max-iter``) are
+    kept as given; the budget is shared between the stages left to choose.
+    """
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    factor = (size[0] * size[1] / REFERENCE_PIXELS) * BACKBONE_FACTOR.get(backbone, 10.0)
+    if kind == "cuda":
+        factor /= CUDA_SPEEDUP
+    simsiam_step = SIMSIAM_SECONDS_PER_STEP * factor
+    flexmatch_step = FLEXMATCH_SECONDS_PER_STEP * factor * (2 if compare else 1)
+    n_monitored = min(n_test, MAX_MONITORED)
+    per_image = SECONDS_PER_IMAGE * max(1.0, factor)
+    fixed = {
+        "start, load, features, fine-tune, select, propagate, predict": FIXED_SECONDS + per_image * n_images,
+        "monitor test accuracy": SECONDS_PER_MONITORED_IMAGE * max(1.0, factor) * n_monitored
+        * MONITOR_EVALUATIONS * (2 if compare else 1),
+    }
+    notes = []
+    sim = simsiam_steps
+    flex = flexmatch_steps
+    if time_budget is None:
+        sim = default_simsiam_steps if sim is None else sim
+        flex = default_flexmatch_steps if flex is None else flex
+    else:
+        remaining = time_budget - sum(fixed.values())
+        if sim is None:
+            share = remaining if flex is not None else SIMSIAM_MAX_SHARE * remaining
+            if flex is not None:
+                share -= flex * flexmatch_step
+            sim = int(min(default_simsiam_steps, max(MIN_STEPS, share / simsiam_step)))
+        if flex is None:
+            left = remaining - sim * simsiam_step
+            flex = int(min(default_flexmatch_steps, max(MIN_STEPS, left / flexmatch_step)))
+        shortest = sum(fixed.values()) + MIN_STEPS * (simsiam_step + flexmatch_step)
+        if time_budget < shortest:
+            notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
+                         f"({_duration(shortest)}); using {MIN_STEPS} steps per stage")
+    if kind == "cuda" or BACKBONE_FACTOR.get(backbone) is None or backbone not in ("small_cnn", "small_cnn_2x2"):
+        notes.append("per-step costs were measured for the small CNN on a CPU only; this "
+                     "estimate uses a rough factor")
+    seconds = dict(fixed)
+    seconds["SimSiam"] = sim * simsiam_step
+    seconds["FlexMatch"] = flex * flexmatch_step
+    return Plan(n_images=n_images, image_shape=tuple(image_shape), encoder_size=tuple(size),
+                backbone=backbone, device=device, simsiam_steps=int(sim), flexmatch_steps=int(flex),
+                compare=compare, n_monitored=n_monitored, time_budget=time_budget, seconds=seconds,
+                notes=notes)

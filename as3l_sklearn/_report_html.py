@@ -1,0 +1,127 @@
+"""``report.html``: one self-contained page (figures and thumbnails inline as base64 PNG, no
+external reference) summarising an ``as3l`` run. Package-private."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 70em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+td, th { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 0.8em; }
+.thumbs figure { margin: 0; text-align: center; font-size: 0.85em; }
+.thumbs img { image-rendering: pixelated; border: 1px solid #888; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _img(png: bytes, alt: str, **attributes) -> str:
+    extra = "".join(f' {k}="{html.escape(str(v))}"' for k, v in attributes.items())
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}"{extra}>'
+
+
+def _table(rows, header=None) -> str:
+    parts = ["<table>"]
+    if header:
+        parts.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
+    for row in rows:
+        parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def headline_rows(report: dict) -> list:
+    """(what, value) pairs of the numbers a reader looks at first."""
+    rows = []
+    data = report.get("data", {})
+    rows.append(("data", f"{data.get('dataset')}: {data.get('n_train')} images in the pool, "
+                         f"{data.get('n_test')} test images"))
+    rows.append(("device", report.get("device")))
+    selection = report.get("selection", {})
+    if "indices" in selection:
+        rows.append(("images selected", len(selection["indices"])))
+    if "class_coverage" in selection:
+        rows.append(("class coverage of the labeled set used",
+                     f"{selection['class_coverage']} / {selection.get('n_classes', '?')}"))
+    prior = report.get("prior")
+    if prior:
+        rows.append(("prior accuracy / ECE", f"{prior['accuracy']:.3f} / {prior['ece']:.3f}"))
+    classifier = report.get("classifier")
+    if classifier:
+        accuracy = classifier.get("test_accuracy")
+        rows.append(("classifier", (f"test accuracy {accuracy:.3f}" if accuracy is not None
+                                    else "no labeled test set") + f" after {classifier['steps']} steps"))
+    baseline = report.get("baseline")
+    if baseline and baseline["classifier"].get("test_accuracy") is not None:
+        rows.append(("baseline (random + plain FlexMatch)",
+                     f"test accuracy {baseline['classifier']['test_accuracy']:.3f}"))
+    if report.get("interrupted"):
+        rows.append(("interrupted", f"during {report.get('stage_reached')}"))
+    return rows
+
+
+def render(report: dict, figures, thumbnails) -> str:
+    """The page as a string.
+
+    Parameters
+    ----------
+    report : dict
+        The run's report (as in report.json).
+    figures : list of Figure
+        From ``_cli_outputs.make_figures``.
+    thumbnails : list of (png bytes, file, label)
+        The selected images in selection order with the label used ("" when none).
+    """
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>AS3L report</title>", f"<style>{STYLE}</style></head><body>",
+             "<h1>AS3L report</h1>"]
+    parts.append("<h2>Headline numbers</h2>" + _table(headline_rows(report)))
+    if "test_accuracy" in report.get("classifier", {}):
+        parts.append('<p class="note">Test accuracy is the final (EMA) model\'s; the test set was '
+                     "only monitored, no checkpoint was chosen on it.</p>")
+
+    plan = report.get("plan")
+    if plan:
+        parts.append("<h2>Plan</h2>" + _table([
+            ("backbone", plan["backbone"]), ("SimSiam steps", plan["simsiam_steps"]),
+            ("FlexMatch steps", plan["flexmatch_steps"]),
+            ("estimated time (s)", plan["estimated_total_seconds"]),
+            ("time budget (s)", plan["time_budget_seconds"] or "none")]))
+
+    seconds = report.get("seconds", {})
+    if seconds:
+        cached = set(report.get("cached_stages", []))
+        rows = [(name, f"{value:.1f}", "yes" if name in cached else "") for name, value in seconds.items()]
+        rows.append(("total", f"{sum(seconds.values()):.1f}", ""))
+        parts.append("<h2>Stage times</h2>" + _table(rows, header=("stage", "seconds", "from cache")))
+
+    if thumbnails:
+        parts.append("<h2>Selected images</h2><div class=\"thumbs\">")
+        for rank, (png, file, label) in enumerate(thumbnails):
+            caption = f"#{rank} {file}" + (f": {label}" if label not in (None, "") else ": (no label)")
+            parts.append(f"<figure>{_img(png, f'selected image {file}')}"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        parts.append("</div>")
+
+    names = {f.name for f in figures}
+    for figure in figures:
+        parts.append(f"<h2>{html.escape(figure.title)}</h2>" + _img(figure.png, figure.title))
+    if "prior_reliability.png" not in names:
+        parts.append("<h2>Reliability of the priors</h2><p class=\"note\">Not drawn: the true labels "
+                     "of the unlabeled images are unknown in this run.</p>")
+    if not figures:
+        parts.append('<p class="note">No figures: matplotlib is not installed '
+                     '(pip install "as3l-sklearn[plot]").</p>')
+    verification = report.get("annotations")
+    if verification:
+        parts.append("<h2>Annotations</h2>" + _table([
+            ("file", verification.get("path")),
+            ("selected and labeled", len(verification.get("selected_labeled", []))),
+            ("selected, not labeled", ", ".join(verification.get("selected_unlabeled", [])) or "none"),
+            ("labeled, not selected", ", ".join(verification.get("labeled_not_selected", [])) or "none"),
+        ]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
