@@ -13,7 +13,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._validation import check_features, check_images
+from ..utils._torch import TorchPickleMixin, check_random_state_or_generator
+from ..utils._validation import check_features, check_images, warn_if_unlabeled_in_score
 from ._flexmatch import PriorGuidedFlexMatchClassifier, _check_target
 
 
@@ -27,7 +28,7 @@ def _is_fitted(estimator) -> bool:
     return True
 
 
-class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
+class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator):
     """Logistic regression on frozen self-supervised features of the labeled samples.
 
     The paper's "linear evaluation" baseline (Table 1, after SimSiam): the encoder is frozen,
@@ -132,8 +133,11 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
         labeled = y_encoded >= 0
         self.classes_ = classes
         steps = [StandardScaler()] if self.standardize else []
+        random_state = self.random_state
+        if isinstance(random_state, np.random.Generator):  # LogisticRegression takes no Generator
+            random_state = int(check_random_state_or_generator(random_state).randint(2**31 - 1))
         self.classifier_ = make_pipeline(*steps, LogisticRegression(C=float(self.C), max_iter=int(self.max_iter),
-                                                                     random_state=self.random_state))
+                                                                     random_state=random_state))
         if len(classes) == 1:
             self._single_class = True
         else:
@@ -157,6 +161,24 @@ class LinearEvaluationClassifier(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``; warns when ``y`` holds ``-1`` (see
+        :meth:`PriorGuidedFlexMatchClassifier.score`: every entry is scored, ``-1`` counts as
+        a wrong class, so use :func:`as3l_sklearn.metrics.make_labeled_scorer`).
+
+        Parameters
+        ----------
+        X : array-like
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        warn_if_unlabeled_in_score(y, type(self).__name__)
+        return super().score(X, y, sample_weight=sample_weight)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = self.embedder == "passthrough" or self.image_shape is not None
@@ -174,7 +196,7 @@ class SupervisedClassifier(PriorGuidedFlexMatchClassifier):
     Parameters
     ----------
     backbone, encoder, max_iter, batch_size, lr, momentum, nesterov, weight_decay, ema_decay, \
-eval_every, device, image_shape, warm_start, random_state, verbose
+eval_every, device, image_shape, warm_start, random_state, n_threads, verbose
         As for :class:`PriorGuidedFlexMatchClassifier`.
 
     Attributes
@@ -205,7 +227,8 @@ eval_every, device, image_shape, warm_start, random_state, verbose
 
     def __init__(self, backbone="auto", encoder=None, max_iter="auto", batch_size=64, lr=0.03,
                  momentum=0.9, nesterov=True, weight_decay=5e-4, ema_decay=0.999, eval_every="auto",
-                 device="auto", image_shape=None, warm_start=False, random_state=None, verbose=0):
+                 device="auto", image_shape=None, warm_start=False, random_state=None, n_threads="auto",
+                 verbose=0):
         self.backbone = backbone
         self.encoder = encoder
         self.max_iter = max_iter
@@ -220,6 +243,7 @@ eval_every, device, image_shape, warm_start, random_state, verbose
         self.image_shape = image_shape
         self.warm_start = warm_start
         self.random_state = random_state
+        self.n_threads = n_threads
         self.verbose = verbose
 
     def fit(self, X, y, X_val=None, y_val=None):

@@ -11,8 +11,20 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ..utils._torch import resolve_device, seed_torch, torch_generator
+from ..utils._torch import (
+    TorchPickleMixin,
+    check_channels,
+    image_range,
+    resolve_device,
+    resolve_n_threads,
+    seed_torch,
+    torch_generator,
+    torch_settings,
+    torch_threads,
+    warn_on_image_range,
+)
 from ..utils._validation import (
+    warn_if_unlabeled_in_score,
     check_image_shape_consistent,
     check_images,
     check_partial_labels,
@@ -122,7 +134,7 @@ def check_prior_proba(prior_proba, n_samples: int, n_classes: int, *, name: str 
     return (proba / sums[:, None]).astype(np.float32)
 
 
-class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
+class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator):
     """FlexMatch semi-supervised training guided by prior pseudo-labels (AS3L, section 3.4).
 
     Each step draws a labeled batch of ``batch_size`` images and an unlabeled batch of
@@ -265,7 +277,7 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
                  switch_iter="auto", update_every="auto", max_iter="auto", batch_size=64, mu=7,
                  lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
                  weight_decay=5e-4, ema_decay=0.999, eval_every="auto", device="auto",
-                 image_shape=None, warm_start=False, random_state=None, verbose=0):
+                 image_shape=None, warm_start=False, random_state=None, n_threads="auto", verbose=0):
         self.backbone = backbone
         self.encoder = encoder
         self.prior = prior
@@ -288,6 +300,7 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         self.image_shape = image_shape
         self.warm_start = warm_start
         self.random_state = random_state
+        self.n_threads = n_threads
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
@@ -345,7 +358,9 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
             image_shape = _infer_image_shape(image_shape, n_features)
         images = check_images(X, image_shape=image_shape, name=name)
         if fitted:
+            check_channels(images, self.image_shape_[0], type(self).__name__, name=name)
             check_image_shape_consistent(images, self.image_shape_, name=name)
+            warn_on_image_range(getattr(self, "input_range_", None), images, X, type(self).__name__, name=name)
         return images
 
     def _encode(self, y_like, name):
@@ -413,14 +428,16 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
     def _refresh_prior(self, images, y_encoded):
         """Re-fit the propagator on the EMA network's penultimate features (``prior_mode="update"``)."""
         features = self.net_.predict_logits(images, features=True).numpy()
+        # a Generator would advance with every refresh: hand the propagator the fit's own seed
+        random_state = self._rng_seed if isinstance(self.random_state, np.random.Generator) else self.random_state
         if self.prior is not None:
             propagator = clone(_last_step(self.prior))
         else:
             from ..propagation import SeededKMeansPropagator
 
-            propagator = SeededKMeansPropagator(random_state=self.random_state)
+            propagator = SeededKMeansPropagator(random_state=random_state)
         if hasattr(propagator, "random_state") and "random_state" in propagator.get_params():
-            propagator.set_params(random_state=self.random_state)
+            propagator.set_params(random_state=random_state)
         propagator.fit(features, y_encoded)
         proba = _align_prior(propagator.label_distributions_, propagator.classes_,
                              np.arange(len(self.classes_)), name="prior_mode='update' propagator")
@@ -458,12 +475,24 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        n_threads = resolve_n_threads(self.n_threads)
+        # CPU results depend on the thread count: train with a fixed one, restore the caller's after
+        with torch_threads(n_threads):
+            self._fit(X, y, prior_proba, X_val, y_val, y_true, X_monitor, y_monitor)
+        self.torch_settings_ = torch_settings(n_threads, str(self.net_.device))
+        return self
+
+    def _fit(self, X, y, prior_proba, X_val, y_val, y_true, X_monitor, y_monitor):
         import torch
 
         device = resolve_device(self.device)
         max_iter, switch_iter, update_every, eval_every = self._validate_params_(device)
         images = self._check_X(X)
         n_samples = images.shape[0]
+        if self.encoder is not None:
+            encoder_shape = getattr(self.encoder, "image_shape_", None)
+            if encoder_shape is not None:  # else a conv RuntimeError deep inside the first step
+                check_channels(images, encoder_shape[0], f"the encoder ({type(self.encoder).__name__})")
         classes, y_encoded = _check_target(y, n_samples)
 
         resume = bool(self.warm_start) and hasattr(self, "net_")
@@ -590,7 +619,7 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         elif val_images is None:
             self.best_step_ = self.n_iter_
         self.interrupted_ = interrupted
-        return self
+        self.input_range_ = image_range(images, X)
 
     def _check_eval_set(self, X_eval, y_eval, suffix):
         """Validated ``(images, class codes)`` of ``X_<suffix>, y_<suffix>``, or ``(None, None)``."""
@@ -644,7 +673,8 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        logits = self.net_.predict_logits(images)
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            logits = self.net_.predict_logits(images)
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
     def predict(self, X):
@@ -659,7 +689,33 @@ class PriorGuidedFlexMatchClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        return self.net_.predict_logits(images, features=True).numpy()
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            return self.net_.predict_logits(images, features=True).numpy()
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``, as :meth:`sklearn.base.ClassifierMixin.score`.
+
+        Every entry of ``y`` is scored, as scikit-learn does; a ``-1`` (unlabeled) in ``y``
+        therefore counts as a wrong prediction of a class "-1" and lowers the score, so it
+        warns with :class:`~as3l_sklearn.utils.UnlabeledInScoreWarning`. This happens with
+        ``pipe.score(X, y)`` on partially labeled ``y`` or ``cross_val_score`` with a plain
+        ``KFold``: score labeled samples only with
+        :func:`as3l_sklearn.metrics.make_labeled_scorer` and split with
+        :class:`as3l_sklearn.model_selection.SemiSupervisedKFold`.
+
+        Parameters
+        ----------
+        X : array-like of images
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        warn_if_unlabeled_in_score(y, type(self).__name__)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

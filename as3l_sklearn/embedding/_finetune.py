@@ -19,11 +19,11 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..cluster import kmeans
 from ..utils import check_features, check_positive_int
+from ..utils._torch import check_random_state_or_generator, resolve_n_threads, torch_settings, torch_threads
 
 PREPROCESSING = ("whiten", "standardize", "l2", None)
 
@@ -166,6 +166,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         random_state=None,
         verbose: int = 0,
         device: str = "auto",
+        n_threads="auto",
     ):
         self.n_clusters = n_clusters
         self.n_runs = n_runs
@@ -177,6 +178,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ validation
     def _check_params(self, n_samples: int, n_features: int):
@@ -272,7 +274,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         F = check_features(X, name="X")
         n_samples, n_features = F.shape
         n_clusters, device = self._check_params(n_samples, n_features)
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_or_generator(self.random_state)
 
         G = self._fit_conditioning(F)
         self.n_components_ = G.shape[1]
@@ -287,7 +289,11 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.cluster_centers_ = np.stack(centers).astype(np.float32)
         self.labels_ = np.stack(labels, axis=1).astype(np.int64)
 
-        self._train_layer(G, device, int(rng.randint(2**31 - 1)))
+        n_threads = resolve_n_threads(self.n_threads)
+        # CPU results depend on the thread count: train with a fixed one, restore the caller's after
+        with torch_threads(n_threads):
+            self._train_layer(G, device, int(rng.randint(2**31 - 1)))
+        self.torch_settings_ = torch_settings(n_threads, device)
         return self
 
     def _train_layer(self, G: np.ndarray, device: str, seed: int) -> None:

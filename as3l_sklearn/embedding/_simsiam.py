@@ -21,10 +21,19 @@ from skorch.callbacks import Callback, PassthroughScoring, ProgressBar
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 
 from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
+from ..utils._torch import (
+    TorchPickleMixin,
+    check_channels,
+    check_random_state_or_generator,
+    image_range,
+    resolve_n_threads,
+    torch_settings,
+    torch_threads,
+    warn_on_image_range,
+)
 
 #: optimizer steps of one fit when ``max_epochs="auto"`` and ``max_steps="auto"``. CPU: chosen
 #: by measurement (docs/results.md) so that 28x28 images train in about 2.5 minutes on one
@@ -323,7 +332,7 @@ def _encode(fingerprint, images, net):
 
 
 # --------------------------------------------------------------------------- estimator
-class SimSiamEmbedder(TransformerMixin, BaseEstimator):
+class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
     """Self-supervised image features (``f_self``) learned with SimSiam.
 
     ``fit`` trains a SimSiam network (Chen & He, "Exploring Simple Siamese Representation
@@ -509,6 +518,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         amp="auto",
         callbacks=None,
         random_state=None,
+        n_threads="auto",
         verbose: int = 0,
     ):
         self.backbone = backbone
@@ -529,6 +539,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         self.amp = amp
         self.callbacks = callbacks
         self.random_state = random_state
+        self.n_threads = n_threads
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
@@ -649,8 +660,11 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
                 self.__dict__.pop("feature_names_in_", None)
         if reset:
             self.image_shape_ = tuple(int(s) for s in images.shape[1:])
+            self.input_range_ = image_range(images, X)
         else:
+            check_channels(images, self.image_shape_[0], type(self).__name__)
             check_image_shape_consistent(images, self.image_shape_, name="X")
+            warn_on_image_range(getattr(self, "input_range_", None), images, X, type(self).__name__)
         return images
 
     def _build_module(self, channels: int, size: tuple, encoder_size: tuple, head_dims: tuple, expected_steps: int, device: str):
@@ -742,6 +756,14 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         -------
         self : SimSiamEmbedder
         """
+        n_threads = resolve_n_threads(self.n_threads)
+        # CPU results depend on the thread count: fit with a fixed one, restore the caller's after
+        with torch_threads(n_threads):
+            self._fit(X, monitor)
+        self.torch_settings_ = torch_settings(n_threads, self.device_)
+        return self
+
+    def _fit(self, X, monitor):
         images = self._validate_images(X, reset=True)
         n_samples, channels, height, width = images.shape
         if n_samples < 2:
@@ -751,7 +773,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         max_epochs, max_steps, batch_size = settings["max_epochs"], settings["max_steps"], settings["batch_size"]
         encoder_size = self._resolve_image_size((height, width), device)
         amp = self.amp if self.amp != "auto" else device.startswith("cuda")
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_or_generator(self.random_state)
         init_seed, order_seed, augment_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
         probe = np.sort(np.random.RandomState(order_seed).permutation(n_samples)[:MONITOR_SAMPLES])
 
@@ -821,7 +843,6 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         self.n_steps_ = int(net.steps_done)
         self.n_features_out_ = int(module.encoder.out_dim)
         self.projector_dim_, self.predictor_dim_ = settings["head_dims"]
-        self._fingerprint = _weights_fingerprint(module)
         feature_std = [row["feature_std"] for row in net.history if "feature_std" in row]
         self.collapsed_ = bool(feature_std) and feature_std[-1] < COLLAPSE_THRESHOLD
         if self.collapsed_:
@@ -830,16 +851,15 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
                 f"{COLLAPSE_THRESHOLD}; about 1 when healthy): every image maps to nearly the same direction. "
                 "Try a smaller lr, a larger batch_size or a different backbone",
                 CollapseWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if getattr(net, "_interrupted", False):
             warnings.warn(
                 f"SimSiamEmbedder.fit was interrupted after {self.n_epochs_} of {max_epochs} epochs; "
                 "the estimator keeps the weights reached so far and is usable",
                 TrainingInterruptedWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return self
 
     def _check_monitor(self, monitor):
         if not (isinstance(monitor, (tuple, list)) and len(monitor) == 2):
@@ -870,9 +890,14 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)
-        memory = check_memory(self.memory)
-        encode = memory.cache(_encode, ignore=["net"])
-        return np.ascontiguousarray(encode(self._fingerprint, images, self.net_), dtype=np.float32)
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            if self.memory is None:
+                return np.ascontiguousarray(_encode(None, images, self.net_), dtype=np.float32)
+            encode = check_memory(self.memory).cache(_encode, ignore=["net"])
+            # keyed on the weights as they are now, not as fit left them: after
+            # net_.load_params (or any change of the weights) the old entries must not match
+            fingerprint = _weights_fingerprint(self.net_.module_, self.image_size_)
+            return np.ascontiguousarray(encode(fingerprint, images, self.net_), dtype=np.float32)
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names ``simsiam0, simsiam1, ...``.
@@ -892,7 +917,7 @@ class SimSiamEmbedder(TransformerMixin, BaseEstimator):
         return hasattr(self, "net_")
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        super().__setstate__(state)
         # a net trained on CUDA and loaded where there is none comes back on CPU (skorch
         # maps the weights); record that so transform runs where the weights are
         if hasattr(self, "net_"):
@@ -971,7 +996,9 @@ def _resolve_image_shape(image_shape, n_features: int):
     return tuple(shape)
 
 
-def _weights_fingerprint(module) -> str:
+def _weights_fingerprint(module, image_size=None) -> str:
+    """Digest of everything ``transform``'s output depends on: the architecture and every weight and buffer."""
     import joblib
 
-    return joblib.hash({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
+    weights = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return joblib.hash((repr(module), tuple(image_size or ()), weights))

@@ -5,6 +5,16 @@ everywhere: a ``ValueError`` or ``TypeError`` whose message names the argument.
 """
 
 from ._torch import resolve_device, seed_torch, torch_generator
+from ._torch import (
+    CUDAToCPUWarning,
+    ImageRangeWarning,
+    TorchPickleMixin,
+    check_channels,
+    check_random_state_or_generator,
+    resolve_n_threads,
+    torch_settings,
+    torch_threads,
+)
 from ._validation import (
     check_budget,
     check_features,
@@ -34,6 +44,14 @@ __all__ = [
     "resolve_device",
     "seed_torch",
     "torch_generator",
+    "CUDAToCPUWarning",
+    "ImageRangeWarning",
+    "TorchPickleMixin",
+    "check_channels",
+    "check_random_state_or_generator",
+    "resolve_n_threads",
+    "torch_settings",
+    "torch_threads",
     "is_unlabeled_value",
     "UnlabeledInScoreWarning",
     "unlabeled_mask",
