@@ -1,4 +1,4 @@
-"""Annotation round trip: export PNGs + manifest, a person fills it in, read it back."""
+"""Annotation round trip: export PNGs + selection.csv, a person fills it in, read it back."""
 
 import numpy as np
 import pytest
@@ -13,46 +13,56 @@ def images():
     return rng.randint(0, 256, size=(12, 6, 5, 3), dtype=np.uint8)
 
 
-def fill_in(manifest, labels):
-    """Write labels into the manifest the way a person would: edit each row's empty label."""
-    lines = manifest.read_text().splitlines()
+def fill_in(selection, labels):
+    """Write labels into selection.csv the way a person would: fill each row's empty label."""
+    lines = selection.read_text().splitlines()
     edited = [lines[0]]
     for line in lines[1:]:
-        index = line.split(",")[0]
-        edited.append(line + labels[index] if index in labels else line)
-    manifest.write_text("\n".join(edited) + "\n")
+        file, _, preview = line.split(",")
+        edited.append(f"{file},{labels.get(file, '')},{preview}")
+    selection.write_text("\n".join(edited) + "\n")
 
 
 def test_round_trip_with_hand_edited_csv(images, tmp_path):
-    manifest = export_for_annotation(images, [7, 2, 9], tmp_path / "batch")
-    assert manifest == tmp_path / "batch" / "manifest.csv"
-    assert manifest.read_text().splitlines() == [
-        "index,file,label", "7,0000_index7.png,", "2,0001_index2.png,", "9,0002_index9.png,"]
+    selection = export_for_annotation(images, [7, 2, 9], tmp_path / "batch")
+    assert selection == tmp_path / "batch" / "selection.csv"
+    # array data: the file column holds the row of X
+    assert selection.read_text().splitlines() == [
+        "file,label,preview", "7,,0000_index7.png", "2,,0001_index2.png", "9,,0002_index9.png"]
     # the PNGs hold exactly the selected images (uint8 H x W x C kept as they are)
-    for line in manifest.read_text().splitlines()[1:]:
-        index, name, _ = line.split(",")
+    for line in selection.read_text().splitlines()[1:]:
+        index, _, name = line.split(",")
         png = np.asarray(Image.open(tmp_path / "batch" / name))
         np.testing.assert_array_equal(png, images[int(index)])
 
-    fill_in(manifest, {"7": "3", "2": "0", "9": "3"})
+    fill_in(selection, {"7": "3", "2": "0", "9": "3"})
     y = read_annotations(tmp_path / "batch", n_samples=12)
     assert y.dtype == np.int64
     expected = np.full(12, -1)
     expected[[7, 2, 9]] = [3, 0, 3]
     np.testing.assert_array_equal(y, expected)
-    # the manifest file itself works as the path too; n_samples defaults to max index + 1
-    assert read_annotations(manifest).shape == (10,)
+    # the file itself works as the path too; n_samples defaults to max index + 1
+    assert read_annotations(selection).shape == (10,)
+    # a row left blank leaves its image unlabeled
+    fill_in(selection, {"7": "3"})
+    assert read_annotations(selection, n_samples=12).tolist().count(-1) == 11
+
+
+def test_old_manifest_is_still_read(tmp_path):
+    (tmp_path / "manifest.csv").write_text("index,file,label\n3,0000_index3.png,7\n"
+                                           "1,0001_index1.png,2\n")
+    assert read_annotations(tmp_path, n_samples=5).tolist() == [-1, 2, -1, 7, -1]
 
 
 def test_string_labels_and_class_names(images, tmp_path):
-    manifest = export_for_annotation(images, [1, 4], tmp_path, class_names=["cat", "dog"])
+    selection = export_for_annotation(images, [1, 4], tmp_path, class_names=["cat", "dog"])
     assert (tmp_path / "class_names.txt").read_text().split() == ["cat", "dog"]
-    text = manifest.read_text().replace("0000_index1.png,", "0000_index1.png,dog")
-    manifest.write_text(text.replace("0001_index4.png,", "0001_index4.png, cat "))
+    text = selection.read_text().replace("1,,", "1,dog,")
+    selection.write_text(text.replace("4,,", "4, cat ,"))
     y = read_annotations(tmp_path, n_samples=6)
     assert y.dtype == object
     assert y.tolist() == [-1, "dog", -1, -1, "cat", -1]
-    manifest.write_text(text.replace("0001_index4.png,", "0001_index4.png,cow"))
+    selection.write_text(text.replace("4,,", "4,cow,"))
     with pytest.raises(ValueError, match=r"line 3: label 'cow' is not one of the class names"):
         read_annotations(tmp_path)
 
@@ -87,10 +97,10 @@ def test_read_annotations_rejects_bad_rows(rows, message, tmp_path):
 
 
 def test_read_annotations_bad_files(tmp_path):
-    with pytest.raises(ValueError, match="no annotation manifest found"):
+    with pytest.raises(ValueError, match="no annotation file found"):
         read_annotations(tmp_path)
-    (tmp_path / "manifest.csv").write_text("idx,file,label\n1,a.png,2\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['index'\]"):
+    (tmp_path / "manifest.csv").write_text("idx,picture,label\n1,a.png,2\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\): found \['idx', 'picture', 'label'\]"):
         read_annotations(tmp_path)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         read_annotations(tmp_path, n_samples=0)
@@ -108,7 +118,7 @@ def test_export_bad_input(images, tmp_path):
     with pytest.raises(ValueError, match="X is 2-D"):
         export_for_annotation(np.zeros((3, 4)), [1], tmp_path / "e")
     export_for_annotation(images, [1], tmp_path / "f")
-    with pytest.raises(ValueError, match="already holds a manifest.csv"):
+    with pytest.raises(ValueError, match="already holds a selection.csv"):
         export_for_annotation(images, [2], tmp_path / "f")  # filled-in labels are never clobbered
     export_for_annotation(images, [2], tmp_path / "f", overwrite=True)
-    assert "2,0000_index2.png," in (tmp_path / "f" / "manifest.csv").read_text()
+    assert "2,,0000_index2.png" in (tmp_path / "f" / "selection.csv").read_text()
