@@ -99,8 +99,10 @@ class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimato
         if fitting:
             self.image_shape_ = tuple(images.shape[1:])
         elif tuple(images.shape[1:]) != tuple(self.image_shape_):
+            from ..utils._torch import check_channels
             from ..utils._validation import check_image_shape_consistent
 
+            check_channels(images, self.image_shape_[0], type(self).__name__)
             check_image_shape_consistent(images, self.image_shape_)
         return np.asarray(self.embedder_.transform(images), dtype=np.float32)
 
