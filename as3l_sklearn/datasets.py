@@ -16,7 +16,8 @@ By default each loader returns the tuple ``(X, y)``. With ``return_X_y=False`` i
 * ``target_names`` -- class names, ``target_names[target[i]]`` is the name of sample ``i``;
 * ``DESCR`` -- where the data came from;
 
-and loader-specific extras (``filenames`` for :func:`load_image_folder`). The default differs
+and loader-specific extras (``files``, ``filenames`` and ``skipped`` for
+:func:`load_image_folder`). The default differs
 from scikit-learn's (``return_X_y=False``) on purpose: ``X, y = load_fashion_mnist()`` is how
 the rest of this project and its examples use the loaders.
 

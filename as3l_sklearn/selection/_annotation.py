@@ -423,9 +423,13 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
     else:
         names_file = source.parent / CLASS_NAMES
         if names_file.is_file():
-            class_names = [line.strip() for line in _read_text(names_file).splitlines()
-                           if line.strip()]
             names_origin = str(names_file)
+            try:
+                class_names = _check_class_names(
+                    [line.strip() for line in _read_text(names_file).splitlines()
+                     if line.strip()])
+            except ValueError as exc:
+                raise ValueError(f"{names_file}: {exc}") from None
 
     rows, legacy = _read_rows(source)
     lookup = _pool_lookup(files)
