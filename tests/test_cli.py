@@ -1,4 +1,5 @@
-"""The ``as3l`` command on tiny settings: report, plots, comparison and the annotation round trip."""
+"""The ``as3l`` command on tiny settings: report, plots, comparison and the annotation round trip
+on array data (the folder round trip, the outputs and the faults have their own files)."""
 
 import csv
 import json
@@ -8,7 +9,14 @@ import pytest
 
 from as3l_sklearn.cli import build_parser, main
 
+#: tiny settings every CLI test starts from (200 digits, 1 SimSiam epoch, 4 FlexMatch steps)
 TINY = ["--n-train", "200", "--embed-epochs", "1", "--max-iter", "4", "--budget", "10", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Every test gets its own stage cache (the default lives under XDG_CACHE_HOME)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 
 def test_demo_run_writes_report_and_plots(tmp_path, capsys):
@@ -20,6 +28,7 @@ def test_demo_run_writes_report_and_plots(tmp_path, capsys):
     assert 0.0 <= report["prior"]["ece"] <= 1.0
     assert 0.0 <= report["classifier"]["test_accuracy"] <= 1.0
     assert report["baseline"]["selection"]["selector"] == "random"
+    assert report["interrupted"] is False
     assert set(report["seconds"]) >= {"load data", "embed (SimSiam)", "train prior-guided FlexMatch"}
     for name in ("embedding_map.png", "prior_reliability.png", "accuracy_vs_step.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -29,29 +38,36 @@ def test_demo_run_writes_report_and_plots(tmp_path, capsys):
 
 def test_same_seed_same_selection(tmp_path):
     reports = []
-    for run in ("a", "b"):
-        assert main(TINY + ["--output", str(tmp_path / run), "--max-iter", "1"]) == 0
+    for run in ("a", "b"):  # --no-cache: the second run recomputes rather than reads the first
+        assert main(TINY + ["--output", str(tmp_path / run), "--max-iter", "1", "--no-cache"]) == 0
         reports.append(json.loads((tmp_path / run / "report.json").read_text()))
     assert reports[0]["selection"]["indices"] == reports[1]["selection"]["indices"]
     assert reports[0]["prior"] == reports[1]["prior"]
 
 
 def test_annotation_round_trip_through_the_command(tmp_path):
+    """Array data: the file of an image is its row in the data set; labels come back by it."""
     export = tmp_path / "to_label"
     assert main(TINY + ["--output", str(tmp_path / "a"), "--export-annotations", str(export)]) == 0
-    manifest = export / "manifest.csv"
-    with open(manifest, newline="") as handle:
+    selection = export / "selection.csv"
+    with open(selection, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 10
     for row in rows:  # a person labels every image "7" or "1" by hand
-        row["label"] = "7" if int(row["index"]) % 2 else "1"
-    with open(manifest, "w", newline="") as handle:
+        row["label"] = "7" if int(row["file"]) % 2 else "1"
+    with open(selection, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    assert main(TINY + ["--output", str(tmp_path / "b"), "--annotations", str(manifest)]) == 0
+    exported = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert exported["exported_only"] is True
+    assert main(TINY + ["--output", str(tmp_path / "b"), "--annotations", str(selection)]) == 0
     report = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert report["selection"]["indices"] == [int(r["index"]) for r in rows]
+    assert report["selection"]["files"] == [r["file"] for r in rows]
+    assert sorted(report["annotations"]["selected_labeled"]) == sorted(r["file"] for r in rows)
+    assert report["annotations"]["selected_unlabeled"] == []
+    # issue 12 item 9: coverage is that of the labels actually used, here two classes
+    assert report["selection"]["class_coverage"] == 2
     assert "test_accuracy" in report["classifier"]
 
 
@@ -60,14 +76,15 @@ def test_bad_budget_is_a_clear_error(tmp_path, capsys):
     assert "--budget" in capsys.readouterr().err
 
 
-def test_folder_needs_a_path():
-    with pytest.raises(SystemExit):
-        main(["--dataset", "folder"])
+def test_folder_needs_a_path(capsys):
+    assert main(["--dataset", "folder"]) == 2
+    assert "folder path" in capsys.readouterr().err
 
 
 def test_parser_defaults():
     args = build_parser().parse_args([])
     assert args.dataset == "digits" and args.budget == 10 and args.selector == "multicluster"
+    assert args.preset == "default" and args.time_budget is None and not args.overwrite
 
 
 def test_no_checkpoint_is_chosen_on_the_test_set(tmp_path, monkeypatch):
@@ -108,4 +125,4 @@ def test_image_size_reaches_the_embedder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SimSiamEmbedder, "fit", recording_fit)
     assert main(TINY + ["--output", str(tmp_path), "--image-size", "6", "--max-iter", "1"]) == 0
-    assert seen[0] == 6 and tuple(np.atleast_1d(seen[1]))[-1] == 6
+    assert tuple(np.atleast_1d(seen[0]))[-1] == 6 and tuple(np.atleast_1d(seen[1]))[-1] == 6

@@ -1,0 +1,218 @@
+"""Faults and bad input at the ``as3l`` command (issue 12 items 2, 3, 4 and 8): Ctrl-C stops
+the whole run and keeps what was done, stage results are cached between runs, one writer per
+output folder, and every flag is checked before any work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from as3l_sklearn import cli
+from as3l_sklearn.cli import main
+from as3l_sklearn.embedding import ClusterFineTuner, SimSiamEmbedder
+
+from .test_cli import TINY
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+@pytest.fixture
+def simsiam_fits(monkeypatch):
+    """Counts SimSiam fits (the expensive stage a cache must skip)."""
+    calls = []
+    original = SimSiamEmbedder.fit
+
+    def counting_fit(self, X, y=None):
+        calls.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(SimSiamEmbedder, "fit", counting_fit)
+    return calls
+
+
+# ------------------------------------------------------------------------------ Ctrl-C
+
+
+def test_ctrl_c_in_a_stage_stops_the_run_and_marks_the_report(tmp_path, monkeypatch, capsys):
+    def interrupted(self, X, y=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ClusterFineTuner, "fit_transform", interrupted)
+    assert main(TINY + ["--output", str(tmp_path)]) == 130
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["interrupted"] is True
+    assert report["stage_reached"] == "fine-tune features (Eq. 1)"
+    assert "embed (SimSiam)" in report["seconds"]  # what was done is kept
+    assert (tmp_path / "report.html").exists()
+    assert not (tmp_path / ".as3l.lock").exists()
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_ctrl_c_caught_by_an_estimator_still_stops_the_run(tmp_path, monkeypatch, simsiam_fits):
+    """Before: the torch estimators catch KeyboardInterrupt to keep their weights, so Ctrl-C
+    ended only the current stage and the run carried on (and reported itself complete)."""
+    from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
+
+    original = SimSiamEmbedder.fit
+
+    def fit_then_ctrl_c(self, X, y=None):
+        original(self, X, y)
+        try:  # a real Ctrl-C during training, caught by the estimator as skorch does
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        return self
+
+    monkeypatch.setattr(SimSiamEmbedder, "fit", fit_then_ctrl_c)
+    flexmatch_fits = []
+    monkeypatch.setattr(PriorGuidedFlexMatchClassifier, "fit",
+                        lambda self, *a, **k: flexmatch_fits.append(1) or self)
+    cache = tmp_path / "cache"
+    assert main(TINY + ["--output", str(tmp_path / "a"), "--cache-dir", str(cache)]) == 130
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["interrupted"] is True and report["stage_reached"] == "embed (SimSiam)"
+    assert flexmatch_fits == []
+    # the interrupted fit was not cached: the next run trains SimSiam again
+    monkeypatch.setattr(SimSiamEmbedder, "fit", original)
+    monkeypatch.undo()
+    calls = []
+    monkeypatch.setattr(SimSiamEmbedder, "fit",
+                        lambda self, X, y=None: calls.append(1) or original(self, X, y))
+    assert main(TINY + ["--output", str(tmp_path / "b"), "--cache-dir", str(cache),
+                        "--export-annotations", str(tmp_path / "x")]) == 0
+    assert calls == [1]
+
+
+# ------------------------------------------------------------------------------ cache
+
+
+def test_second_run_reuses_the_cached_stages(tmp_path, simsiam_fits):
+    """Before: the export -> label -> import round trip retrained SimSiam from scratch."""
+    cache = tmp_path / "cache"
+    assert main(TINY + ["--output", str(tmp_path / "a"), "--cache-dir", str(cache),
+                        "--export-annotations", str(tmp_path / "to_label")]) == 0
+    assert (tmp_path / "a" / "report.json").exists()  # the export run writes its report too
+    assert main(TINY + ["--output", str(tmp_path / "b"), "--cache-dir", str(cache)]) == 0
+    assert len(simsiam_fits) == 1
+    first = json.loads((tmp_path / "a" / "report.json").read_text())
+    second = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert {"embed (SimSiam)", "fine-tune features (Eq. 1)"} <= set(second["cached_stages"])
+    assert first["selection"]["indices"] == second["selection"]["indices"]
+    # another seed is another key
+    assert main(TINY + ["--output", str(tmp_path / "c"), "--cache-dir", str(cache), "--seed", "1",
+                        "--max-iter", "1"]) == 0
+    assert len(simsiam_fits) == 2
+
+
+def test_no_cache_recomputes(tmp_path, simsiam_fits):
+    for run in ("a", "b"):
+        assert main(TINY + ["--output", str(tmp_path / run), "--no-cache",
+                            "--export-annotations", str(tmp_path / f"x{run}")]) == 0
+    assert len(simsiam_fits) == 2
+
+
+# ------------------------------------------------------------------------------ one writer
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Replace the chain by a stub: these tests are about the guards around it."""
+    runs = []
+
+    def stub(args, stages=None, state=None):
+        runs.append(args.output)
+        report = state.setdefault("report", {}) if state is not None else {}
+        report.update({"device": "cpu", "interrupted": False})
+        return report
+
+    monkeypatch.setattr(cli, "run_pipeline", stub)
+    return runs
+
+
+def test_an_output_in_use_is_refused(tmp_path, no_work, capsys):
+    """Before: two runs with the same --output overwrote each other silently."""
+    tmp_path.joinpath(".as3l.lock").write_text(f"{os.getpid()}\n")  # this live process holds it
+    assert main(TINY + ["--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "in use by another as3l run" in err and str(os.getpid()) in err
+    assert no_work == []
+
+
+def test_a_stale_lock_is_taken_over(tmp_path, no_work):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    tmp_path.joinpath(".as3l.lock").write_text(finished.stdout)  # its process is gone
+    assert main(TINY + ["--output", str(tmp_path)]) == 0
+    assert no_work == [str(tmp_path)]
+    assert not tmp_path.joinpath(".as3l.lock").exists()
+
+
+def test_lock_is_exclusive():
+    from as3l_sklearn._cli_outputs import OutputLock, UserError
+
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp())
+    with OutputLock(folder):
+        with pytest.raises(UserError, match="in use"):
+            OutputLock(folder).acquire()
+    OutputLock(folder).acquire().release()
+
+
+def test_earlier_results_need_overwrite(tmp_path, no_work, capsys):
+    (tmp_path / "report.json").write_text(json.dumps({"interrupted": False}))
+    assert main(TINY + ["--output", str(tmp_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(TINY + ["--output", str(tmp_path), "--overwrite"]) == 0
+    # an export-only run's report is completed by the import run without --overwrite
+    (tmp_path / "report.json").write_text(json.dumps({"exported_only": True}))
+    assert main(TINY + ["--output", str(tmp_path)]) == 0
+
+
+def test_export_folder_with_labels_is_refused_up_front(tmp_path, simsiam_fits, capsys):
+    """Before: the second export failed only at the end, asking for overwrite=True, which the
+    command had no flag for."""
+    export = tmp_path / "to_label"
+    export.mkdir()
+    (export / "selection.csv").write_text("file,label\n3,cat\n")
+    assert main(TINY + ["--output", str(tmp_path / "run"), "--export-annotations", str(export)]) == 2
+    assert "--export-annotations" in capsys.readouterr().err
+    assert simsiam_fits == []
+    assert main(TINY + ["--output", str(tmp_path / "run"), "--export-annotations", str(export),
+                        "--overwrite"]) == 0
+    assert "3,cat" not in (export / "selection.csv").read_text()
+
+
+# ------------------------------------------------------------------------------ early validation
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--device", "mps"], "--device"),
+    (["--device", "cuda:x"], "--device"),
+    (["--annotations", "missing.csv"], "--annotations"),
+    (["--budget", "0"], "--budget"),
+    (["--budget", "ten"], "--budget"),
+    (["--budget", "5000"], "--budget"),
+    (["--image-size", "0"], "--image-size"),
+    (["--time-budget", "0"], "--time-budget"),
+    (["--time-budget", "nan"], "--time-budget"),
+    (["--test-size", "1.5"], "--test-size"),
+    (["--classes", "cat"], "--classes"),
+    (["--n-train", "-5"], "--n-train"),
+    (["--dataset", "cifar10"], "--root"),
+    (["--labeled-subfolders"], "--labeled-subfolders"),
+])
+def test_bad_input_is_a_clean_error_before_any_work(tmp_path, simsiam_fits, capsys, args, flag):
+    """Before: --device mps raised a traceback; --annotations missing.csv was reported only
+    after SimSiam, fine-tuning and selection had run."""
+    assert main(TINY + ["--output", str(tmp_path / "run")] + args) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err
+    assert simsiam_fits == []
