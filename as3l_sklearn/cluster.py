@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import kmeans_plusplus
-from sklearn.utils import check_random_state
 
 from .utils import check_features, check_positive_int
+from .utils import check_random_state_or_generator
 
 BACKENDS = ("auto", "faiss", "sklearn")
 
@@ -112,7 +112,7 @@ def kmeans(
         Lloyd iterations.
     n_init : int, default=1
         Restarts from different k-means++ draws; the lowest inertia wins.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance, numpy Generator or None
         Seeds the k-means++ draws (and faiss' own seed). Same value, same result.
     backend : {"auto", "faiss", "sklearn"}, default="auto"
         ``"auto"`` uses faiss when installed (on GPU when faiss sees one).
@@ -137,7 +137,7 @@ def kmeans(
     if n_clusters > n_samples:
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n_samples})")
     backend = _resolve_backend(backend)
-    rng = check_random_state(random_state)
+    rng = check_random_state_or_generator(random_state)
 
     if init is not None:
         if n_init != 1:
@@ -157,7 +157,9 @@ def kmeans(
         else:
             centers = _lloyd_sklearn(X, start, max_iter, seed, verbose)
         labels, distances = nearest_centers(X, centers, backend=backend)
-        result = KMeansResult(centers=centers, labels=labels, inertia=float(distances.sum()))
+        # summed in float64: near the float32 limit of check_features the sum would overflow
+        result = KMeansResult(centers=centers, labels=labels,
+                              inertia=float(distances.sum(dtype=np.float64)))
         if best is None or result.inertia < best.inertia:
             best = result
     return best

@@ -22,6 +22,8 @@ import numpy as np
 from sklearn.metrics import get_scorer, make_scorer
 from sklearn.utils import _safe_indexing
 
+from .utils._validation import unlabeled_mask
+
 __all__ = [
     "LabeledScorer",
     "class_coverage",
@@ -37,27 +39,21 @@ UNLABELED = -1
 def labeled_mask(y, *, name: str = "y") -> np.ndarray:
     """Boolean mask of the labeled samples (``y != -1``).
 
-    Works for integer and float labels and for ``object`` arrays of strings mixed with the
-    integer ``-1`` (as :class:`sklearn.semi_supervised.SelfTrainingClassifier` takes them).
+    Works for integer and float labels and for string / ``object`` arrays of strings mixed
+    with the integer ``-1`` (as :class:`sklearn.semi_supervised.SelfTrainingClassifier` takes
+    them); the string ``"-1"`` (spaces ignored) also marks an unlabeled sample, as in
+    :func:`as3l_sklearn.utils.check_partial_labels`.
 
     Examples
     --------
     >>> import numpy as np
-    >>> labeled_mask(np.array(["cat", -1, "dog"], dtype=object)).tolist()
-    [True, False, True]
+    >>> labeled_mask(np.array(["cat", -1, "dog", "-1"], dtype=object)).tolist()
+    [True, False, True, False]
     """
     y = _check_labels_1d(y, name)
-    if y.dtype == object:
-        return np.array([not _is_unlabeled(v) for v in y], dtype=bool)
-    if y.dtype.kind in "iuf":
-        return y != UNLABELED
-    if y.dtype.kind in "US":
-        return y != str(UNLABELED)
+    if y.dtype == object or y.dtype.kind in "iufUS":
+        return ~unlabeled_mask(y)
     raise TypeError(f"{name} must hold class labels (and -1 for unlabeled), got dtype {y.dtype}")
-
-
-def _is_unlabeled(value) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, bool) and value == UNLABELED
 
 
 def _check_labels_1d(y, name):

@@ -19,10 +19,13 @@ Examples
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from .metrics import _check_labels_1d, labeled_mask
+from .utils import check_random_state_or_generator
 
 __all__ = ["SemiSupervisedKFold", "SemiSupervisedStratifiedKFold"]
 
@@ -62,6 +65,11 @@ def _split_labeled(splitter_cls, splitter, X, y):
         kinds = {type(v) for v in y_labeled}
         if all(issubclass(k, str) for k in kinds):
             y_labeled = y_labeled.astype(str)
+    if isinstance(splitter.random_state, np.random.Generator):
+        # scikit-learn's folds take no Generator: shuffle with a RandomState seeded from it
+        # (a copy, so the splitter keeps the user's Generator and draws afresh each split)
+        splitter = copy.copy(splitter)
+        splitter.random_state = check_random_state_or_generator(splitter.random_state)
     # the parent class folds the labeled samples exactly as it would fold a fully labeled set
     inner = super(splitter_cls, splitter).split(np.zeros((labeled_index.shape[0], 1)), y_labeled)
     for train, test in inner:
@@ -83,7 +91,7 @@ class SemiSupervisedKFold(KFold):
         Number of folds, at least 2 and at most the number of labeled samples.
     shuffle : bool, default=False
         Shuffle the labeled samples before splitting.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the shuffle (only used when ``shuffle=True``).
 
     See Also
@@ -142,7 +150,7 @@ class SemiSupervisedStratifiedKFold(StratifiedKFold):
         Number of folds, at least 2 and at most the number of labeled samples.
     shuffle : bool, default=False
         Shuffle each class's labeled samples before splitting.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the shuffle (only used when ``shuffle=True``).
 
     Examples

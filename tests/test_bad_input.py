@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
+from as3l_sklearn.cluster import kmeans, knn_search
+
 from as3l_sklearn import (
     ClusterFineTuner,
     CoresetSelector,
@@ -42,6 +44,12 @@ Y_ALL_UNLABELED = np.full(40, -1)
 Y_STRINGS = np.array(["cat", "dog", "cat", "dog"] + [-1] * 36, dtype=object)
 Y_ONE_CLASS = np.array([0, 0] + [-1] * 38)
 Y_FRACTIONAL = np.array([0.5, 1.0] + [-1.0] * 38)
+# -1 as it comes back from a CSV file, pandas or np.array(["cat", -1]): unlabeled, not a class
+Y_STRING_MINUS_ONE = np.array(["cat", "dog", "cat", "dog"] + ["-1", " -1"] * 18, dtype=object)
+# finite in float64 but infinite in float32 (features are used as float32)
+F_HUGE = F.astype(np.float64) * 1e300
+# finite float32 whose squared distances overflow float32 (faiss aborted the process)
+F_DISTANCES_OVERFLOW = F * np.float32(1e19)
 
 SELECTORS = [MultiClusterSelector, RandomSelector, KMedoidsSelector, CoresetSelector,
              TypiClustSelector, ProbCoverSelector]
@@ -80,6 +88,12 @@ for cls in SELECTORS:
         (f"{name}-budget-too-big", lambda c=cls: c(random_state=0).fit(F).select(41), ValueError, "n_budget"),
         (f"{name}-budget-float", lambda c=cls: c(random_state=0).fit(F).select(2.5), TypeError, "n_budget"),
         (f"{name}-select-before-fit", lambda c=cls: c(random_state=0).select(3), NotFittedError, "fit"),
+        (f"{name}-overflow-float32", lambda c=cls: c(random_state=0).fit(F_HUGE), ValueError,
+         r"^X .*overflow float32"),
+        (f"{name}-distances-overflow-float32", lambda c=cls: c(random_state=0).fit(F_DISTANCES_OVERFLOW),
+         ValueError, r"^X .*overflow float32"),
+        (f"{name}-random_state-string", lambda c=cls: c(random_state="seven").fit(F), ValueError,
+         "random_state"),
     ]
 for name, make in PROPAGATORS.items():
     CASES += [
@@ -88,8 +102,24 @@ for name, make in PROPAGATORS.items():
         (f"{name}-nan", lambda m=make: m().fit(F_NAN, Y), ValueError, r"\bX\b"),
         (f"{name}-fractional-labels", lambda m=make: m().fit(F, Y_FRACTIONAL), ValueError, r"\by\b"),
         (f"{name}-wrong-n-features", lambda m=make: m().fit(F, Y).predict(F[:, :3]), ValueError, "features"),
+        (f"{name}-1d", lambda m=make: m().fit(F[:, 0], Y), ValueError, r"^X must be a 2-D array.*1-D"),
+        (f"{name}-overflow-float32", lambda m=make: m().fit(F_HUGE, Y), ValueError, r"^X .*overflow float32"),
+        (f"{name}-distances-overflow-float32", lambda m=make: m().fit(F_DISTANCES_OVERFLOW, Y), ValueError,
+         r"^X .*overflow float32"),
     ]
 CASES += [
+    ("SeededKMeansPropagator-random_state-string",
+     lambda: SeededKMeansPropagator(random_state="seven").fit(F, Y), ValueError, "random_state"),
+    ("kmeans-overflow-float32", lambda: kmeans(F_HUGE, 3), ValueError, r"^X .*overflow float32"),
+    ("kmeans-distances-overflow-float32", lambda: kmeans(F_DISTANCES_OVERFLOW, 3), ValueError,
+     r"^X .*overflow float32"),
+    ("knn_search-distances-overflow-float32", lambda: knn_search(F_DISTANCES_OVERFLOW, F, 3), ValueError,
+     r"^database .*overflow float32"),
+    ("ClusterFineTuner-overflow-float32", lambda: _tuner().fit(F_HUGE), ValueError, r"^X .*overflow float32"),
+    ("ClusterFineTuner-distances-overflow-float32", lambda: _tuner().fit(F_DISTANCES_OVERFLOW), ValueError,
+     r"^X .*overflow float32"),
+    ("SimSiamEmbedder-ambiguous-float-layout", lambda: _embedder().fit(np.zeros((4, 3, 8, 3), np.float32)),
+     ValueError, r"^X has shape \(4, 3, 8, 3\).*image_shape"),
     ("SeededKMeansPropagator-K-zero", lambda: SeededKMeansPropagator(n_clusters=[0]).fit(F, Y),
      ValueError, "n_clusters"),
     ("SeededKMeansPropagator-K-not-int", lambda: SeededKMeansPropagator(n_clusters=["ten"]).fit(F, Y),
@@ -105,7 +135,7 @@ CASES += [
     ("SimSiamEmbedder-unseen-image-size", lambda: _embedder().fit(IMAGES).transform(np.zeros((3, 10, 10, 1), np.uint8)),
      ValueError, r"\bX\b.*shape"),
     ("SimSiamEmbedder-unseen-channels", lambda: _embedder().fit(IMAGES).transform(np.zeros((3, 8, 8, 3), np.uint8)),
-     ValueError, r"\bX\b.*shape"),
+     ValueError, r"\bX\b.*(shape|channel)"),
 ]
 for name, make in CLASSIFIERS.items():
     CASES += [
@@ -140,6 +170,8 @@ def test_bad_input_raises_a_clear_error(case, call, error, pattern):
 WORKING = []
 for name, make in PROPAGATORS.items():
     WORKING += [(f"{name}-string-labels", lambda m=make: m().fit(F, Y_STRINGS), {"cat", "dog"}),
+                (f"{name}-string-minus-one-is-unlabeled", lambda m=make: m().fit(F, Y_STRING_MINUS_ONE),
+                 {"cat", "dog"}),
                 (f"{name}-one-class", lambda m=make: m().fit(F, Y_ONE_CLASS), {0})]
 for name, make in CLASSIFIERS.items():
     WORKING += [(f"{name}-string-labels", lambda m=make: m().fit(IMAGES, Y_STRINGS), {"cat", "dog"})]

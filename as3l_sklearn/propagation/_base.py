@@ -38,15 +38,9 @@ def _validate_partial_labels(estimator, y, n_samples: int):
         # a column vector: accepted, with scikit-learn's DataConversionWarning
         y = column_or_1d(y, warn=True)
     if y.dtype.kind in "US":
-        # Plain string arrays cannot hold the integer -1, so they are fully labeled -- unless a
-        # "-1" string sneaked in from np.array(["cat", -1]), which would silently become a class.
-        if np.any(y == str(UNLABELED)):
-            raise ValueError(
-                "y is a string array containing '-1'; to mark unlabeled samples among string "
-                "labels use an object array with the integer -1, e.g. np.array(['cat', -1], "
-                "dtype=object)"
-            )
-        y = y.astype(object)
+        # plain string labels: check_partial_labels reads "-1" as unlabeled (a -1 mixed into
+        # np.array(["cat", -1]) becomes "-1"), so it never turns into a class
+        y = y.astype(str).astype(object)
     if y.dtype.kind in "fiu" and y.ndim == 1:
         target_type = type_of_target(y, input_name="y")
         if target_type == "continuous" and np.isfinite(y).all():

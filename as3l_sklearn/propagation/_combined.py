@@ -47,7 +47,7 @@ class CombinedPropagator(_BasePropagator):
         Same for the graph part; ``None`` uses ``LLGCPropagator()``. Cloned at fit.
     graph_weight : float, default=0.65
         Weight of the graph prior in [0, 1] (0: cluster votes only, 1: graph only).
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the default cluster propagator (a given one keeps its own ``random_state``).
     verbose : int, default=0
         Passed to the default propagators.

@@ -14,11 +14,11 @@ import warnings
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import kmeans_plusplus
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import nearest_centers
 from ..utils import check_n_clusters, check_positive_int, check_real
+from ..utils import check_random_state_or_generator
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 # unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers
@@ -67,7 +67,7 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
         Stop once the summed squared center shift of an iteration is at most ``tol`` times
         the mean per-feature variance of ``X`` (scikit-learn's rule), or the assignment is
         stable.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance, numpy Generator or None
     seed_of_sample : ndarray of shape (n_samples,), optional
         Seeded cluster of each sample (``-1`` for unlabeled or unseeded ones), for seedings
         other than one cluster per class (e.g. one cluster per labeled sample).
@@ -78,7 +78,7 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
     assignment : ndarray of shape (n_samples,), int64
     n_iter : int
     """
-    rng = check_random_state(random_state)
+    rng = check_random_state_or_generator(random_state)
     n_classes = int(y_encoded.max()) + 1
     labeled = y_encoded != UNLABELED
     if seed_of_sample is None:
@@ -218,7 +218,7 @@ class SeededKMeansPropagator(_BasePropagator):
         number of clusterings and spreads the share of the clusterings that did not reach a
         sample uniformly (calibrated); ``"received"`` divides by the votes received
         (overconfident for samples few clusterings reached; kept for comparison).
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the k-means++ draws of the extra centers (and the choice of seeded classes when
         ``K`` is smaller than the number of classes). Same value, same priors.
     verbose : int, default=0
@@ -358,7 +358,7 @@ class SeededKMeansPropagator(_BasePropagator):
         self._check_vote_normalization()
         X = _validate_X(self, X, reset=True)
         classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_or_generator(self.random_state)
 
         n_samples, n_classes = X.shape[0], len(classes)
         labeled = y_encoded != UNLABELED

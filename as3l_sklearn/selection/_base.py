@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..cluster import KMeansResult, kmeans
 from ..utils import check_budget, check_features, check_n_clusters, check_positive_int
+from ..utils import check_random_state_or_generator
+from ..utils._validation import validate_random_state
 
 
 class BaseSelector(BaseEstimator):
@@ -47,6 +48,8 @@ class BaseSelector(BaseEstimator):
         self : object
             The fitted selector.
         """
+        # the selectors draw from random_state only in select: a bad one fails here, by name
+        validate_random_state(getattr(self, "random_state", None))
         # sets n_features_in_ (and feature_names_in_ for data frames); check_features validates
         validate_data(self, X, skip_check_array=True, reset=True)
         self.features_ = check_features(X, name="X", estimator=self)
@@ -131,7 +134,7 @@ def resolve_n_clusters(n_clusters, n_budget: int, n_samples: int, name: str = "n
 
 def draw_seeds(random_state, n: int) -> np.ndarray:
     """``n`` integer seeds drawn from ``random_state`` (same state, same seeds)."""
-    rng = check_random_state(random_state)
+    rng = check_random_state_or_generator(random_state)
     return rng.randint(np.iinfo(np.int32).max, size=n)
 
 

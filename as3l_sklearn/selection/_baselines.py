@@ -15,11 +15,11 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import column_or_1d
 
 from ..cluster import kmeans, knn_search
 from ..utils import check_positive_int
+from ..utils import check_random_state_or_generator
 from ._base import (
     BaseSelector,
     closest_to,
@@ -41,7 +41,7 @@ class RandomSelector(BaseSelector):
         classes and a budget divisible by the number of classes, exactly ``n_budget /
         n_classes`` per class). This is the "stratified random sampling" baseline of SSL
         papers; it needs labels a real user does not have, so it is a reference only.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the draw. The same value gives the same indices.
     verbose : int, default=0
         Unused (selection is instantaneous); kept for a uniform API.
@@ -94,7 +94,7 @@ class RandomSelector(BaseSelector):
         self.classes_, self._y_encoded = np.unique(y, return_inverse=True)
 
     def _select(self, n_budget):
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_or_generator(self.random_state)
         n_samples = self.features_.shape[0]
         if not self.stratified:
             return rng.permutation(n_samples)[:n_budget]
@@ -136,7 +136,7 @@ class KMedoidsSelector(BaseSelector):
         from k-center greedy.
     max_iter : int, default=50
         Lloyd iterations.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds k-means. The same value gives the same indices.
     verbose : int, default=0
         Print a progress line when > 0.
@@ -214,7 +214,7 @@ class CoresetSelector(BaseSelector):
     init : {"random", "mean"}, default="random"
         First center: a sample drawn with ``random_state``, or the sample closest to the mean
         of all features (then ``random_state`` is unused).
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the first center when ``init="random"``.
     verbose : int, default=0
         Unused (selection takes one pass per pick); kept for a uniform API.
@@ -245,7 +245,7 @@ class CoresetSelector(BaseSelector):
     def _select(self, n_budget):
         X = self.features_
         if self.init == "random":
-            first = int(check_random_state(self.random_state).randint(X.shape[0]))
+            first = int(check_random_state_or_generator(self.random_state).randint(X.shape[0]))
         elif self.init == "mean":
             first = closest_to(X, np.arange(X.shape[0]), X.mean(axis=0))
         else:
@@ -306,7 +306,7 @@ class TypiClustSelector(BaseSelector):
         (all-zero rows stay zero).
     max_iter : int, default=50
         Lloyd iterations.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds k-means. The same value gives the same indices.
     verbose : int, default=0
         Print a progress line when > 0.
@@ -477,7 +477,7 @@ class ProbCoverSelector(BaseSelector):
         Cap on neighbours per sample in the delta-graph (clipped to the number of samples).
     max_iter : int, default=50
         Lloyd iterations of the pseudo-label k-means.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the pseudo-label k-means and the random picks made once everything is covered.
         The same value gives the same indices.
     verbose : int, default=0
@@ -531,7 +531,7 @@ class ProbCoverSelector(BaseSelector):
         X = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = X.shape[0]
         max_neighbors = check_positive_int(self.max_neighbors, "max_neighbors")
-        rng = check_random_state(self.random_state)
+        rng = check_random_state_or_generator(self.random_state)
         if self.delta is None:
             delta, purity = self._delta_from_purity(X, n_budget, rng)
         else:

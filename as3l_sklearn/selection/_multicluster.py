@@ -55,7 +55,7 @@ class MultiClusterSelector(BaseSelector):
         :doc:`/selection` for the measurement behind the default.
     max_iter : int, default=50
         Lloyd iterations per k-means run.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the ``n_runs`` k-means runs. The same value gives the same indices.
     verbose : int, default=0
         Print one progress line per k-means run when > 0.

@@ -30,8 +30,8 @@ def test_check_features_converts_to_contiguous_float32():
 @pytest.mark.parametrize("bad, match", [
     (np.array([[0.0, np.nan]]), "NaN"),
     (np.array([[0.0, np.inf]]), "infinity"),
-    (np.zeros(3), "2D"),
-    (np.zeros((2, 2, 2)), "dim"),
+    (np.zeros(3), "2-D.*Reshape your data"),
+    (np.zeros((2, 2, 2)), "2-D.*3-D"),
     (np.zeros((0, 2)), "sample"),
 ])
 def test_check_features_bad_values_name_the_argument(bad, match):
@@ -114,6 +114,29 @@ def test_partial_labels_strings_in_object_arrays():
     assert classes.tolist() == ["cat", "dog"] and encoded.tolist() == [1, -1, 0, 1, -1]
 
 
+@pytest.mark.parametrize("y", [
+    np.array(["dog", "-1", "cat", " -1"]),
+    np.array(["dog", "-1", "cat", -1], dtype=object),
+    np.array([b"dog", b"-1", b"cat", b"-1"]),
+], ids=["str-array", "object-array", "bytes-array"])
+def test_partial_labels_string_minus_one_is_unlabeled(y):
+    # "-1" is how -1 comes back from CSV files, pandas and np.array(["cat", -1]); it used
+    # to be refused (str arrays) or silently become a class "-1" (object arrays)
+    classes, encoded = check_partial_labels(y, n_samples=4)
+    assert [str(c) for c in classes] == ["cat", "dog"] and encoded.tolist() == [1, -1, 0, -1]
+
+
+def test_partial_labels_pandas_series_and_categorical():
+    pd = pytest.importorskip("pandas")
+    for y in (pd.Series(["dog", "-1", "cat", "-1"]),
+              pd.Series(["dog", "-1", "cat", "-1"], dtype="category"),
+              pd.Series(["dog", "-1", "cat", "-1"], dtype="string")):
+        classes, encoded = check_partial_labels(y)
+        assert classes.tolist() == ["cat", "dog"] and encoded.tolist() == [1, -1, 0, -1]
+    with pytest.raises(ValueError, match="y contains (missing values|NaN)"):
+        check_partial_labels(pd.Series([1, None, -1], dtype="Int64"))
+
+
 def test_partial_labels_all_unlabeled_allowed_only_when_asked():
     with pytest.raises(ValueError, match="y has 0 labeled samples"):
         check_partial_labels([-1, -1])
@@ -125,7 +148,6 @@ def test_partial_labels_all_unlabeled_allowed_only_when_asked():
     (np.array([0.5, -1.0]), ValueError, "non-integer"),
     (np.array([1.0, np.nan]), ValueError, "NaN"),
     (np.array([1.0, np.inf]), ValueError, "infinity"),
-    (np.array(["a", "-1"]), ValueError, "object array"),
     (np.array([True, False]), TypeError, "boolean"),
     (np.array(["a", 1, -1], dtype=object), TypeError, "mixes label types"),
     (np.array(["a", 2.5, -1], dtype=object), TypeError, "mixes label types"),

@@ -2,11 +2,21 @@
 
 Conventions (the same as scikit-learn's semi-supervised module):
 
+* features are a 2-D ``n_samples x n_features`` array; they are used as float32 (faiss needs
+  it), so values too large for float32 -- or whose squared distances would overflow it --
+  are rejected (see :func:`check_features`);
 * images are ``uint8`` arrays ``n x H x W x C`` (or ``n x H x W`` for grayscale), or floating
-  arrays ``n x C x H x W`` (or ``n x H x W``); a 2-D ``n x (C*H*W)`` array is accepted when the
-  estimator is given ``image_shape=(C, H, W)``;
-* partial labels mark unlabeled samples with ``-1``; string class labels need an ``object``
-  array, as in :class:`sklearn.semi_supervised.SelfTrainingClassifier`.
+  arrays ``n x C x H x W`` (or ``n x H x W``); floating arrays whose *last* axis has 1, 3 or 4
+  entries and is the smallest (RGBA from ``matplotlib.pyplot.imread``) are read as
+  ``n x H x W x C`` (see :func:`check_images`); a 2-D ``n x (C*H*W)`` array is accepted when
+  the estimator is given ``image_shape=(C, H, W)``; a list of equally sized PIL images works;
+* partial labels mark unlabeled samples with ``-1``: the number, or the string ``"-1"``
+  (spaces ignored) as it comes back from CSV files and pandas; string class labels need an
+  ``object`` array, as in :class:`sklearn.semi_supervised.SelfTrainingClassifier`, or a
+  string array using ``"-1"`` for unlabeled samples;
+* ``random_state`` may be None, an int, a :class:`numpy.random.RandomState` or a
+  :class:`numpy.random.Generator` (see
+  :func:`~as3l_sklearn.utils.check_random_state_or_generator`).
 
 Every error is a ``ValueError`` or ``TypeError`` whose message names the argument.
 """
@@ -19,7 +29,15 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_array
 
+from ._torch import check_random_state_or_generator  # torch-free: torch loads inside functions
+
 UNLABELED = -1
+
+# Largest Euclidean row norm accepted by check_features. Squared distances between rows are
+# at most (2 * norm)**2 = 4e36, and faiss computes them as |x|^2 + |y|^2 - 2 x.y in float32
+# (max 3.4e38), which leaves a factor of about 85 for the sums k-means takes over them. Larger
+# features made faiss abort the whole process (exit 134) and the selectors pick garbage.
+MAX_FEATURE_NORM = 1e18
 
 
 class UnlabeledInScoreWarning(UserWarning):
@@ -124,6 +142,17 @@ def warn_if_unlabeled_in_score(y, estimator_name: str, *, stacklevel: int = 3) -
     return True
 
 
+def validate_random_state(random_state, name: str = "random_state") -> None:
+    """Raise a ``ValueError`` naming ``name`` unless ``random_state`` is accepted by
+    :func:`~as3l_sklearn.utils.check_random_state_or_generator`, without drawing from it.
+
+    For estimators that draw only at a later call (the selectors draw in ``select``), so
+    that a bad value fails in ``fit`` rather than later.
+    """
+    if not isinstance(random_state, np.random.Generator):  # a Generator would be drawn from
+        check_random_state_or_generator(random_state, name)
+
+
 def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, raising if it is not an integer ``>= minimum``.
 
@@ -165,14 +194,29 @@ def check_real(value, name: str, *, low=None, high=None, low_inclusive=False,
 def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) -> np.ndarray:
     """Validate a 2-D feature matrix and return it as C-contiguous float32.
 
-    Raises a ``ValueError`` naming ``name`` for NaN/inf, wrong ndim, or fewer than
-    ``min_samples`` rows.
+    Raises a ``ValueError`` naming ``name`` for NaN/inf, an ndim other than 2, fewer than
+    ``min_samples`` rows, and for values float32 cannot hold safely: features are used as
+    float32 (faiss requires it), so finiteness is checked *after* the cast (``1e300`` is a
+    finite float64 but infinite in float32), and a row whose Euclidean norm exceeds
+    :data:`MAX_FEATURE_NORM` (``1e18``) is rejected because squared distances between such
+    rows overflow float32 (faiss aborted the process on them). Such features are rejected
+    rather than rescaled in place, so that what an estimator stores and returns is in the
+    caller's units: scale them first (e.g. :class:`sklearn.preprocessing.StandardScaler`).
 
     Examples
     --------
     >>> check_features([[0, 1], [2, 3]]).dtype
     dtype('float32')
     """
+    shape = _shape_or_none(F)
+    if shape is not None and len(shape) != 2:
+        # "Reshape your data" is the phrase scikit-learn (and its estimator checks) use
+        hint = (f". Reshape your data: {name}.reshape(-1, 1) for a single feature, "
+                f"{name}.reshape(1, -1) for a single sample") if len(shape) < 2 else ""
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got a "
+            f"{len(shape)}-D input of shape {shape}{hint}"
+        )
     try:
         F = check_array(
             F,
@@ -190,16 +234,64 @@ def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) 
         if name not in message:
             message = f"{name}: {message}"
         raise ValueError(message) from exc
-    return np.ascontiguousarray(F, dtype=np.float32)
+    with np.errstate(over="ignore"):  # an overflowing cast is reported below, by name
+        F32 = np.ascontiguousarray(F, dtype=np.float32)
+    _check_float32_range(F, F32, name)
+    return F32
+
+
+def _shape_or_none(X):
+    """Shape of an array, a scalar or a regular nested list; None when it has none (ragged
+    lists, data frames and the like are left to :func:`sklearn.utils.check_array`)."""
+    if isinstance(X, np.ndarray):
+        return X.shape
+    if np.isscalar(X) or isinstance(X, (list, tuple)):
+        try:
+            return np.shape(X)
+        except ValueError:  # ragged
+            return None
+    return None
+
+
+def _check_float32_range(original: np.ndarray, F: np.ndarray, name: str) -> None:
+    """Raise unless float32 ``F`` is finite and its squared distances cannot overflow."""
+    if F.size == 0:
+        return
+    largest = max(abs(float(F.max())), abs(float(F.min())))  # inf when the cast overflowed
+    if not np.isfinite(largest):
+        biggest = float(np.abs(original).max())
+        raise ValueError(
+            f"{name} has values up to {biggest:.3g} in magnitude, which overflow float32 (max "
+            f"{np.finfo(np.float32).max:.3g}; features are used as float32). Scale the features "
+            "first, e.g. with sklearn.preprocessing.StandardScaler"
+        )
+    # the cheap bound |row| <= largest * sqrt(d) settles almost every input; only near the
+    # limit are the row norms computed (in float64, where they cannot overflow)
+    if largest * np.sqrt(F.shape[1]) <= MAX_FEATURE_NORM:
+        return
+    norms = np.sqrt(np.einsum("ij,ij->i", F, F, dtype=np.float64))
+    worst = float(norms.max())
+    if worst > MAX_FEATURE_NORM:
+        raise ValueError(
+            f"{name} has rows of Euclidean norm up to {worst:.3g}; squared distances between "
+            f"them overflow float32 (features are used as float32, and norms above "
+            f"{MAX_FEATURE_NORM:.0e} are not accepted). Scale the features first, e.g. with "
+            "sklearn.preprocessing.StandardScaler"
+        )
 
 
 def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) -> np.ndarray:
     """Validate images and return them as float32 ``n x C x H x W``.
 
     ``uint8`` input is read as ``n x H x W x C`` (or ``n x H x W``) and scaled to ``[0, 1]``;
-    floating input is read as ``n x C x H x W`` (or ``n x H x W``) and kept as it is; a 2-D
-    array is reshaped to ``(n,) + image_shape`` with ``image_shape = (C, H, W)`` (and scaled to
-    ``[0, 1]`` when it is ``uint8``).
+    floating input is kept as it is and read as ``n x C x H x W`` (or ``n x H x W``), except
+    that a 4-D floating array is read as channels-last ``n x H x W x C`` when its last axis
+    has 1, 3 or 4 entries and both other image axes are larger (as ``plt.imread`` gives RGBA
+    pictures). When both readings fit equally (both end axes have the same count of 1, 3 or
+    4, e.g. shape ``(n, 3, 32, 3)``) a ``ValueError`` asks for the unambiguous flattened form
+    instead of guessing. A 2-D array is reshaped to ``(n,) + image_shape`` with ``image_shape = (C, H, W)``
+    (and scaled to ``[0, 1]`` when it is ``uint8``). A list of PIL images of one size and mode
+    is stacked (palette and other modes are converted to RGB or RGBA, bilevel to grayscale).
 
     Parameters
     ----------
@@ -221,11 +313,19 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
     >>> import numpy as np
     >>> check_images(np.zeros((2, 8, 8, 3), dtype=np.uint8)).shape
     (2, 3, 8, 8)
+    >>> check_images(np.zeros((2, 8, 8, 4), dtype=np.float32)).shape  # RGBA, channels-last
+    (2, 4, 8, 8)
     >>> check_images(np.zeros((2, 12)), image_shape=(3, 2, 2)).shape
     (2, 3, 2, 2)
     """
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor
         X = X.detach().cpu().numpy()
+    if _is_pil_image(X):
+        raise ValueError(
+            f"{name} is a single PIL image; pass a list of images (e.g. [image]), one per sample"
+        )
+    if isinstance(X, (list, tuple)) and len(X) > 0 and all(_is_pil_image(v) for v in X):
+        X = _stack_pil_images(X, name)
     if not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
@@ -263,7 +363,7 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
         X = X[:, None, :, :] if X.dtype != np.uint8 else X[..., None]
         channels_last = X.dtype == np.uint8
     elif X.ndim == 4:
-        channels_last = X.dtype == np.uint8
+        channels_last = X.dtype == np.uint8 or _float_layout_is_channels_last(X.shape, name)
     else:
         raise ValueError(
             f"{name} must be 4-D images (n x H x W x C uint8 or n x C x H x W float), 3-D grayscale "
@@ -273,20 +373,96 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
     if X.shape[0] < min_samples:
         raise ValueError(f"{name} has {X.shape[0]} images but at least {min_samples} are required")
 
+    from_uint8 = X.dtype == np.uint8
     if channels_last:
         if X.shape[-1] not in (1, 3, 4):
             raise ValueError(
                 f"{name} is uint8 so it is read as n x H x W x C, but it has {X.shape[-1]} channels; "
                 "expected 1, 3 or 4 (float images are read as n x C x H x W)"
             )
-        images = X.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        if from_uint8:
+            images = X.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        else:
+            with np.errstate(over="ignore"):  # reported just below
+                images = X.transpose(0, 3, 1, 2).astype(np.float32)
     else:
-        images = X.astype(np.float32, copy=False)
-        if not np.isfinite(images).all():
-            raise ValueError(f"{name} contains NaN or infinity")
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: reported just below
+            images = X.astype(np.float32, copy=False)
+    if not from_uint8 and not np.isfinite(images).all():
+        # checked after the cast: float64 pixels beyond float32's range become infinite
+        raise ValueError(f"{name} contains NaN or infinity (checked as float32)")
     if min(images.shape[2], images.shape[3]) < 1:
         raise ValueError(f"{name} has empty images of shape {images.shape[1:]}")
     return np.ascontiguousarray(images)
+
+
+_CHANNEL_COUNTS = (1, 3, 4)
+
+
+def _float_layout_is_channels_last(shape, name: str) -> bool:
+    """Whether a 4-D float array of ``shape`` is ``n x H x W x C`` rather than ``n x C x H x W``.
+
+    The channel axis is the end axis (second or last) that has 1, 3 or 4 entries and is
+    strictly smaller than the two image axes beside it; the last axis being that axis means
+    channels-last, anything else keeps the documented float default, channels-first. When
+    both end axes have the same count of 1, 3 or 4 and the middle axis is larger (e.g.
+    ``(n, 3, 32, 3)``: 3 channels of 32 x 3, or 3 x 32 pixels of 3 channels?) a wrong guess
+    would give scrambled images and no error, so it raises instead.
+    """
+    _, a, b, c = shape
+    if a == c and a in _CHANNEL_COUNTS and b > a:
+        raise ValueError(
+            f"{name} has shape {tuple(shape)}, which reads both as n x C x H x W and as "
+            "n x H x W x C float images; pass them flattened to 2-D with image_shape=(C, H, W): "
+            "X.reshape(len(X), -1) for channels-first data, "
+            "X.transpose(0, 3, 1, 2).reshape(len(X), -1) for channels-last data"
+        )
+    return c in _CHANNEL_COUNTS and a > c and b > c
+
+
+def _is_pil_image(value) -> bool:
+    """Duck-typed PIL image test, so PIL is not imported unless the caller used it."""
+    return hasattr(value, "getbands") and hasattr(value, "mode") and hasattr(value, "size")
+
+
+def _stack_pil_images(images, name: str) -> np.ndarray:
+    """Stack PIL images of one size into ``n x H x W x C`` uint8 (``n x H x W`` grayscale).
+
+    Palette, CMYK and other modes become RGB (RGBA when they carry transparency), bilevel
+    becomes grayscale; sizes and (converted) modes must agree, and a mismatch names them.
+    """
+    sizes = sorted({tuple(image.size) for image in images})
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for w, h in sizes[:5]) + (", ..." if len(sizes) > 5 else "")
+        raise ValueError(
+            f"{name} is a list of PIL images of {len(sizes)} different sizes (width x height: "
+            f"{shown}); resize them to one size first, e.g. image.resize((32, 32)), or load "
+            "them with as3l_sklearn.datasets.load_image_folder(image_size=...)"
+        )
+    converted = []
+    for image in images:
+        mode = image.mode
+        if mode in ("L", "RGB", "RGBA", "F"):
+            pass
+        elif mode == "1":
+            image = image.convert("L")
+        elif mode.startswith("I"):
+            raise ValueError(
+                f"{name} holds PIL images of mode {mode!r} (16/32-bit integers), which have no "
+                "fixed 0..255 scale; convert them, e.g. to float images in [0, 1] as a numpy "
+                "array n x C x H x W, or with image.convert('L')"
+            )
+        else:
+            has_alpha = "A" in mode or (mode == "P" and "transparency" in image.info)
+            image = image.convert("RGBA" if has_alpha else "RGB")
+        converted.append(image)
+    modes = sorted({image.mode for image in converted})
+    if len(modes) > 1:
+        raise ValueError(
+            f"{name} is a list of PIL images of different modes {modes}; convert them to one, "
+            "e.g. image.convert('RGB')"
+        )
+    return np.stack([np.asarray(image) for image in converted])
 
 
 def _check_image_shape(image_shape) -> tuple:
@@ -346,7 +522,11 @@ def check_partial_labels(y, n_samples: int | None = None, *, name: str = "y", mi
     Parameters
     ----------
     y : array-like of shape (n_samples,)
-        Integer labels, or an ``object`` array of string labels mixed with the integer ``-1``.
+        Integer labels, or string labels (an ``object`` or string array, a pandas Series,
+        categorical included). Unlabeled samples are marked ``-1``: the number, or the
+        string ``"-1"`` (surrounding spaces ignored), because a ``-1`` read back from a CSV
+        file or mixed into ``np.array(["cat", -1])`` arrives as a string, and it must not
+        silently become a class ``"-1"``.
     n_samples : int, optional
         Expected length (the number of samples in ``X``).
     name : str
@@ -366,6 +546,9 @@ def check_partial_labels(y, n_samples: int | None = None, *, name: str = "y", mi
     >>> classes, encoded = check_partial_labels([3, -1, 5, 3])
     >>> classes.tolist(), encoded.tolist()
     ([3, 5], [0, -1, 1, 0])
+    >>> classes, encoded = check_partial_labels(["cat", "-1", "dog"])
+    >>> classes.tolist(), encoded.tolist()
+    (['cat', 'dog'], [0, -1, 1])
     """
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
@@ -375,10 +558,8 @@ def check_partial_labels(y, n_samples: int | None = None, *, name: str = "y", mi
     if n_samples is not None and y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} labels but X has {n_samples} samples")
     if y.dtype.kind in "US":
-        raise ValueError(
-            f"{name} has dtype {y.dtype}. For string labels use an object array and mark "
-            "unlabeled samples with the integer -1 (as sklearn.semi_supervised does)"
-        )
+        # plain strings cannot hold the integer -1, so "-1" marks unlabeled samples here
+        y = y.astype(str).astype(object)
 
     if y.dtype.kind == "f":
         if not np.isfinite(y).all():
@@ -390,11 +571,12 @@ def check_partial_labels(y, n_samples: int | None = None, *, name: str = "y", mi
         raise TypeError(f"{name} must hold class labels with -1 for unlabeled, got a boolean array")
 
     if y.dtype == object:
-        unlabeled = np.array([_is_unlabeled(v) for v in y], dtype=bool)
+        unlabeled = unlabeled_mask(y)
         labeled_values = y[~unlabeled]
+        if any(_is_missing(v) for v in labeled_values):
+            raise ValueError(f"{name} contains missing values (None, NaN or pandas NA); mark "
+                             "unlabeled samples with -1")
         kinds = {type(v) for v in labeled_values}
-        if any(isinstance(v, float) and not np.isfinite(v) for v in labeled_values):
-            raise ValueError(f"{name} contains NaN; mark unlabeled samples with -1")
         if len(kinds) > 1 and not all(issubclass(k, numbers.Integral) for k in kinds):
             raise TypeError(f"{name} mixes label types {sorted(k.__name__ for k in kinds)}; use one type (and -1 for unlabeled)")
     elif y.dtype.kind in "iu":
@@ -415,8 +597,13 @@ def check_partial_labels(y, n_samples: int | None = None, *, name: str = "y", mi
     return classes, encoded
 
 
-def _is_unlabeled(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value == UNLABELED
+def _is_missing(value) -> bool:
+    """None, a float NaN, or pandas' ``NA`` / ``NaT`` (by type name: pandas is optional)."""
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 def check_budget(n_budget, n_samples: int, *, name: str = "n_budget") -> int:

@@ -213,11 +213,15 @@ def test_string_labels_in_object_array():
     assert set(prop.predict(X)) <= {"cat", "dog", "eel"}
 
 
-def test_string_array_with_minus_one_string_is_refused():
+def test_string_minus_one_marks_unlabeled_samples():
+    # a -1 mixed into string labels arrives as "-1" (np.array(["cat", -1]), CSV files,
+    # pandas): it marks an unlabeled sample, never a class "-1" (issue 12 item 7)
     X, _ = make_blobs(2)
-    y = np.array(["cat", "-1", "dog", "-1", "eel", "-1"])
-    with pytest.raises(ValueError, match="object array with the integer -1"):
-        SeededKMeansPropagator(n_clusters=3).fit(X, y)
+    for y in (np.array(["cat", "-1", "dog", "-1", "eel", "-1"]),
+              np.array(["cat", "-1", "dog", " -1", "eel", -1], dtype=object)):
+        prop = SeededKMeansPropagator(n_clusters=[3], random_state=0).fit(X, y)
+        assert prop.classes_.tolist() == ["cat", "dog", "eel"]
+        assert "-1" not in set(prop.transduction_.tolist())
 
 
 def test_same_random_state_same_priors_and_pickle_roundtrip():
