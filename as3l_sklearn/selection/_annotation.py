@@ -545,15 +545,23 @@ def _find_column(header, candidates):
 
 
 def _csv_rows(source: Path, text: str):
-    first_line = text.splitlines()[0]
-    try:
-        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
-    except csv.Error:
-        # one column, or a header the sniffer cannot decide on: the most frequent candidate
-        counts = {d: first_line.count(d) for d in ",;\t"}
-        delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
+    lines = text.splitlines()
+    # Excel may start a CSV with a "sep=;" line that names the delimiter
+    declared = re.fullmatch(r"sep=(.)", lines[0].strip(), flags=re.IGNORECASE)
+    first_line = lines[1] if declared and len(lines) > 1 else lines[0]
+    if declared:
+        delimiter = declared.group(1)
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
+        except csv.Error:
+            # one column, or a header the sniffer cannot decide on: the most frequent candidate
+            counts = {d: first_line.count(d) for d in ",;\t"}
+            delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
+        if declared:
+            next(reader)
         header = [column.strip().lower() for column in next(reader)]
         index_col = header.index("index") if "index" in header else None
         file_col = _find_column(header, FILE_COLUMNS)

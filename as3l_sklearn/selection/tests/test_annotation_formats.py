@@ -155,6 +155,16 @@ def test_semicolon_cp1252_spreadsheet_with_accented_class(tmp_path):
     assert read_annotations(sheet, files=POOL).tolist() == ["Café", -1, -1, -1, "thé"]
 
 
+def test_excel_sep_line(tmp_path):
+    sheet = tmp_path / "labels.csv"
+    # the declared delimiter wins, though the header has none and a cell holds a comma
+    sheet.write_text("sep=;\nFile;Label\nIMG_1037.jpg;shoe\nIMG_1036.jpg;size 12,5\n")
+    assert read_annotations(sheet, files=POOL).tolist() == ["size 12,5", "shoe", -1, -1, -1]
+    sheet.write_text("sep=;\nFile;Label\nIMG_1037.jpg;1\nIMG_1036.jpg;x\n")
+    with pytest.raises(ValueError, match=r"labels\.csv, line 4: label 'x' is a name"):
+        read_annotations(sheet, files=POOL)
+
+
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
 def test_byte_order_marks(tmp_path, encoding):
     sheet = tmp_path / "labels.csv"
