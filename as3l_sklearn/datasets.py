@@ -534,7 +534,8 @@ def _check_max_size(max_size):
 
 def _folder_entries(root: Path, labels: str, unlabeled_dir: str) -> list:
     """``(file, class name or None)`` for every image file, in the order of the returned ``X``."""
-    visited = {_folder_key(root)}
+    # the root and every folder above it: a link to any of them leads back into the root
+    visited = {_folder_key(folder) for folder in [root, *root.resolve().parents]}
     if labels == "none":
         return [(f, None) for f in _image_files(root, visited)]
 

@@ -464,7 +464,7 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
         if n_samples is None and index >= _MAX_INFERRED_SAMPLES:
             raise ValueError(f"{where}: index {index} is larger than {_MAX_INFERRED_SAMPLES - 1}; "
                              "pass n_samples (the number of images in the pool)")
-        if index in entries and entries[index][1] != label:
+        if index in entries and _label_key(entries[index][1]) != _label_key(label):
             what = f"index {index}" if file is None or files is None else f"file {file!r}"
             there = entries[index][0].rsplit(", ", 1)[-1]
             raise ValueError(f"{where}: {what} is a duplicate of {there} with another label "
@@ -798,6 +798,15 @@ def _parse_labels(entries, class_names, names_origin):
                 "must be all integers or all class names (pass class_names to check them)")
         values[index] = number if number is not None else label
     return values
+
+
+def _label_key(label: str):
+    # what makes two spellings of a label the same answer: "1" = "1.0", "Shirt" = "shirt"
+    try:
+        number = _as_int(label)
+    except OverflowError:
+        number = None
+    return number if number is not None else label.casefold()
 
 
 def _is_minus_one(label: str) -> bool:

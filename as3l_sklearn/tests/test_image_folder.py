@@ -67,6 +67,17 @@ def test_links_between_two_class_folders_terminate(cats_and_dogs):
 
 
 @needs_symlinks
+def test_a_link_to_a_folder_above_the_root_is_a_loop(tmp_path):
+    root = tmp_path / "photos"
+    _save(root / "a.png", _solid(1))
+    _save(tmp_path / "outside.png", _solid(2))
+    os.symlink(tmp_path, root / "up")
+    with pytest.warns(UserWarning, match="already read"):
+        bunch = load_image_folder(root, labels="none", return_X_y=False)
+    assert bunch.files.tolist() == ["a.png"]
+
+
+@needs_symlinks
 def test_a_linked_folder_that_is_not_a_loop_is_read(tmp_path):
     outside = tmp_path / "elsewhere"
     _save(outside / "far.png", _solid(5))
