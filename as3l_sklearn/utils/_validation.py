@@ -217,27 +217,32 @@ def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) 
             f"{name} must be a 2-D array of shape (n_samples, n_features), got a "
             f"{len(shape)}-D input of shape {shape}{hint}"
         )
+    # finiteness is checked once, after the cast, in _check_float32_range
+    F = _check_array_named(F, name=name, min_samples=min_samples, estimator=estimator,
+                           ensure_all_finite=False)
+    with np.errstate(over="ignore"):  # an overflowing cast is reported below, by name
+        F32 = np.ascontiguousarray(F, dtype=np.float32)
+    _check_float32_range(F, F32, name, min_samples=min_samples, estimator=estimator)
+    return F32
+
+
+def _check_array_named(F, *, name, min_samples, estimator, ensure_all_finite):
+    """:func:`sklearn.utils.check_array` for a 2-D float array; a ``ValueError`` names ``name``."""
     try:
-        F = check_array(
+        return check_array(
             F,
             dtype=[np.float32, np.float64],
             ensure_2d=True,
             ensure_min_samples=min_samples,
-            ensure_all_finite=True,
+            ensure_all_finite=ensure_all_finite,
             input_name=name,
             estimator=estimator,
         )
-    except TypeError:
-        raise
     except ValueError as exc:
         message = str(exc)
         if name not in message:
             message = f"{name}: {message}"
         raise ValueError(message) from exc
-    with np.errstate(over="ignore"):  # an overflowing cast is reported below, by name
-        F32 = np.ascontiguousarray(F, dtype=np.float32)
-    _check_float32_range(F, F32, name)
-    return F32
 
 
 def _shape_or_none(X):
@@ -253,20 +258,27 @@ def _shape_or_none(X):
     return None
 
 
-def _check_float32_range(original: np.ndarray, F: np.ndarray, name: str) -> None:
-    """Raise unless float32 ``F`` is finite and its squared distances cannot overflow."""
+def _check_float32_range(original: np.ndarray, F: np.ndarray, name: str, **check) -> None:
+    """Raise unless float32 ``F`` is finite and its squared distances cannot overflow.
+
+    One max and one min over ``F`` settle it for almost every input: NaN propagates through
+    both and an overflowing cast shows as inf, so this also replaces scikit-learn's
+    finiteness pass (whose messages are kept for NaN and inf given by the caller).
+    """
     if F.size == 0:
         return
-    largest = max(abs(float(F.max())), abs(float(F.min())))  # inf when the cast overflowed
+    largest = max(abs(float(F.max())), abs(float(F.min())))
     if not np.isfinite(largest):
+        if not np.isfinite(original).all():  # NaN or inf in the input: scikit-learn's message
+            _check_array_named(original, name=name, ensure_all_finite=True, **check)
         biggest = float(np.abs(original).max())
         raise ValueError(
             f"{name} has values up to {biggest:.3g} in magnitude, which overflow float32 (max "
             f"{np.finfo(np.float32).max:.3g}; features are used as float32). Scale the features "
             "first, e.g. with sklearn.preprocessing.StandardScaler"
         )
-    # the cheap bound |row| <= largest * sqrt(d) settles almost every input; only near the
-    # limit are the row norms computed (in float64, where they cannot overflow)
+    # |row| <= largest * sqrt(d) settles almost every input; only near the limit are the
+    # row norms computed (in float64, where they cannot overflow)
     if largest * np.sqrt(F.shape[1]) <= MAX_FEATURE_NORM:
         return
     norms = np.sqrt(np.einsum("ij,ij->i", F, F, dtype=np.float64))
