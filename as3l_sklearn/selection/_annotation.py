@@ -788,14 +788,15 @@ def _parse_labels(entries, class_names, names_origin):
         except OverflowError:
             raise ValueError(f"{where}: label {label!r} is an integer too large for int64 "
                              "labels; use class names or smaller integers") from None
-        kind = ("integer", label) if number is not None else ("name", label)
+        kind = "integer" if number is not None else "name"
         if first_kind is None:
-            first_kind = (kind[0], where, label)
-        elif kind[0] != first_kind[0]:
+            first_kind = (kind, where.rsplit(", ", 1)[-1], label)
+        elif kind != first_kind[0]:
+            article = "an" if kind == "integer" else "a"
             raise ValueError(
-                f"{where}: label {label[:80]!r} is {'an integer' if number is not None else 'a name'}"
-                f" but {first_kind[1]} has the {first_kind[0]} {first_kind[2][:80]!r}; labels "
-                "must be all integers or all class names (pass class_names to check them)")
+                f"{where}: label {label[:80]!r} is {article} {kind} but {first_kind[1]} has the "
+                f"{first_kind[0]} {first_kind[2][:80]!r}; labels must be all integers or all "
+                "class names (pass class_names to check them)")
         values[index] = number if number is not None else label
     return values
 

@@ -164,7 +164,8 @@ def test_big_photos_are_resized_one_at_a_time(tmp_path, monkeypatch):
         # full-size pictures still holding pixels when the next file is opened
         gc.collect()
         alive = sum(1 for obj in gc.get_objects()
-                    if issubclass(type(obj), Image.Image) and obj.size in ((2000, 1500), (1500, 2000))
+                    if issubclass(type(obj), Image.Image)
+                    and obj.size in ((2000, 1500), (1500, 2000))
                     and getattr(obj, "_im", None) is not None)
         most_alive.append(alive)
         return real_open(*args, **kwargs)

@@ -100,7 +100,8 @@ def test_read_annotations_bad_files(tmp_path):
     with pytest.raises(ValueError, match="no annotation file found"):
         read_annotations(tmp_path)
     (tmp_path / "manifest.csv").write_text("idx,picture,label\n1,a.png,2\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\): found \['idx', 'picture', 'label'\]"):
+    with pytest.raises(ValueError,
+                       match=r"missing column\(s\): found \['idx', 'picture', 'label'\]"):
         read_annotations(tmp_path)
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         read_annotations(tmp_path, n_samples=0)
