@@ -575,16 +575,25 @@ def _not_regular_file(file: Path):
     return None
 
 
+def _orientation(picture) -> int:
+    """The EXIF orientation tag (1 = upright) read with the header, without decoding pixels."""
+    from PIL import Image
+
+    try:
+        # Image.getexif reads the EXIF block parsed with the header (JPEG, WebP, TIFF); PNG's
+        # own getexif would decode every pixel to find a late eXIf chunk
+        return int(Image.Image.getexif(picture).get(0x0112, 1))
+    except Exception:  # a damaged EXIF block does not make the picture unreadable
+        return 1
+
+
 def _read_header(file: Path):
     """``(width, height, mode)`` as the picture will be after EXIF orientation; no pixel read."""
     from PIL import Image
 
     with Image.open(file) as picture:
         width, height = picture.size
-        # Image.getexif reads the EXIF block parsed with the header (JPEG, WebP, TIFF); PNG's
-        # own getexif would decode every pixel to find a late eXIf chunk
-        orientation = Image.Image.getexif(picture).get(0x0112, 1)
-        if orientation in _QUARTER_TURN_ORIENTATIONS:
+        if _orientation(picture) in _QUARTER_TURN_ORIENTATIONS:
             width, height = height, width
         return width, height, picture.mode
 
@@ -600,10 +609,13 @@ def _read_resized(file: Path, mode: str, width: int, height: int) -> np.ndarray:
         if picture.format in ("JPEG", "MPO"):
             # the JPEG decoder can scale by 1/2, 1/4 or 1/8 while decoding: a 12-megapixel
             # photo then never exists at full size. Ask in stored (pre-rotation) orientation.
-            turned = Image.Image.getexif(picture).get(0x0112, 1) in _QUARTER_TURN_ORIENTATIONS
+            turned = _orientation(picture) in _QUARTER_TURN_ORIENTATIONS
             picture.draft(None, (height, width) if turned else (width, height))
         picture.load()
-        ImageOps.exif_transpose(picture, in_place=True)
+        try:
+            ImageOps.exif_transpose(picture, in_place=True)
+        except Exception:  # a damaged EXIF block: keep the picture as stored
+            pass
         converted = _to_mode(picture, mode)
         if converted.size != (width, height):
             converted = converted.resize((width, height), Image.BILINEAR)
