@@ -66,6 +66,10 @@ class Plan:
     time_budget: float | None
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    #: FlexMatch steps chosen by the budget (not given by the user), and their upper bound
+    flexmatch_from_budget: bool = False
+    default_flexmatch_steps: int = 0
+    flexmatch_seconds_per_step: float = 0.0
 
     @property
     def total_seconds(self) -> float:
@@ -167,4 +171,24 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
     return Plan(n_images=n_images, image_shape=tuple(image_shape), encoder_size=tuple(size),
                 backbone=backbone, device=device, simsiam_steps=int(sim), flexmatch_steps=int(flex),
                 compare=compare, n_monitored=n_monitored, time_budget=time_budget, seconds=seconds,
-                notes=notes)
+                notes=notes, flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
+                default_flexmatch_steps=int(default_flexmatch_steps),
+                flexmatch_seconds_per_step=flexmatch_step)
+
+
+def replan_flexmatch(plan: Plan, elapsed: float, simsiam_seconds: float):
+    """FlexMatch steps that keep the time budget, given how fast SimSiam really ran.
+
+    The machine's real speed (a busy shared machine runs several times slower than the
+    measured constants) is read from the SimSiam stage just finished and applied to the
+    FlexMatch estimate, before FlexMatch starts. Returns ``(steps, slowdown)``; the steps are
+    the plan's when the budget did not choose them or SimSiam was too short to tell.
+    """
+    estimated = plan.seconds.get("SimSiam", 0.0)
+    if not plan.flexmatch_from_budget or estimated < 1.0 or simsiam_seconds <= 0:
+        return plan.flexmatch_steps, 1.0
+    slowdown = min(max(simsiam_seconds / estimated, 0.1), 50.0)
+    still_to_come = plan.seconds.get("monitor test accuracy", 0.0) * slowdown
+    left = plan.time_budget - elapsed - still_to_come
+    steps = int(left / (plan.flexmatch_seconds_per_step * slowdown))
+    return int(min(plan.default_flexmatch_steps, max(MIN_STEPS, steps))), slowdown

@@ -661,8 +661,19 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
             "labels_seen_fraction": float(valid.mean()),
         }
 
+    flexmatch_steps = plan.flexmatch_steps
+    if "embed (SimSiam)" not in stages.cached:
+        from ._cli_plan import replan_flexmatch
+
+        flexmatch_steps, slowdown = replan_flexmatch(plan, sum(stages.seconds.values()),
+                                                     stages.seconds["embed (SimSiam)"])
+        if flexmatch_steps != plan.flexmatch_steps:
+            stages.say(f"SimSiam ran {slowdown:.1f}x the estimated time; FlexMatch steps "
+                       f"{plan.flexmatch_steps} -> {flexmatch_steps} to keep the time budget")
+            report["plan"]["flexmatch_steps_replanned"] = flexmatch_steps
+            report["plan"]["measured_slowdown"] = round(slowdown, 2)
     classifier = PriorGuidedFlexMatchClassifier(
-        encoder=embedder, prior_mode=args.prior_mode, max_iter=plan.flexmatch_steps, device=device,
+        encoder=embedder, prior_mode=args.prior_mode, max_iter=flexmatch_steps, device=device,
         random_state=args.seed, verbose=verbose)
     state["classifier"] = classifier
     fit_kwargs = {"prior_proba": priors}
@@ -675,6 +686,9 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
             monitored = np.sort(np.random.RandomState(args.seed).choice(monitored, plan.n_monitored,
                                                                          replace=False))
         fit_kwargs.update(X_monitor=data["X_test"][monitored], y_monitor=data["y_test"][monitored])
+    # after Ctrl-C during training the estimator keeps its weights so far: save them too
+    state["write_model"] = lambda: _write_model_outputs(
+        output, classifier, X, files, priors, propagator.classes_, class_names, annotated, data, args)
     stages.run("train prior-guided FlexMatch", classifier.fit, X, y_partial, **fit_kwargs)
     report["classifier"] = _classifier_report(classifier, data)
 
@@ -959,10 +973,20 @@ def _finish(args, report, state, stages) -> None:
 
 
 def _keep_partial_outputs(args, state) -> None:
-    """After Ctrl-C: save the classifier as it was when training stopped, if it had started."""
+    """After Ctrl-C: save the classifier as it was when training stopped, if it had started
+    and the estimator kept its weights (it returns fitted from an interrupted fit)."""
     classifier = state.get("classifier")
-    if classifier is not None and hasattr(classifier, "classes_"):
-        state["report"]["classifier_interrupted"] = True
+    report = state.setdefault("report", {})
+    if classifier is None or not hasattr(classifier, "classes_") or "write_model" not in state:
+        return
+    if (Path(args.output) / "model.joblib").exists() and "classifier" in report:
+        return  # training had finished; the interruption came later
+    try:
+        state["write_model"]()
+        report["partial_model"] = ("model.joblib and predictions.csv hold the classifier as it "
+                                   "was when training stopped")
+    except Exception as exc:  # a half-built model: keep the rest of what was done
+        report["partial_model"] = f"not saved: {type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,7 +46,9 @@ def main(quick: bool = False, weights=None) -> dict:
                              device="cpu", random_state=0)
     F_frozen = frozen.fit_transform(X)
     tuned = SimSiamEmbedder(backbone=encoder, image_size=image_size, normalize="imagenet",
-                            max_steps=2 if quick else 100, batch_size=32, device="cpu", random_state=0)
+                            max_steps=2 if quick else 100, batch_size=32, device="cpu", random_state=0,
+                            verbose=1)
+    print(f"fine-tuning the encoder with SimSiam for {tuned.max_steps} steps ...", flush=True)
     F_tuned = tuned.fit_transform(X)
     result = {
         "n_features": int(F_frozen.shape[1]),

@@ -25,10 +25,12 @@ def main(quick: bool = False) -> dict:
     budget = 10
 
     pipe = Pipeline([
-        ("embed", SimSiamEmbedder(max_epochs=2 if quick else 30, random_state=0)),
+        ("embed", SimSiamEmbedder(max_epochs=2 if quick else 30, random_state=0, verbose=1)),
         ("fine", ClusterFineTuner(n_clusters=budget, max_epochs=5 if quick else 40, random_state=0)),
         ("select", MultiClusterSelector(n_runs=6, random_state=0)),
     ])
+    print(f"SimSiam, fine-tuning and selection on {len(X)} images (one progress bar per fit) ...",
+          flush=True)
     pipe.fit(X)  # no labels anywhere
     chosen = pipe[-1].select(n_budget=budget)
 

@@ -36,15 +36,17 @@ def main(quick: bool = False) -> dict:
     y[labeled] = y_true[labeled]  # 4 labels per class, the rest unlabeled
 
     prior_pipe = Pipeline([
-        ("embed", SimSiamEmbedder(max_epochs=2 if quick else 30, random_state=0)),
+        ("embed", SimSiamEmbedder(max_epochs=2 if quick else 30, random_state=0, verbose=1)),
         ("fine", ClusterFineTuner(n_clusters=10, max_epochs=5 if quick else 40, random_state=0)),
         ("prop", SeededKMeansPropagator(n_clusters=[10, 20, 30], random_state=0)),
     ])
 
+    print("cross-validating the prior pipeline: 4 fits, one progress bar each ...", flush=True)
     scores = cross_val_score(clone(prior_pipe), X, y, cv=SemiSupervisedKFold(n_splits=4),
                              scoring=make_labeled_scorer("accuracy"))
     print(f"held-out labeled accuracy per fold: {np.round(scores, 3).tolist()}")
 
+    print("fitting it on all the data ...", flush=True)
     prior_pipe.fit(X, y)
     reloaded = pickle.loads(pickle.dumps(prior_pipe))
     same = bool(np.array_equal(reloaded.predict(X), prior_pipe.predict(X)))

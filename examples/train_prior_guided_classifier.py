@@ -37,10 +37,12 @@ def main(quick: bool = False) -> dict:
                                                                stratify=y_true, random_state=0)
     budget, epochs, steps = 10, (2 if quick else 30), (6 if quick else 600)
 
-    embedder = SimSiamEmbedder(max_epochs=epochs, random_state=0)
+    embedder = SimSiamEmbedder(max_epochs=epochs, random_state=0, verbose=1)
     select_pipe = Pipeline([("embed", embedder),
                             ("fine", ClusterFineTuner(n_clusters=budget, random_state=0)),
                             ("select", MultiClusterSelector(random_state=0))])
+    print(f"1/2 choosing {budget} of {len(X_train)} images to label (SimSiam, fine-tuning, selection) ...",
+          flush=True)
     chosen = select_pipe.fit(X_train).named_steps["select"].select(budget)
 
     y = np.full(len(X_train), -1)
@@ -48,11 +50,13 @@ def main(quick: bool = False) -> dict:
 
     # The prior is an estimator: the classifier clones it and fits it transductively on
     # (X_train, y) inside fit. The fitted embedder initialises the encoder, as in the paper.
-    prior_pipe = Pipeline([("embed", SimSiamEmbedder(max_epochs=epochs, random_state=0)),
+    prior_pipe = Pipeline([("embed", SimSiamEmbedder(max_epochs=epochs, random_state=0, verbose=1)),
                            ("fine", ClusterFineTuner(n_clusters=budget, random_state=0)),
                            ("prop", SeededKMeansPropagator(random_state=0))])
     clf = PriorGuidedFlexMatchClassifier(prior=prior_pipe, encoder=embedder, max_iter=steps,
-                                         switch_iter=steps // 3, random_state=0)
+                                         switch_iter=steps // 3, random_state=0, verbose=1)
+    print(f"2/2 training the prior-guided classifier for {steps} steps (the prior pipeline first) ...",
+          flush=True)
     clf.fit(X_train, y)
     accuracy = float(clf.score(X_test, y_test))
     print(f"test accuracy with {budget} labels after {steps} steps: {accuracy:.3f}")

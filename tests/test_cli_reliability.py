@@ -216,3 +216,44 @@ def test_bad_input_is_a_clean_error_before_any_work(tmp_path, simsiam_fits, caps
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err
     assert simsiam_fits == []
+
+
+def test_ctrl_c_during_training_keeps_the_model_so_far(tmp_path, monkeypatch):
+    """The classifier stopped by Ctrl-C keeps its weights; the run saves it and its predictions."""
+    from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
+
+    original = PriorGuidedFlexMatchClassifier.fit
+
+    def fit_then_ctrl_c(self, X, y, **kwargs):
+        original(self, X, y, **kwargs)
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        return self
+
+    monkeypatch.setattr(PriorGuidedFlexMatchClassifier, "fit", fit_then_ctrl_c)
+    assert main(TINY + ["--output", str(tmp_path)]) == 130
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["stage_reached"] == "train prior-guided FlexMatch"
+    assert report["partial_model"].startswith("model.joblib and predictions.csv")
+    assert (tmp_path / "model.joblib").exists() and (tmp_path / "predictions.csv").exists()
+    assert (tmp_path / "selection.csv").exists()
+
+
+def test_flexmatch_steps_follow_the_measured_speed():
+    """A busy machine (SimSiam 5x slower than estimated) gets fewer FlexMatch steps, so the
+    time budget holds; an explicit --max-iter is never changed."""
+    from as3l_sklearn._cli_plan import make_plan, replan_flexmatch
+
+    common = dict(n_images=10000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
+                  device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
+                  default_flexmatch_steps=1000, time_budget=480)
+    plan = make_plan(**common)
+    simsiam = plan.seconds["SimSiam"]
+    same, _ = replan_flexmatch(plan, elapsed=simsiam + 30, simsiam_seconds=simsiam)
+    slower, slowdown = replan_flexmatch(plan, elapsed=5 * simsiam + 30, simsiam_seconds=5 * simsiam)
+    assert abs(same - plan.flexmatch_steps) <= 0.1 * plan.flexmatch_steps
+    assert slower < plan.flexmatch_steps / 5 and slowdown == 5
+    fixed = make_plan(flexmatch_steps=300, **common)
+    assert replan_flexmatch(fixed, elapsed=1000, simsiam_seconds=5 * simsiam)[0] == 300
