@@ -57,3 +57,46 @@ def test_pretrained_encoder():
     assert result["n_features"] == 512 and result["tuned_steps"] == 2
     assert result["encoder_input"] == (32, 32)
     assert 0.0 <= result["frozen_knn"] <= 1.0 and 0.0 <= result["tuned_knn"] <= 1.0
+
+
+#: distribution name (pyproject) -> the module it provides, where they differ
+_MODULE_OF = {"scikit-learn": "sklearn", "pillow": "PIL", "faiss-cpu": "faiss"}
+
+
+def _requirement_modules(requirements):
+    import re
+
+    names = (re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].strip().lower() for r in requirements)
+    return {_MODULE_OF.get(name, name.replace("-", "_")) for name in names}
+
+
+def test_every_example_runs_after_the_readme_install():
+    """Issue 13 item 7: examples/sklearn_workflow.py crashed after 270 s because the README's
+    install did not bring pandas. Every module an example imports (or asks scikit-learn for,
+    as set_output(transform="pandas") does) must come with the README's first command."""
+    import ast
+    import re
+    import sys
+    import tomllib
+
+    root = EXAMPLES.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    readme = (root / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "pip install" in line and "as3l --output" in line)
+    extras = re.search(r'\.\[([a-z,]+)\]', command).group(1).split(",")
+    provided = _requirement_modules(project["dependencies"])
+    for extra in extras:
+        provided |= _requirement_modules(project["optional-dependencies"][extra])
+    provided |= {"as3l_sklearn"} | set(sys.stdlib_module_names)
+    for path in EXAMPLES.glob("*.py"):
+        text = path.read_text()
+        tree = ast.parse(text)
+        needed = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                needed |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                needed.add(node.module.split(".")[0])
+        if 'transform="pandas"' in text:
+            needed.add("pandas")
+        assert needed <= provided, f"{path.name} needs {sorted(needed - provided)} beyond {command!r}"
