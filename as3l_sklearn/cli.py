@@ -515,23 +515,35 @@ def _to_class_indices(y_partial, target_names, source: str) -> np.ndarray:
     return result
 
 
-def _read_labels(args, data, indices, stages) -> tuple[np.ndarray, list, dict]:
-    """Read ``--annotations`` by file name and check them against the selected images."""
+def _read_labels(args, data) -> tuple[np.ndarray, list]:
+    """Read ``--annotations`` by file name (before any training: a typo is an error up front)."""
     from .metrics import labeled_mask
     from .selection import read_annotations
 
     files = data["files"]
     y_partial = read_annotations(args.annotations, n_samples=len(files), files=files,
                                  class_names=args.classes)
-    labeled = np.flatnonzero(labeled_mask(y_partial))
-    if labeled.size == 0:
+    labeled = labeled_mask(y_partial)
+    if not labeled.any():
         raise UserError(f"--annotations {args.annotations}: no label matches an image of the pool")
-    selected = set(int(i) for i in indices)
+    if data["target_names"] is not None and args.classes is None:
+        return _to_class_indices(y_partial, data["target_names"], args.annotations), list(data["target_names"])
+    y_partial = np.asarray(y_partial, dtype=object)
+    present = sorted({str(v) for v in y_partial[labeled]})
+    return y_partial, (list(args.classes) if args.classes else present)
+
+
+def _verify_labels(args, files, indices, y_partial, stages) -> dict:
+    """Which selected images were labeled, and which labeled images were not selected."""
+    from .metrics import labeled_mask
+
+    labeled = set(np.flatnonzero(labeled_mask(y_partial)).tolist())
+    selected = set(indices)
     verification = {
         "path": str(args.annotations),
-        "selected_labeled": [files[i] for i in indices if i in set(labeled.tolist())],
-        "selected_unlabeled": [files[i] for i in indices if i not in set(labeled.tolist())],
-        "labeled_not_selected": [files[i] for i in labeled if int(i) not in selected],
+        "selected_labeled": [files[i] for i in indices if i in labeled],
+        "selected_unlabeled": [files[i] for i in indices if i not in labeled],
+        "labeled_not_selected": [files[i] for i in sorted(labeled - selected)],
     }
     stages.say(f"annotations: {len(verification['selected_labeled'])} of {len(indices)} selected "
                f"images labeled in {args.annotations}")
@@ -540,14 +552,7 @@ def _read_labels(args, data, indices, stages) -> tuple[np.ndarray, list, dict]:
     if verification["labeled_not_selected"]:
         stages.say("  labeled but not among the selected (used as well): "
                    + ", ".join(verification["labeled_not_selected"]))
-    if data["target_names"] is not None and args.classes is None:
-        y_partial = _to_class_indices(y_partial, data["target_names"], args.annotations)
-        class_names = list(data["target_names"])
-    else:
-        y_partial = np.asarray(y_partial, dtype=object)
-        present = sorted({str(v) for v in y_partial[labeled]})
-        class_names = list(args.classes) if args.classes else present
-    return y_partial, class_names, verification
+    return verification
 
 
 def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None) -> dict:
@@ -580,6 +585,8 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
         raise UserError(f"--budget {args.budget} is larger than the {len(X)} images of the pool")
     report["data"] = {"dataset": args.dataset, "n_train": int(len(X)), "n_test": int(len(data["X_test"])),
                       "image_shape": list(np.asarray(X).shape[1:])}
+    if args.annotations:
+        y_annotated, annotated_class_names = stages.run("read annotations", _read_labels, args, data)
     plan = _plan_run(args, data)
     report["plan"] = plan.as_dict()
     if not args.quiet:
@@ -625,8 +632,8 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
         return report
 
     if args.annotations:
-        y_partial, class_names, verification = _read_labels(args, data, indices, stages)
-        report["annotations"] = verification
+        y_partial, class_names = y_annotated, annotated_class_names
+        report["annotations"] = _verify_labels(args, files, indices, y_partial, stages)
     else:
         if not known[indices].all():
             raise UserError("demo mode needs the data set's labels for the selected images; "

@@ -257,3 +257,18 @@ def test_flexmatch_steps_follow_the_measured_speed():
     assert slower < plan.flexmatch_steps / 5 and slowdown == 5
     fixed = make_plan(flexmatch_steps=300, **common)
     assert replan_flexmatch(fixed, elapsed=1000, simsiam_seconds=5 * simsiam)[0] == 300
+
+
+def test_an_unknown_label_is_an_error_before_simsiam(tmp_path, simsiam_fits, capsys):
+    """A labeller's typo is reported, naming the file, before any training."""
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    (labels / "class_names.txt").write_text("0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n")
+    args = cli.build_parser().parse_args(TINY)
+    cli.validate_args(cli.build_parser(), args)
+    pool = cli.load_data(args)["files"]
+    (labels / "selection.csv").write_text(f"file,label\n{pool[0]},7\n{pool[1]},sevn\n")
+    assert main(TINY + ["--output", str(tmp_path / "run"), "--annotations", str(labels / "selection.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "sevn" in err and "selection.csv" in err and "Traceback" not in err
+    assert simsiam_fits == []
