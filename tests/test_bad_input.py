@@ -50,6 +50,8 @@ Y_STRING_MINUS_ONE = np.array(["cat", "dog", "cat", "dog"] + ["-1", " -1"] * 18,
 F_HUGE = F.astype(np.float64) * 1e300
 # finite float32 whose squared distances overflow float32 (faiss aborted the process)
 F_DISTANCES_OVERFLOW = F * np.float32(1e19)
+# finite, non-zero float64 that is all zeros in float32: every distance 0
+F_TINY = F.astype(np.float64) * 1e-300
 
 SELECTORS = [MultiClusterSelector, RandomSelector, KMedoidsSelector, CoresetSelector,
              TypiClustSelector, ProbCoverSelector]
@@ -92,6 +94,8 @@ for cls in SELECTORS:
          r"^X .*overflow float32"),
         (f"{name}-distances-overflow-float32", lambda c=cls: c(random_state=0).fit(F_DISTANCES_OVERFLOW),
          ValueError, r"^X .*overflow float32"),
+        (f"{name}-underflow-float32", lambda c=cls: c(random_state=0).fit(F_TINY), ValueError,
+         r"^X .*underflow float32"),
         (f"{name}-random_state-string", lambda c=cls: c(random_state="seven").fit(F), ValueError,
          "random_state"),
     ]
@@ -106,6 +110,7 @@ for name, make in PROPAGATORS.items():
         (f"{name}-overflow-float32", lambda m=make: m().fit(F_HUGE, Y), ValueError, r"^X .*overflow float32"),
         (f"{name}-distances-overflow-float32", lambda m=make: m().fit(F_DISTANCES_OVERFLOW, Y), ValueError,
          r"^X .*overflow float32"),
+        (f"{name}-underflow-float32", lambda m=make: m().fit(F_TINY, Y), ValueError, r"^X .*underflow float32"),
     ]
 CASES += [
     ("SeededKMeansPropagator-random_state-string",
@@ -118,6 +123,7 @@ CASES += [
     ("ClusterFineTuner-overflow-float32", lambda: _tuner().fit(F_HUGE), ValueError, r"^X .*overflow float32"),
     ("ClusterFineTuner-distances-overflow-float32", lambda: _tuner().fit(F_DISTANCES_OVERFLOW), ValueError,
      r"^X .*overflow float32"),
+    ("ClusterFineTuner-underflow-float32", lambda: _tuner().fit(F_TINY), ValueError, r"^X .*underflow float32"),
     ("SimSiamEmbedder-ambiguous-float-layout", lambda: _embedder().fit(np.zeros((4, 3, 8, 3), np.float32)),
      ValueError, r"^X has shape \(4, 3, 8, 3\).*image_shape"),
     ("SeededKMeansPropagator-K-zero", lambda: SeededKMeansPropagator(n_clusters=[0]).fit(F, Y),

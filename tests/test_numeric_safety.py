@@ -89,6 +89,26 @@ def test_check_features_rejects_values_that_overflow_float32(case):
         check_features(OVERFLOWING[case], name="X")
 
 
+UNDERFLOWING = {
+    # finite, non-zero float64 that becomes all zeros in float32
+    "float64-x1e-300": F_BASE * 1e-300,
+    # float32 whose squared distances fall below float32's smallest normal number
+    "float32-x1e-20": (F_BASE * 1e-20).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("case", list(UNDERFLOWING))
+def test_features_whose_distances_underflow_float32_are_rejected(case):
+    # k-means used to put every sample in one cluster, CoresetSelector picked [172, 0, 1, 2]
+    with pytest.raises(ValueError, match=r"^X .*underflow float32.*Scale the features"):
+        check_features(UNDERFLOWING[case], name="X")
+    with pytest.raises(ValueError, match=r"^X .*underflow float32"):
+        CoresetSelector(random_state=0).fit(UNDERFLOWING[case]).select(4)
+    # all-zero features stay accepted (degenerate but exact); 1e-12 is fine
+    assert check_features(np.zeros((3, 2))).shape == (3, 2)
+    assert check_features(F_BASE * 1e-12).shape == F_BASE.shape
+
+
 def test_check_features_accepts_large_values_below_the_limit():
     # the limit is on the row norm (1e18): every squared distance stays below float32's max
     F = F_BASE / np.linalg.norm(F_BASE, axis=1).max() * 0.9e18

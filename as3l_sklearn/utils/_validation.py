@@ -38,6 +38,11 @@ UNLABELED = -1
 # (max 3.4e38), which leaves a factor of about 85 for the sums k-means takes over them. Larger
 # features made faiss abort the whole process (exit 134) and the selectors pick garbage.
 MAX_FEATURE_NORM = 1e18
+# Smallest largest-magnitude accepted (all-zero features aside). Below it squared distances
+# fall under float32's smallest normal number (1.2e-38) and lose all precision -- float64
+# features x1e-300 even become all zeros in float32 -- so k-means put every sample in one
+# cluster and the selectors picked [172, 0, 1, 2] without a word.
+MIN_FEATURE_SCALE = 1e-15
 
 
 class UnlabeledInScoreWarning(UserWarning):
@@ -199,9 +204,12 @@ def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) 
     float32 (faiss requires it), so finiteness is checked *after* the cast (``1e300`` is a
     finite float64 but infinite in float32), and a row whose Euclidean norm exceeds
     :data:`MAX_FEATURE_NORM` (``1e18``) is rejected because squared distances between such
-    rows overflow float32 (faiss aborted the process on them). Such features are rejected
-    rather than rescaled in place, so that what an estimator stores and returns is in the
-    caller's units: scale them first (e.g. :class:`sklearn.preprocessing.StandardScaler`).
+    rows overflow float32 (faiss aborted the process on them). At the other end, features
+    whose largest magnitude is below :data:`MIN_FEATURE_SCALE` (``1e-15``, all zeros aside)
+    are rejected because their squared distances underflow float32 (float64 ``x1e-300``
+    becomes all zeros). Such features are rejected rather than rescaled in place, so that
+    what an estimator stores and returns is in the caller's units: scale them first (e.g.
+    :class:`sklearn.preprocessing.StandardScaler`).
 
     Examples
     --------
@@ -277,6 +285,16 @@ def _check_float32_range(original: np.ndarray, F: np.ndarray, name: str, **check
             f"{np.finfo(np.float32).max:.3g}; features are used as float32). Scale the features "
             "first, e.g. with sklearn.preprocessing.StandardScaler"
         )
+    if largest < MIN_FEATURE_SCALE:
+        biggest = float(np.abs(original).max())  # float64 input may have become all zeros
+        if biggest > 0:
+            raise ValueError(
+                f"{name} has values of at most {biggest:.3g} in magnitude; their squared "
+                "distances underflow float32 (features are used as float32, and a largest "
+                f"magnitude below {MIN_FEATURE_SCALE:.0e} is not accepted). Scale the features "
+                "first, e.g. with sklearn.preprocessing.StandardScaler"
+            )
+        return  # all zeros: degenerate, but exactly representable
     # |row| <= largest * sqrt(d) settles almost every input; only near the limit are the
     # row norms computed (in float64, where they cannot overflow)
     if largest * np.sqrt(F.shape[1]) <= MAX_FEATURE_NORM:
