@@ -244,6 +244,15 @@ def test_list_of_pil_images():
         check_images(Image.new("RGB", (8, 8)))
 
 
+def test_list_of_arrays_of_different_shapes_names_the_shapes():
+    # numpy's own error spoke of "an inhomogeneous shape after 2 dimensions"
+    ragged = [np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)]
+    with pytest.raises(ValueError, match=r"^X is a list of images of 2 different shapes "
+                                         r"\(\(8, 8, 3\), \(10, 8, 3\)\)"):
+        check_images(ragged)
+    assert check_images([np.zeros((8, 8, 3), np.uint8)] * 2).shape == (2, 3, 8, 8)
+
+
 SELECTOR_CLASSES = ["MultiClusterSelector", "RandomSelector", "KMedoidsSelector", "CoresetSelector",
                     "TypiClustSelector", "ProbCoverSelector"]
 

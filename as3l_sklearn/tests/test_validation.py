@@ -74,7 +74,7 @@ def test_check_images_layouts():
     (np.array([[["a"]]]), {}, TypeError, "numbers"),
     (np.zeros((1, 2, 2), dtype=bool), {}, TypeError, "numbers"),
     (np.zeros((1, 2, 2), dtype=complex), {}, TypeError, "complex"),
-    ([np.zeros((2, 2)), np.zeros((3, 3))], {}, TypeError, "array of images"),
+    ([np.zeros((2, 2)), np.zeros((3, 3))], {}, ValueError, r"2 different shapes \(\(2, 2\), \(3, 3\)\)"),
 ])
 def test_check_images_errors_name_the_argument(bad, kwargs, error, match):
     with pytest.raises(error, match=match) as info:

@@ -3,8 +3,8 @@
 Conventions (the same as scikit-learn's semi-supervised module):
 
 * features are a 2-D ``n_samples x n_features`` array; they are used as float32 (faiss needs
-  it), so values too large for float32 -- or whose squared distances would overflow it --
-  are rejected (see :func:`check_features`);
+  it), so values too large for float32, or whose squared distances would overflow or
+  underflow it, are rejected rather than silently rescaled (see :func:`check_features`);
 * images are ``uint8`` arrays ``n x H x W x C`` (or ``n x H x W`` for grayscale), or floating
   arrays ``n x C x H x W`` (or ``n x H x W``); floating arrays whose *last* axis has 1, 3 or 4
   entries and is the smallest (RGBA from ``matplotlib.pyplot.imread``) are read as
@@ -360,8 +360,10 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
         try:
             X = np.asarray(X)
         except Exception as exc:  # ragged lists and the like
+            _raise_if_images_of_different_shapes(X, name)
             raise TypeError(f"{name} must be an array of images, got {type(X).__name__}") from exc
     if X.dtype == object or X.dtype.kind in "USMmV" or X.dtype == bool:
+        _raise_if_images_of_different_shapes(X, name)
         raise TypeError(f"{name} must hold numbers (uint8 or float images), got dtype {X.dtype}")
     if X.dtype.kind == "c":
         raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
@@ -448,6 +450,28 @@ def _float_layout_is_channels_last(shape, name: str) -> bool:
             "X.transpose(0, 3, 1, 2).reshape(len(X), -1) for channels-last data"
         )
     return c in _CHANNEL_COUNTS and a > c and b > c
+
+
+def _raise_if_images_of_different_shapes(X, name: str) -> None:
+    """A list of arrays of different shapes gets a ``ValueError`` naming the shapes seen
+    (numpy's own error speaks of "an inhomogeneous shape after 2 dimensions")."""
+    if not isinstance(X, (list, tuple, np.ndarray)) or len(X) == 0:
+        return
+    shapes = []
+    for item in X:
+        if not hasattr(item, "shape") and not isinstance(item, (list, tuple)):
+            return
+        try:
+            shapes.append(tuple(np.shape(item)))
+        except ValueError:  # ragged inside one image
+            return
+    seen = sorted(set(shapes))
+    if len(seen) > 1:
+        shown = ", ".join(str(shape) for shape in seen[:5]) + (", ..." if len(seen) > 5 else "")
+        raise ValueError(
+            f"{name} is a list of images of {len(seen)} different shapes ({shown}); resize them "
+            "to one size first, e.g. with as3l_sklearn.datasets.load_image_folder(image_size=...)"
+        )
 
 
 def _is_pil_image(value) -> bool:
