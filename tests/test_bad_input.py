@@ -12,6 +12,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from as3l_sklearn.cluster import kmeans, knn_search
+from as3l_sklearn.utils import UnlabeledInScoreWarning, check_features, check_images
 
 from as3l_sklearn import (
     ClusterFineTuner,
@@ -165,6 +166,31 @@ CASES += [
 ]
 
 
+def _pil_images(*sizes, mode="RGB"):
+    Image = pytest.importorskip("PIL.Image")
+    return [Image.new(mode, size) for size in sizes]
+
+
+# the shared validators the estimators call (as3l_sklearn.utils), for inputs that do not
+# depend on an estimator
+CASES += [
+    ("check_features-1d", lambda: check_features(F[:, 0]), ValueError,
+     r"^X must be a 2-D array of shape \(n_samples, n_features\), got a 1-D input"),
+    ("check_images-1d", lambda: check_images(F[:, 0]), ValueError, r"^X must be 4-D images.*shape \(40,\)"),
+    ("check_images-pil-different-sizes", lambda: check_images(_pil_images((8, 8), (10, 8))), ValueError,
+     r"^X is a list of PIL images of 2 different sizes \(width x height: 8x8, 10x8\)"),
+    ("check_images-pil-different-modes", lambda: check_images(_pil_images((8, 8)) + _pil_images((8, 8), mode="L")),
+     ValueError, r"^X is a list of PIL images of different modes"),
+    ("check_images-one-pil-image", lambda: check_images(_pil_images((8, 8))[0]), ValueError,
+     r"^X is a single PIL image"),
+    ("check_images-arrays-of-different-shapes",
+     lambda: check_images([np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)]), ValueError,
+     r"^X is a list of images of 2 different shapes"),
+    ("check_images-ambiguous-float-layout", lambda: check_images(np.zeros((2, 3, 32, 3))), ValueError,
+     r"^X has shape \(2, 3, 32, 3\), which reads both"),
+]
+
+
 @pytest.mark.parametrize("case, call, error, pattern", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_raises_a_clear_error(case, call, error, pattern):
     with warnings.catch_warnings():
@@ -197,3 +223,34 @@ def test_string_labels_and_a_single_class_work(case, call, classes):
 def test_single_labeled_class_warns(name):
     with pytest.warns(UserWarning):
         PROPAGATORS[name]().fit(F, Y_ONE_CLASS)
+
+
+# inputs that used to fail or give a wrong answer and are now accepted
+ACCEPTED = [
+    ("check_images-float-rgba-channels-last",
+     lambda: check_images(np.zeros((2, 8, 10, 4), np.float32)).shape == (2, 4, 8, 10)),
+    ("check_images-pil-same-size", lambda: check_images(_pil_images((10, 8), (10, 8))).shape == (2, 3, 8, 10)),
+]
+for cls in SELECTORS:
+    ACCEPTED += [(f"{cls.__name__}-numpy-Generator",
+                  lambda c=cls: c(random_state=np.random.default_rng(0)).fit(F).select(3).shape == (3,))]
+for name in ("SeededKMeansPropagator", "CombinedPropagator"):
+    ACCEPTED += [(f"{name}-numpy-Generator",
+                  lambda n=name: PROPAGATORS[n]().set_params(random_state=np.random.default_rng(0))
+                  .fit(F, Y).predict(F).shape == (40,))]
+
+
+@pytest.mark.parametrize("case, call", ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_formerly_failing_inputs_are_accepted(case, call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert call()
+
+
+@pytest.mark.parametrize("name", list(PROPAGATORS))
+def test_score_with_unlabeled_y_warns(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = PROPAGATORS[name]().fit(F, Y)
+    with pytest.warns(UnlabeledInScoreWarning, match="make_labeled_scorer"):
+        fitted.score(F, Y)
