@@ -255,6 +255,13 @@ def validate_args(parser: argparse.ArgumentParser, args) -> None:
     for flag, folder in (("--output", args.output), ("--export-annotations", args.export_annotations)):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
             parser.error(f"{flag} {folder} exists and is not a folder")
+    if args.dataset == "folder":
+        # anything written inside the input folder would join the pool on the next run
+        folder = Path(args.path).resolve()
+        for flag, target in (("--output", args.output), ("--export-annotations", args.export_annotations)):
+            if target is not None and Path(target).resolve().is_relative_to(folder):
+                parser.error(f"{flag} {target} is inside PATH {args.path}: its images would be read "
+                             "as part of the data on the next run; choose a folder outside it")
     if args.export_annotations and not args.overwrite:
         existing = Path(args.export_annotations) / "selection.csv"
         if existing.exists():
@@ -642,6 +649,10 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
         y_partial[indices] = y_true[indices]
         class_names = list(data["target_names"])
     annotated = labeled_mask(y_partial)
+    if data["test_labeled"] and np.asarray(y_partial).dtype.kind not in "iu":
+        # labels of the user's own classes (--classes): the data set's test labels do not apply
+        data["test_labeled"] = False
+        stages.say("the labels are not the data set's classes: no test accuracy")
     # coverage of the labeled set actually used (never of labels nobody gave)
     used = {str(v) for v in np.asarray(y_partial, dtype=object)[annotated]}
     report["selection"]["class_coverage"] = len(used)
@@ -705,7 +716,7 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
     plain = None
     if args.compare:
         random_indices = _make_selector("random", args.seed).fit(f_fine).select(budget)
-        if known[random_indices].all():
+        if known[random_indices].all() and np.asarray(y_partial).dtype.kind in "iu":
             y_random = np.full(len(X), -1, dtype=np.int64)
             y_random[random_indices] = y_true[random_indices]
             # same SimSiam encoder and steps: the comparison isolates selection and priors

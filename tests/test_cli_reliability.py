@@ -208,6 +208,9 @@ def test_export_folder_with_labels_is_refused_up_front(tmp_path, simsiam_fits, c
     (["--n-train", "-5"], "--n-train"),
     (["--dataset", "cifar10"], "--root"),
     (["--labeled-subfolders"], "--labeled-subfolders"),
+    (["--annotations", "x.csv", "--export-annotations", "d"], "--export-annotations"),
+    (["--embed-steps", "3", "--embed-epochs", "1"], "--embed-epochs"),
+    (["--time-budget", "60", "--preset", "fast"], "--preset"),
 ])
 def test_bad_input_is_a_clean_error_before_any_work(tmp_path, simsiam_fits, capsys, args, flag):
     """Before: --device mps raised a traceback; --annotations missing.csv was reported only
@@ -272,3 +275,11 @@ def test_an_unknown_label_is_an_error_before_simsiam(tmp_path, simsiam_fits, cap
     err = capsys.readouterr().err
     assert "sevn" in err and "selection.csv" in err and "Traceback" not in err
     assert simsiam_fits == []
+
+
+def test_outputs_inside_the_input_folder_are_refused(tmp_path, capsys):
+    """Previews or figures written inside the folder would be read as data on the next run."""
+    (tmp_path / "photos").mkdir()
+    assert main(TINY + ["--dataset", "folder", str(tmp_path / "photos"), "--export-annotations",
+                        str(tmp_path / "photos" / "to_label"), "--output", str(tmp_path / "run")]) == 2
+    assert "inside PATH" in capsys.readouterr().err
