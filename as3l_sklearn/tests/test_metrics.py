@@ -202,3 +202,12 @@ def test_labeled_mask_types():
     assert labeled_mask(np.array(["a", -1, True], dtype=object)).tolist() == [True, False, True]
     with pytest.raises(ValueError, match="y"):
         labeled_mask(np.zeros((2, 2)))
+
+
+def test_labeled_mask_string_minus_one_is_unlabeled():
+    # "-1" in an object array (CSV, pandas) used to count as a labeled sample of class "-1"
+    y = np.array(["a", "-1", " -1", -1, "b"], dtype=object)
+    assert labeled_mask(y).tolist() == [True, False, False, False, True]
+    assert labeled_mask(np.array(["a", " -1"])).tolist() == [True, False]
+    with pytest.raises(TypeError, match="y"):
+        labeled_mask(np.array([True, False]))

@@ -144,3 +144,10 @@ def test_plain_kfold_would_score_unlabeled(digits_partial):
     with pytest.raises(ValueError, match="no labeled sample"):
         cross_val_score(model, X, y, cv=[(labeled_and_rest, only_unlabeled)],
                         scoring=scorer, error_score="raise")
+
+
+def test_string_minus_one_stays_out_of_test_folds():
+    # "-1" as a string (pandas, CSV) used to be a labeled "class" and land in test folds
+    y = np.array(["a", "b", "-1", "a", "b", "-1", "a", "b", "-1"], dtype=object)
+    for _, test in SemiSupervisedKFold(3).split(np.zeros((9, 1)), y):
+        assert "-1" not in set(y[test].tolist())
