@@ -93,8 +93,9 @@ for cls in SELECTORS:
         (f"{name}-select-before-fit", lambda c=cls: c(random_state=0).select(3), NotFittedError, "fit"),
         (f"{name}-overflow-float32", lambda c=cls: c(random_state=0).fit(F_HUGE), ValueError,
          r"^X .*overflow float32"),
-        (f"{name}-distances-overflow-float32", lambda c=cls: c(random_state=0).fit(F_DISTANCES_OVERFLOW),
-         ValueError, r"^X .*overflow float32"),
+        (f"{name}-distances-overflow-float32",
+         lambda c=cls: c(random_state=0).fit(F_DISTANCES_OVERFLOW), ValueError,
+         r"^X .*overflow float32"),
         (f"{name}-underflow-float32", lambda c=cls: c(random_state=0).fit(F_TINY), ValueError,
          r"^X .*underflow float32"),
         (f"{name}-random_state-string", lambda c=cls: c(random_state="seven").fit(F), ValueError,
@@ -107,11 +108,14 @@ for name, make in PROPAGATORS.items():
         (f"{name}-nan", lambda m=make: m().fit(F_NAN, Y), ValueError, r"\bX\b"),
         (f"{name}-fractional-labels", lambda m=make: m().fit(F, Y_FRACTIONAL), ValueError, r"\by\b"),
         (f"{name}-wrong-n-features", lambda m=make: m().fit(F, Y).predict(F[:, :3]), ValueError, "features"),
-        (f"{name}-1d", lambda m=make: m().fit(F[:, 0], Y), ValueError, r"^X must be a 2-D array.*1-D"),
-        (f"{name}-overflow-float32", lambda m=make: m().fit(F_HUGE, Y), ValueError, r"^X .*overflow float32"),
-        (f"{name}-distances-overflow-float32", lambda m=make: m().fit(F_DISTANCES_OVERFLOW, Y), ValueError,
+        (f"{name}-1d", lambda m=make: m().fit(F[:, 0], Y), ValueError,
+         r"^X must be a 2-D array.*1-D"),
+        (f"{name}-overflow-float32", lambda m=make: m().fit(F_HUGE, Y), ValueError,
          r"^X .*overflow float32"),
-        (f"{name}-underflow-float32", lambda m=make: m().fit(F_TINY, Y), ValueError, r"^X .*underflow float32"),
+        (f"{name}-distances-overflow-float32", lambda m=make: m().fit(F_DISTANCES_OVERFLOW, Y),
+         ValueError, r"^X .*overflow float32"),
+        (f"{name}-underflow-float32", lambda m=make: m().fit(F_TINY, Y), ValueError,
+         r"^X .*underflow float32"),
     ]
 CASES += [
     ("SeededKMeansPropagator-random_state-string",
@@ -119,13 +123,16 @@ CASES += [
     ("kmeans-overflow-float32", lambda: kmeans(F_HUGE, 3), ValueError, r"^X .*overflow float32"),
     ("kmeans-distances-overflow-float32", lambda: kmeans(F_DISTANCES_OVERFLOW, 3), ValueError,
      r"^X .*overflow float32"),
-    ("knn_search-distances-overflow-float32", lambda: knn_search(F_DISTANCES_OVERFLOW, F, 3), ValueError,
-     r"^database .*overflow float32"),
-    ("ClusterFineTuner-overflow-float32", lambda: _tuner().fit(F_HUGE), ValueError, r"^X .*overflow float32"),
-    ("ClusterFineTuner-distances-overflow-float32", lambda: _tuner().fit(F_DISTANCES_OVERFLOW), ValueError,
+    ("knn_search-distances-overflow-float32", lambda: knn_search(F_DISTANCES_OVERFLOW, F, 3),
+     ValueError, r"^database .*overflow float32"),
+    ("ClusterFineTuner-overflow-float32", lambda: _tuner().fit(F_HUGE), ValueError,
      r"^X .*overflow float32"),
-    ("ClusterFineTuner-underflow-float32", lambda: _tuner().fit(F_TINY), ValueError, r"^X .*underflow float32"),
-    ("SimSiamEmbedder-ambiguous-float-layout", lambda: _embedder().fit(np.zeros((4, 3, 8, 3), np.float32)),
+    ("ClusterFineTuner-distances-overflow-float32", lambda: _tuner().fit(F_DISTANCES_OVERFLOW),
+     ValueError, r"^X .*overflow float32"),
+    ("ClusterFineTuner-underflow-float32", lambda: _tuner().fit(F_TINY), ValueError,
+     r"^X .*underflow float32"),
+    ("SimSiamEmbedder-ambiguous-float-layout",
+     lambda: _embedder().fit(np.zeros((4, 3, 8, 3), np.float32)),
      ValueError, r"^X has shape \(4, 3, 8, 3\).*image_shape"),
     ("SeededKMeansPropagator-K-zero", lambda: SeededKMeansPropagator(n_clusters=[0]).fit(F, Y),
      ValueError, "n_clusters"),
@@ -176,18 +183,20 @@ def _pil_images(*sizes, mode="RGB"):
 CASES += [
     ("check_features-1d", lambda: check_features(F[:, 0]), ValueError,
      r"^X must be a 2-D array of shape \(n_samples, n_features\), got a 1-D input"),
-    ("check_images-1d", lambda: check_images(F[:, 0]), ValueError, r"^X must be 4-D images.*shape \(40,\)"),
-    ("check_images-pil-different-sizes", lambda: check_images(_pil_images((8, 8), (10, 8))), ValueError,
-     r"^X is a list of PIL images of 2 different sizes \(width x height: 8x8, 10x8\)"),
-    ("check_images-pil-different-modes", lambda: check_images(_pil_images((8, 8)) + _pil_images((8, 8), mode="L")),
+    ("check_images-1d", lambda: check_images(F[:, 0]), ValueError,
+     r"^X must be 4-D images.*shape \(40,\)"),
+    ("check_images-pil-different-sizes", lambda: check_images(_pil_images((8, 8), (10, 8))),
+     ValueError, r"^X is a list of PIL images of 2 different sizes \(width x height: 8x8, 10x8\)"),
+    ("check_images-pil-different-modes",
+     lambda: check_images(_pil_images((8, 8)) + _pil_images((8, 8), mode="L")),
      ValueError, r"^X is a list of PIL images of different modes"),
     ("check_images-one-pil-image", lambda: check_images(_pil_images((8, 8))[0]), ValueError,
      r"^X is a single PIL image"),
     ("check_images-arrays-of-different-shapes",
-     lambda: check_images([np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)]), ValueError,
-     r"^X is a list of images of 2 different shapes"),
-    ("check_images-ambiguous-float-layout", lambda: check_images(np.zeros((2, 3, 32, 3))), ValueError,
-     r"^X has shape \(2, 3, 32, 3\), which reads both"),
+     lambda: check_images([np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)]),
+     ValueError, r"^X is a list of images of 2 different shapes"),
+    ("check_images-ambiguous-float-layout", lambda: check_images(np.zeros((2, 3, 32, 3))),
+     ValueError, r"^X has shape \(2, 3, 32, 3\), which reads both"),
 ]
 
 
@@ -202,8 +211,8 @@ def test_bad_input_raises_a_clear_error(case, call, error, pattern):
 WORKING = []
 for name, make in PROPAGATORS.items():
     WORKING += [(f"{name}-string-labels", lambda m=make: m().fit(F, Y_STRINGS), {"cat", "dog"}),
-                (f"{name}-string-minus-one-is-unlabeled", lambda m=make: m().fit(F, Y_STRING_MINUS_ONE),
-                 {"cat", "dog"}),
+                (f"{name}-string-minus-one-is-unlabeled",
+                 lambda m=make: m().fit(F, Y_STRING_MINUS_ONE), {"cat", "dog"}),
                 (f"{name}-one-class", lambda m=make: m().fit(F, Y_ONE_CLASS), {0})]
 for name, make in CLASSIFIERS.items():
     WORKING += [(f"{name}-string-labels", lambda m=make: m().fit(IMAGES, Y_STRINGS), {"cat", "dog"})]
@@ -229,11 +238,13 @@ def test_single_labeled_class_warns(name):
 ACCEPTED = [
     ("check_images-float-rgba-channels-last",
      lambda: check_images(np.zeros((2, 8, 10, 4), np.float32)).shape == (2, 4, 8, 10)),
-    ("check_images-pil-same-size", lambda: check_images(_pil_images((10, 8), (10, 8))).shape == (2, 3, 8, 10)),
+    ("check_images-pil-same-size",
+     lambda: check_images(_pil_images((10, 8), (10, 8))).shape == (2, 3, 8, 10)),
 ]
 for cls in SELECTORS:
     ACCEPTED += [(f"{cls.__name__}-numpy-Generator",
-                  lambda c=cls: c(random_state=np.random.default_rng(0)).fit(F).select(3).shape == (3,))]
+                  lambda c=cls: c(random_state=np.random.default_rng(0)).fit(F).select(3).shape
+                  == (3,))]
 for name in ("SeededKMeansPropagator", "CombinedPropagator"):
     ACCEPTED += [(f"{name}-numpy-Generator",
                   lambda n=name: PROPAGATORS[n]().set_params(random_state=np.random.default_rng(0))

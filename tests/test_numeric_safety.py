@@ -222,8 +222,8 @@ def test_ambiguous_float_image_layout_raises_instead_of_guessing():
 # item 8: errors that name the argument; a numpy Generator as random_state
 # ---------------------------------------------------------------------------------------
 def test_one_dimensional_X_names_X_and_the_expected_shape():
-    with pytest.raises(ValueError, match=r"^X must be a 2-D array of shape \(n_samples, n_features\), "
-                                         r"got a 1-D input of shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"^X must be a 2-D array of shape "
+                                         r"\(n_samples, n_features\), got a 1-D input of shape \(5,\)"):
         check_features(np.arange(5.0))
     with pytest.raises(ValueError, match=r"^X must be 4-D images.*shape \(5,\)"):
         check_images(np.arange(5.0))
@@ -268,7 +268,8 @@ def test_selectors_accept_a_numpy_generator(name):
         cls(random_state="seven").fit(F)  # fails in fit, not later in select
 
 
-@pytest.mark.parametrize("cls", [SeededKMeansPropagator, CombinedPropagator], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [SeededKMeansPropagator, CombinedPropagator],
+                         ids=lambda c: c.__name__)
 def test_propagators_accept_a_numpy_generator(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

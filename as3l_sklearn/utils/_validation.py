@@ -319,9 +319,11 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
     has 1, 3 or 4 entries and both other image axes are larger (as ``plt.imread`` gives RGBA
     pictures). When both readings fit equally (both end axes have the same count of 1, 3 or
     4, e.g. shape ``(n, 3, 32, 3)``) a ``ValueError`` asks for the unambiguous flattened form
-    instead of guessing. A 2-D array is reshaped to ``(n,) + image_shape`` with ``image_shape = (C, H, W)``
-    (and scaled to ``[0, 1]`` when it is ``uint8``). A list of PIL images of one size and mode
-    is stacked (palette and other modes are converted to RGB or RGBA, bilevel to grayscale).
+    instead of guessing. A 2-D array is reshaped to ``(n,) + image_shape`` with
+    ``image_shape = (C, H, W)`` (and scaled to ``[0, 1]`` when it is ``uint8``). A list of PIL
+    images of one size and mode is stacked (palette and other modes are converted to RGB or
+    RGBA, bilevel to grayscale); a list of images of different sizes raises a ``ValueError``
+    naming the sizes.
 
     Parameters
     ----------
