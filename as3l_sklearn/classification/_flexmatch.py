@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ..utils._progress import print_line, progress_bar
 from ..utils._torch import (
     TorchPickleMixin,
     check_channels,
@@ -221,10 +222,18 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         Resume from the fitted network, its optimiser, its EMA and its step counter, and train up
         to ``max_iter`` total steps (raise ``max_iter`` to train longer). The training data must
         be the same.
-    random_state : int, RandomState or None, default=None
-        Seeds initialisation, batch sampling and augmentations (identical results on CPU).
+    random_state : int, RandomState, numpy Generator or None, default=None
+        Seeds initialisation, batch sampling and augmentations (identical results on CPU with
+        the same ``n_threads``). A ``Generator`` is accepted: one seed is drawn from it.
+    n_threads : int, "auto" or None, default="auto"
+        torch CPU threads used during ``fit`` and prediction (the caller's setting is restored
+        after); a fixed count keeps results independent of the caller's thread settings and
+        of joblib workers. ``"auto"``: ``min(4, os.cpu_count())``; ``None``: torch's current
+        setting.
     verbose : int, default=0
-        Progress lines at every ``eval_every`` steps when > 0.
+        0 silent; 1 shows one progress bar (tqdm, on stderr) over the steps of the fit, with
+        its ETA, loss and mask rate; 2 prints a line of the history every ``eval_every``
+        steps instead.
 
     Attributes
     ----------
@@ -248,6 +257,12 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
     image_shape_ : tuple (C, H, W)
     n_features_in_ : int
         Only set for 2-D input.
+    torch_settings_ : dict
+        What ``fit`` ran with: ``n_threads``, ``threads_fixed``, ``deterministic_algorithms``,
+        ``cudnn_deterministic``, ``device`` and ``torch_version``.
+    input_range_ : dict
+        The value scale of the training images; prediction warns with an
+        ``ImageRangeWarning`` when ``X`` is on another (e.g. float 0..255 after a uint8 fit).
 
     See Also
     --------
@@ -582,6 +597,9 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         start_time = time.perf_counter()
         interrupted = False
         step = self.n_iter_
+        # verbose=1: one bar over the steps of the fit (ETA); verbose>=2: a line per record
+        bar = progress_bar(max_iter, type(self).__name__, enabled=self.verbose == 1)
+        bar.update(step)
         try:
             while step < max_iter:
                 guided = prior_t is not None and (step < switch_iter or self.prior_mode == "update")
@@ -595,8 +613,10 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
                 window.append(result)
                 step += 1
                 self.n_iter_ = step
+                bar.update(1)
                 if step % eval_every == 0 or step == max_iter:
                     record = self._record(window, step, start_time, val_images, y_val_codes)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", mask=f"{record['mask_rate']:.2f}", refresh=False)
                     window = []
                     if val_images is not None and record["val_accuracy"] > self.best_score_:
                         self.best_score_ = record["val_accuracy"]
@@ -609,6 +629,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
                           f"{'best validation' if best_state is not None else 'last EMA'} weights; "
                           "fit again with warm_start=True to resume", RuntimeWarning)
         finally:
+            bar.close()
             self.status_ = status_t.cpu().numpy().copy()
             net.clear_training_data()
             self._monitor = None  # monitoring data is not part of the fitted model (or its pickle)
@@ -661,9 +682,9 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         self.net_.history.new_epoch()
         for key, value in record.items():
             self.net_.history.record(key, value)
-        if self.verbose:
+        if self.verbose >= 2:
             parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
-            print("[PriorGuidedFlexMatch] " + " ".join(parts), flush=True)
+            print_line("[PriorGuidedFlexMatch] " + " ".join(parts))
         return record
 
     # ------------------------------------------------------------------ predict

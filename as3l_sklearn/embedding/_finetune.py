@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..cluster import kmeans
 from ..utils import check_features, check_positive_int
+from ..utils._progress import print_line, progress_bar
 from ..utils._torch import check_random_state_or_generator, resolve_n_threads, torch_settings, torch_threads
 
 PREPROCESSING = ("whiten", "standardize", "l2", None)
@@ -92,13 +93,17 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with a ``ConvergenceWarning``.
     batch_size : int, default=256
         Mini-batch size (clipped to the number of samples).
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the k-means runs and the mini-batch order. Same value, same result.
     verbose : int, default=0
-        0 silent; 1 prints the loss after each epoch.
+        0 silent; 1 shows one progress bar (tqdm, on stderr) over the k-means runs and
+        epochs of the fit; 2 prints a line per k-means run and per epoch instead.
     device : str, default="auto"
         torch device for training the layer (``"auto"``: CUDA when available). The fitted
         transform is stored as numpy arrays and runs on CPU.
+    n_threads : int, "auto" or None, default="auto"
+        torch CPU threads used to train the layer (the caller's setting is restored after).
+        ``"auto"``: ``min(4, os.cpu_count())``; ``None``: torch's current setting.
 
     Attributes
     ----------
@@ -124,6 +129,8 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Eq. 1 on the training set before training (first entry) and after each epoch.
     n_iter_ : int
         Number of epochs run.
+    torch_settings_ : dict
+        What the layer was trained with (threads, device, torch version).
 
     See Also
     --------
@@ -279,20 +286,28 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         G = self._fit_conditioning(F)
         self.n_components_ = G.shape[1]
 
-        centers, labels = [], []
-        for run in range(self.n_runs):
-            result = kmeans(G, n_clusters, random_state=rng.randint(2**31 - 1))
-            centers.append(result.centers)
-            labels.append(result.labels)
-            if self.verbose:
-                print(f"[ClusterFineTuner] k-means run {run + 1}/{self.n_runs}: inertia {result.inertia:.4g}")
-        self.cluster_centers_ = np.stack(centers).astype(np.float32)
-        self.labels_ = np.stack(labels, axis=1).astype(np.int64)
+        # verbose=1: one bar for the whole fit (k-means runs, then epochs), not a line per epoch
+        self._bar = progress_bar(self.n_runs + self.max_epochs, type(self).__name__, enabled=self.verbose == 1,
+                                 unit="it")
+        try:
+            centers, labels = [], []
+            for run in range(self.n_runs):
+                result = kmeans(G, n_clusters, random_state=rng.randint(2**31 - 1))
+                centers.append(result.centers)
+                labels.append(result.labels)
+                self._bar.update(1)
+                if self.verbose >= 2:
+                    print_line(f"[ClusterFineTuner] k-means run {run + 1}/{self.n_runs}: inertia {result.inertia:.4g}")
+            self.cluster_centers_ = np.stack(centers).astype(np.float32)
+            self.labels_ = np.stack(labels, axis=1).astype(np.int64)
 
-        n_threads = resolve_n_threads(self.n_threads)
-        # CPU results depend on the thread count: train with a fixed one, restore the caller's after
-        with torch_threads(n_threads):
-            self._train_layer(G, device, int(rng.randint(2**31 - 1)))
+            n_threads = resolve_n_threads(self.n_threads)
+            # CPU results depend on the thread count: train with a fixed one, restore the caller's after
+            with torch_threads(n_threads):
+                self._train_layer(G, device, int(rng.randint(2**31 - 1)))
+        finally:
+            self._bar.close()
+            del self._bar  # not part of the fitted model
         self.torch_settings_ = torch_settings(n_threads, device)
         return self
 
@@ -354,6 +369,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 return float(((layer(inputs) - targets) ** 2).sum(dim=1).mean()) + spread
 
         curve = [full_loss()]
+        bar = getattr(self, "_bar", None)  # set by fit
         for epoch in range(int(self.max_epochs)):
             order = torch.randperm(n_samples, generator=generator).to(device)
             for start in range(0, n_samples, batch_size):
@@ -366,11 +382,16 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             curve.append(full_loss())
             # the identity start is a feasible point: ending far above it means divergence
             if not np.isfinite(curve[-1]) or curve[-1] > 10 * curve[0] + 1e-6:
-                if self.verbose:
-                    print(f"[ClusterFineTuner] diverged at epoch {epoch + 1} (loss {curve[-1]:.3g})")
+                if self.verbose >= 2:
+                    print_line(f"[ClusterFineTuner] diverged at epoch {epoch + 1} (loss {curve[-1]:.3g})")
+                if bar is not None:  # the restart trains max_epochs more epochs
+                    bar.total += int(self.max_epochs)
                 return None, None
-            if self.verbose:
-                print(f"[ClusterFineTuner] epoch {epoch + 1}/{self.max_epochs}: Eq. 1 loss {curve[-1]:.5g}")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{curve[-1]:.4g}", refresh=False)
+            if self.verbose >= 2:
+                print_line(f"[ClusterFineTuner] epoch {epoch + 1}/{self.max_epochs}: Eq. 1 loss {curve[-1]:.5g}")
         return layer, curve
 
     # ------------------------------------------------------------------ transform

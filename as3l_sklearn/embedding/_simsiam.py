@@ -11,19 +11,21 @@ from __future__ import annotations
 import copy
 import itertools
 import numbers
+import sys
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, PassthroughScoring, ProgressBar
+from skorch.callbacks import Callback, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 
 from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
+from ..utils._progress import is_terminal, progress_bar, strip_ansi
 from ..utils._torch import (
     TorchPickleMixin,
     check_channels,
@@ -235,6 +237,46 @@ class _SimSiamNet(NeuralNet):
         state.pop("_aug_generator", None)
         return state
 
+    def get_default_callbacks(self):
+        # skorch's table, without its colour codes when stdout is not a terminal
+        return [(name, _PlainPrintLog() if name == "print_log" else callback)
+                for name, callback in super().get_default_callbacks()]
+
+
+class _PlainPrintLog(PrintLog):
+    """skorch's per-epoch table; ANSI colour codes only when stdout is a terminal."""
+
+    def format_row(self, row, key, color):
+        text = super().format_row(row, key, color)
+        if isinstance(text, str) and not is_terminal(sys.stdout):
+            return strip_ansi(text)
+        return text
+
+
+class _StepProgress(Callback):
+    """One tqdm bar over the optimizer steps of a whole fit, with the last epoch's loss."""
+
+    def __init__(self, total_steps, desc):
+        self.total_steps = total_steps
+        self.desc = desc
+
+    def on_train_begin(self, net, **kwargs):
+        self.bar_ = progress_bar(self.total_steps, self.desc)
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and getattr(self, "bar_", None) is not None:
+            self.bar_.update(1)
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1].get("train_loss") if len(net.history) else None
+        if loss is not None and getattr(self, "bar_", None) is not None:
+            self.bar_.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def on_train_end(self, net, **kwargs):
+        if getattr(self, "bar_", None) is not None:
+            self.bar_.close()
+        self.bar_ = None  # a tqdm object has no place in the fitted model's pickle
+
 
 def step_learning_rate(step: int, base_lr: float, total_steps: int, warmup_steps: int) -> float:
     """Learning rate at optimizer step ``step`` (0-based): linear warm-up, then cosine to 0.
@@ -242,12 +284,12 @@ def step_learning_rate(step: int, base_lr: float, total_steps: int, warmup_steps
     Examples
     --------
     >>> [round(step_learning_rate(s, 0.1, 10, 2), 4) for s in (0, 1, 2, 6, 9)]
-    [0.05, 0.1, 0.1, 0.05, 0.0024]
+    [0.05, 0.1, 0.1, 0.05, 0.0038]
     """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return base_lr * 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0)))
+    return float(base_lr * 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0))))
 
 
 class _StepLR(Callback):
@@ -411,7 +453,8 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         entry may be ``-1``, inferred from the number of features as in ``numpy.reshape``.
         Flattened ``uint8`` values are scaled to [0, 1] like uint8 images; float values are fed as they are.
     memory : str, joblib.Memory or None, default=None
-        Caches :meth:`transform` results (keyed on the trained weights and the images).
+        Caches :meth:`transform` results, keyed on the images and a digest of the weights
+        as they are at the call (so ``net_.load_params`` never returns stale features).
     augment : "auto", "grayscale", "rgb", "simsiam" or callable, default="auto"
         How a random view is drawn (:class:`as3l_sklearn.augment.SimSiamAugment`):
         ``"grayscale"`` is the recipe measured on small grayscale images, ``"rgb"`` (same as
@@ -426,12 +469,20 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         the device is CUDA). Ignored on CPU.
     callbacks : list of (name, skorch.callbacks.Callback) or None, default=None
         Extra skorch callbacks for the training loop (e.g. checkpoints, early stopping).
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds weight initialisation, batch order and augmentations; on CPU the same value
-        gives the same features. torch's global generator is left as it was.
+        (and the same ``n_threads``) gives the same features. A ``Generator`` is accepted: one
+        seed is drawn from it. torch's global generator is left as it was.
+    n_threads : int, "auto" or None, default="auto"
+        torch CPU threads used during ``fit`` and ``transform`` (the caller's setting is
+        restored after). CPU results depend on the thread count, so a fixed count makes the
+        same seed give the same weights whatever the caller set, in a joblib worker
+        (``GridSearchCV(n_jobs=2)``) or not. ``"auto"``: ``min(4, os.cpu_count())``;
+        ``None``: keep torch's current setting (then not reproducible across callers).
     verbose : int, default=0
-        0 silent; 1 prints a line per epoch (loss and the monitors below); 2 adds skorch's
-        progress bar over the batches.
+        0 silent; 1 shows one progress bar (tqdm, on stderr) over the optimizer steps of the
+        fit, with its ETA and the last epoch's loss; 2 prints skorch's table, a row per epoch
+        (loss and the monitors below), without colour codes when stdout is not a terminal.
 
     Attributes
     ----------
@@ -465,7 +516,15 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
     backbone_ : str
         The architecture name ``"auto"`` resolved to (``"custom"`` for a module).
     device_ : str
-        Device the network was trained on.
+        Device the network runs on: the training device, or ``"cpu"`` after a model fitted on
+        CUDA was unpickled where CUDA is missing (a ``CUDAToCPUWarning`` says so).
+    torch_settings_ : dict
+        What ``fit`` ran with: ``n_threads``, ``threads_fixed``, ``deterministic_algorithms``,
+        ``cudnn_deterministic``, ``device`` and ``torch_version`` (see ``docs/embedding.md``,
+        "Reproducibility").
+    input_range_ : dict
+        The value scale of the training images (``uint8`` or not, ``min``, ``max`` after
+        scaling); ``transform`` warns with an ``ImageRangeWarning`` when ``X`` is on another.
 
     See Also
     --------
@@ -784,8 +843,9 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         ]
         if monitor is not None:
             callbacks.append(("knn_monitor", _KNNMonitor(*self._check_monitor(monitor), k=20)))
-        if self.verbose >= 2:
-            callbacks.append(("progress_bar", ProgressBar()))
+        if self.verbose == 1:
+            # one bar for the whole fit (total steps, ETA) instead of a table row per epoch
+            callbacks.append(("step_progress", _StepProgress(max_steps, type(self).__name__)))
         callbacks += settings["callbacks"]
 
         devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
@@ -815,7 +875,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
                 train_split=None,
                 callbacks=callbacks,
                 device=device,
-                verbose=int(self.verbose >= 1),
+                verbose=int(self.verbose >= 2),  # skorch's per-epoch table
                 amp=amp,
                 augment_seed=augment_seed,
                 channels_last=channels_last,

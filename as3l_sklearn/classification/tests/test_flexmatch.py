@@ -378,3 +378,19 @@ def test_monitor_data_never_chooses_the_weights():
         pickle.loads(pickle.dumps(monitored))._monitor is None
     with pytest.raises(ValueError, match="X_monitor and y_monitor"):
         PriorGuidedFlexMatchClassifier(**params).fit(X, y, X_monitor=X)
+
+
+@pytest.mark.parametrize("estimator", [PriorGuidedFlexMatchClassifier, SupervisedClassifier])
+def test_verbose_1_shows_one_bar_per_fit(estimator, capsys):
+    # before: verbose=1 printed a history line every eval_every steps and no total or ETA
+    X, y = _bars(24)[:2]
+    partial = np.full(24, -1)
+    partial[:4] = y[:4]
+    params = {k: v for k, v in TINY.items() if k in estimator().get_params()}
+    estimator(max_iter=10, eval_every=2, random_state=0, verbose=1, **params).fit(X, partial)
+    out, err = capsys.readouterr()
+    assert out == "" and "\x1b[" not in err
+    assert err.count("\n") == 1 and err.count("\r") <= 3 and "10/10" in err and estimator.__name__ in err
+    estimator(max_iter=10, eval_every=2, random_state=0, verbose=2, **params).fit(X, partial)
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 5 and err == ""

@@ -176,3 +176,15 @@ def test_divergent_lr_restarts_with_a_smaller_step_and_warns():
         fine = _fast(lr=50.0).fit(X)
     assert np.isfinite(fine.transform(X)).all()
     assert fine.loss_curve_[-1] < fine.loss_curve_[0]
+
+
+def test_verbose_1_shows_one_bar_and_verbose_2_plain_lines(capsys):
+    # before: verbose=1 printed a line per k-means run and per epoch (46 lines for a 0.2 s fit)
+    X, _ = _blobs()
+    _fast(verbose=1).fit(X)
+    out, err = capsys.readouterr()
+    assert out == "" and "\x1b[" not in err
+    assert err.count("\n") == 1 and err.count("\r") <= 3 and "ClusterFineTuner" in err and "13/13" in err  # 3 runs + 10 epochs
+    _fast(verbose=2).fit(X)
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 3 + 10 and err == ""

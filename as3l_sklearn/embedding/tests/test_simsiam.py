@@ -406,3 +406,31 @@ def test_cuda_fit_pickles_and_transforms(digits):
     embedder = _small(device="cuda", max_epochs=1).fit(X)
     restored = pickle.loads(pickle.dumps(embedder))
     np.testing.assert_allclose(restored.transform(X), embedder.transform(X), rtol=1e-3, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- progress (issue 13 item 5)
+def test_verbose_1_shows_one_bar_per_fit_without_ansi_codes(digits, capsys):
+    # before: a skorch table row per epoch on stdout, with ANSI colour codes in a log file
+    X, _ = digits
+    _small(max_epochs="auto", max_steps=12, batch_size=16, verbose=1).fit(X)
+    out, err = capsys.readouterr()
+    assert "\x1b[" not in out + err
+    assert out == ""  # the bar is on stderr, nothing else is printed
+    # one line, refreshed in place a few times (every 30 s off a terminal, plus start and end)
+    assert err.count("\n") == 1 and err.count("\r") <= 3
+    assert "SimSiamEmbedder" in err and "12/12" in err
+
+
+def test_verbose_2_prints_plain_epoch_rows_when_not_a_terminal(digits, capsys):
+    X, _ = digits
+    _small(max_epochs=3, verbose=2).fit(X)
+    out, err = capsys.readouterr()
+    assert "\x1b[" not in out + err
+    assert "train_loss" in out and len(out.strip().splitlines()) == 2 + 3  # header, rule, 3 epochs
+
+
+def test_verbose_0_is_silent(digits, capsys):
+    X, _ = digits
+    _small(max_epochs=1).fit(X)
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
