@@ -229,7 +229,7 @@ def _png(fig) -> bytes:
 
 
 def make_figures(f_fine, indices, colour_labels, priors, truth_of_unlabeled, unlabeled, classes,
-                 curves) -> list[Figure]:
+                 curves, colour_by_truth=True) -> list[Figure]:
     """The figures that have data: the embedding map always, the reliability diagram when the
     true labels of unlabeled images are known, the learning curve when there is a monitored
     test set. Empty list when matplotlib is missing."""
@@ -251,7 +251,8 @@ def make_figures(f_fine, indices, colour_labels, priors, truth_of_unlabeled, unl
     _, codes = np.unique(np.asarray(colour_labels).astype(str), return_inverse=True)
     ax.scatter(coords[:, 0], coords[:, 1], c=codes, cmap="tab10", s=4, alpha=0.5)
     ax.scatter(coords[indices, 0], coords[indices, 1], c="black", marker="*", s=120, label="selected")
-    ax.set_title("Fine-tuned features (PCA), selected images marked")
+    ax.set_title("Fine-tuned features (PCA), selected images marked\n"
+                 + ("colour: true class" if colour_by_truth else "colour: prior pseudo-label"), fontsize=10)
     ax.legend(loc="best")
     figures.append(Figure("embedding_map.png", "Embedding map", _png(fig)))
 

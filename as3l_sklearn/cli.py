@@ -105,6 +105,12 @@ def _device(text: str) -> str:
 
 
 def _class_list(text: str) -> list:
+    if Path(text).is_file():  # a class_names.txt: one name per line
+        try:
+            lines = Path(text).read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"cannot read the class list {text}: {exc}") from None
+        text = ",".join(line.strip() for line in lines if line.strip())
     names = [name.strip() for name in text.split(",")]
     if len(names) < 2 or any(not name for name in names) or len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(
@@ -176,8 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the selected images, DIR/selection.csv and a Label Studio task "
                          "file to label, then stop")
     io.add_argument("--classes", type=_class_list, default=None, metavar="A,B,C",
-                    help="the class names labellers may use (default: DIR/class_names.txt beside "
-                         "--annotations, or the data set's own)")
+                    help="the class names labellers may use, or a text file with one per line "
+                         "(default: class_names.txt beside --annotations, or the data set's own)")
     io.add_argument("--output", default="runs/as3l", help="folder for the results (default runs/as3l)")
     io.add_argument("--overwrite", action="store_true",
                     help="replace the results of an earlier run in --output or --export-annotations")
@@ -808,10 +814,11 @@ def write_reports(args, report: dict, state: dict, stages: _Stages) -> None:
     figures = []
     if "figure_data" in state:
         f_fine, indices, y_true, priors, evaluable, classes = state["figure_data"]
-        colours = y_true if y_true is not None else np.zeros(len(f_fine))
+        # true classes when known, else the prior pseudo-labels
+        colours = y_true if y_true is not None else np.asarray(priors).argmax(axis=1)
         figures = outputs.make_figures(f_fine, indices, colours, priors,
                                        y_true[evaluable] if y_true is not None else None, evaluable,
-                                       classes, state.get("curves", {}))
+                                       classes, state.get("curves", {}), colour_by_truth=y_true is not None)
     thumbnails = []
     if "selection" in state and "images" in state:
         files, indices = state["selection"]

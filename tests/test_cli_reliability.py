@@ -283,3 +283,11 @@ def test_outputs_inside_the_input_folder_are_refused(tmp_path, capsys):
     assert main(TINY + ["--dataset", "folder", str(tmp_path / "photos"), "--export-annotations",
                         str(tmp_path / "photos" / "to_label"), "--output", str(tmp_path / "run")]) == 2
     assert "inside PATH" in capsys.readouterr().err
+
+
+def test_classes_from_a_file(tmp_path):
+    names = tmp_path / "class_names.txt"
+    names.write_text("shirt\nshoe\n\nbag\n")
+    args = cli.build_parser().parse_args(["--classes", str(names)])
+    assert args.classes == ["shirt", "shoe", "bag"]
+    assert cli.build_parser().parse_args(["--classes", "a, b"]).classes == ["a", "b"]
