@@ -42,6 +42,9 @@ MIN_STEPS = 20
 #: the classifier is the first result the user waits for)
 SIMSIAM_MAX_SHARE = 0.35
 
+#: a re-planned FlexMatch length within this fraction of the planned one keeps the plan
+REPLAN_TOLERANCE = 0.1
+
 #: time budgets in seconds of the presets; None means the estimators' full defaults
 PRESETS = {
     "fast": {"cpu": 180.0, "cuda": 900.0},
@@ -190,5 +193,8 @@ def replan_flexmatch(plan: Plan, elapsed: float, simsiam_seconds: float):
     slowdown = min(max(simsiam_seconds / estimated, 0.1), 50.0)
     still_to_come = plan.seconds.get("monitor test accuracy", 0.0) * slowdown
     left = plan.time_budget - elapsed - still_to_come
-    steps = int(left / (plan.flexmatch_seconds_per_step * slowdown))
-    return int(min(plan.default_flexmatch_steps, max(MIN_STEPS, steps))), slowdown
+    steps = int(min(plan.default_flexmatch_steps,
+                    max(MIN_STEPS, left / (plan.flexmatch_seconds_per_step * slowdown))))
+    if abs(steps - plan.flexmatch_steps) <= REPLAN_TOLERANCE * plan.flexmatch_steps:
+        return plan.flexmatch_steps, slowdown  # within the estimate's own noise: keep the plan
+    return steps, slowdown
