@@ -174,3 +174,17 @@ def test_memory_cache_follows_the_weights(tmp_path):
     with mock.patch("as3l_sklearn.embedding._simsiam._SimSiamNet.forward",
                     side_effect=AssertionError("recomputed")):
         np.testing.assert_array_equal(first.transform(X), expected)
+
+
+@pytest.mark.parametrize("name", ["SimSiamEmbedder", "SupervisedClassifier"])
+def test_net_alone_loads_without_cuda_and_stores_its_module_once(fitted, name):
+    # the skorch net pickled on its own (e.g. by a callback or a user) maps to the CPU too:
+    # its module parameter *is* module_, stored once inside skorch's map-to-CPU block
+    X, models = fitted
+    net = models[name].net_
+    reloaded = _loaded_without_cuda(_pickled_as_if_on_cuda(net))
+    assert reloaded.module is reloaded.module_
+    # before: the module param was pickled a second time beside module_, outside skorch's block
+    assert not isinstance(net.__getstate__()["module"], torch.nn.Module)
+    np.testing.assert_array_equal(_output(pickle.loads(pickle.dumps(models[name])), X, None),
+                                  _output(models[name], X, None))

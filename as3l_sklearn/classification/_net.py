@@ -23,6 +23,8 @@ from skorch import NeuralNet
 from torch import nn
 from torch.nn import functional as F
 
+#: placeholder for the net's ``module`` parameter in its pickle when it is ``module_`` itself
+SAME_AS_MODULE_ = "<same as module_>"
 UNUSED = -1  # learning status of an unlabeled sample never predicted with confidence >= tau
 
 
@@ -263,7 +265,17 @@ class FlexMatchNet(NeuralNet):
         state = super().__getstate__()
         state.pop("_data", None)
         state.pop("_scaler", None)
+        if state.get("module") is self.__dict__.get("module_"):
+            # the module instance is module_, which skorch stores already (mapped to the CPU
+            # where CUDA is missing): keep one copy in the pickle
+            state["module"] = SAME_AS_MODULE_
         return state
+
+    def __setstate__(self, state):
+        same = isinstance(state.get("module"), str) and state["module"] == SAME_AS_MODULE_
+        super().__setstate__(state)
+        if same:
+            self.__dict__["module"] = self.module_
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):

@@ -64,6 +64,10 @@ COLLAPSE_THRESHOLD = 0.02
 MONITOR_SAMPLES = 512
 
 
+#: placeholder for a net's ``module`` parameter in its pickle when it is ``module_`` itself
+SAME_AS_MODULE_ = "<same as module_>"
+
+
 class CollapseWarning(UserWarning):
     """The encoder's features collapsed: every image maps to (nearly) the same direction."""
 
@@ -235,7 +239,17 @@ class _SimSiamNet(NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_aug_generator", None)
+        if state.get("module") is self.__dict__.get("module_"):
+            # the module was handed over as an instance and trained in place: skorch already
+            # stores it (mapped to the CPU where CUDA is missing) as module_; don't store it twice
+            state["module"] = SAME_AS_MODULE_
         return state
+
+    def __setstate__(self, state):
+        same = isinstance(state.get("module"), str) and state["module"] == SAME_AS_MODULE_
+        super().__setstate__(state)
+        if same:
+            self.__dict__["module"] = self.module_
 
     def get_default_callbacks(self):
         # skorch's table, without its colour codes when stdout is not a terminal

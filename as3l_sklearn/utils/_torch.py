@@ -290,7 +290,8 @@ class TorchPickleMixin:
             state = self.__dict__.copy()
         version = state.pop("_sklearn_version", None)
         buffer = io.BytesIO()
-        torch.save(state, buffer)
+        # protocol 4: torch's default (2) writes the bytes skorch nests in its nets at ~1.5x their size
+        torch.save(state, buffer, pickle_protocol=4)
         packed = {"_torch_state": buffer.getvalue(), "_torch_device": self._torch_fit_device()}
         if version is not None:
             packed["_sklearn_version"] = version
