@@ -188,3 +188,18 @@ def test_net_alone_loads_without_cuda_and_stores_its_module_once(fitted, name):
     assert not isinstance(net.__getstate__()["module"], torch.nn.Module)
     np.testing.assert_array_equal(_output(pickle.loads(pickle.dumps(models[name])), X, None),
                                   _output(models[name], X, None))
+
+
+def test_the_persistence_page_example_runs(tmp_path, monkeypatch):
+    """docs/persistence.md's code block runs as written (it saves files in the working directory)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "persistence.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        exec(compile(blocks[0], "docs/persistence.md", "exec"), {"__name__": "persistence_example"})
+    assert (tmp_path / "classifier.joblib").exists() and (tmp_path / "encoder.pt").exists()
