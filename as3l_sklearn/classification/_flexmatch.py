@@ -694,7 +694,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
 
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        with torch_threads(resolve_n_threads(self.n_threads)):
+        # getattr: models pickled before n_threads existed keep the caller's setting
+        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
             logits = self.net_.predict_logits(images)
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
@@ -710,7 +711,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         """
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        with torch_threads(resolve_n_threads(self.n_threads)):
+        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
             return self.net_.predict_logits(images, features=True).numpy()
 
     def score(self, X, y, sample_weight=None):

@@ -964,7 +964,8 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)
-        with torch_threads(resolve_n_threads(self.n_threads)):
+        # getattr: models pickled before n_threads existed keep the caller's setting
+        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
             if self.memory is None:
                 return np.ascontiguousarray(_encode(None, images, self.net_), dtype=np.float32)
             encode = check_memory(self.memory).cache(_encode, ignore=["net"])
