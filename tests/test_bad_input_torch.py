@@ -169,3 +169,8 @@ def test_cross_val_score_with_plain_kfold_warns():
     with pytest.warns(UnlabeledInScoreWarning, match="SemiSupervisedKFold"):
         cross_val_score(make_pipeline(LinearEvaluationClassifier(embedder="passthrough")), features, y,
                         cv=KFold(2), error_score="raise")
+
+
+def test_validation_images_with_other_channels_name_X_val():
+    with pytest.raises(ValueError, match=r"^X_val has images .* 1 channel .* training images with 3 channels"):
+        _supervised().fit(RGB, Y, X_val=GRAY[:4], y_val=[0, 1, 0, 1])

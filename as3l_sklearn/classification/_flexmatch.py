@@ -651,6 +651,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
             return None, None
         images = self._check_X(X_eval, name=name_X)
         if tuple(images.shape[1:]) != tuple(self.image_shape_):
+            check_channels(images, self.image_shape_[0], type(self).__name__, name=name_X,
+                           fitted_on="given training")
             check_image_shape_consistent(images, self.image_shape_, name=name_X)
         codes = self._encode(y_eval, name_y)
         if len(codes) != len(images):
