@@ -590,6 +590,11 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
         "device": device,
         "interrupted": False,
     })
+    from .utils._distributed import get_distributed
+
+    context = get_distributed(device)
+    if context is not None:
+        report["distributed"] = context.as_report()
 
     data = stages.run("load data", load_data, args)
     X, y_true, files = data["X_train"], data["y_train"], data["files"]
@@ -691,6 +696,8 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
 
         flexmatch_steps, slowdown = replan_flexmatch(plan, sum(stages.seconds.values()),
                                                      stages.seconds["embed (SimSiam)"])
+        if context is not None:  # measured times differ per rank: all ranks train rank 0's plan
+            flexmatch_steps, slowdown = context.broadcast_object((flexmatch_steps, slowdown))
         if flexmatch_steps != plan.flexmatch_steps:
             stages.say(f"SimSiam ran {slowdown:.1f}x the estimated time; FlexMatch steps "
                        f"{plan.flexmatch_steps} -> {flexmatch_steps} to keep the time budget")
@@ -936,9 +943,9 @@ def main(argv: list[str] | None = None) -> int:
 
     0: done; 2: a user error (printed without a traceback); 130: stopped by Ctrl-C, with what
     was done written to ``--output`` and ``report.json`` marked ``"interrupted": true``.
+    Under ``torchrun`` every rank runs the chain with DDP training and rank 0 alone writes
+    (see :func:`_join_process_group`).
     """
-    from . import _cli_outputs as outputs
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "predict":
         return predict_main(argv[1:])
@@ -949,6 +956,56 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc)
 
+    try:
+        context, scratch = _join_process_group(args)
+    except (RuntimeError, ValueError) as exc:
+        print(f"as3l: error: could not join the torchrun process group: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _main(args, context)
+    finally:
+        if context is not None:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def _join_process_group(args):
+    """Under ``torchrun``: join the process group and make rank 0 alone write outputs.
+
+    Every rank runs the whole chain (selection and propagation are cheap and deterministic;
+    SimSiam and FlexMatch shard their batches with DDP), with the stage cache off so that no
+    rank skips a stage the others train. Ranks other than 0 are quiet and write into a
+    scratch folder removed at the end. Returns ``(context or None, scratch folder or None)``.
+    """
+    from .utils._distributed import get_distributed, launched_by_torchrun, resolve_distributed_device
+
+    if not launched_by_torchrun():
+        return None, None
+    context = get_distributed(args.resolved_device)
+    if context is None:
+        return None, None
+    args.resolved_device = resolve_distributed_device(args.resolved_device)
+    args.no_cache = True
+    scratch = None
+    if not context.is_main:
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix=f"as3l-rank{context.rank}-")
+        args.output = str(Path(scratch.name) / "output")
+        if args.export_annotations:
+            args.export_annotations = str(Path(scratch.name) / "export")
+        args.quiet = True
+    return context, scratch
+
+
+def _main(args, context) -> int:
+    from . import _cli_outputs as outputs
+
+    main_rank = context is None or context.is_main
     stages = _Stages(args.quiet)
     state: dict = {}
     locks = []
@@ -969,7 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
             report["stage_reached"] = stages.current
             _keep_partial_outputs(args, state)
             _finish(args, report, state, stages)
-            print(format_report(report))
+            if main_rank:
+                print(format_report(report))
             print(f"\nas3l: interrupted during '{stages.current}'; what was done is in {args.output}",
                   file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -983,6 +1041,8 @@ def main(argv: list[str] | None = None) -> int:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
         _interrupt_requested.clear()
+    if not main_rank:
+        return 0
     print(format_report(report))
     if args.export_annotations:
         print(f"\nreport written to {Path(args.output) / 'report.json'}; label the images in "

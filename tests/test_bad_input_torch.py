@@ -174,3 +174,43 @@ def test_cross_val_score_with_plain_kfold_warns():
 def test_validation_images_with_other_channels_name_X_val():
     with pytest.raises(ValueError, match=r"^X_val has images .* 1 channel .* training images with 3 channels"):
         _supervised().fit(RGB, Y, X_val=GRAY[:4], y_val=[0, 1, 0, 1])
+
+
+# ---------------------------------------------------------------- issue 12 leftovers
+def _pil_images(sizes):
+    Image = pytest.importorskip("PIL.Image")
+    return [Image.fromarray(RNG.randint(0, 256, (h, w), dtype=np.uint8)) for h, w in sizes]
+
+
+@pytest.mark.parametrize("make", [_embedder, _flexmatch, _supervised])
+def test_pil_images_of_different_sizes_name_X_and_the_sizes(make):
+    # before: numpy's "inhomogeneous shape" error from np.asarray(X).ndim
+    images = _pil_images([(8, 8)] * 31 + [(9, 8)])
+    args = () if make is _embedder else (Y,)
+    with pytest.raises(ValueError, match=r"X.*(size|shape)") as info:
+        make().fit(images, *args)
+    assert "inhomogeneous" not in str(info.value)
+
+
+@pytest.mark.parametrize("make", [_embedder, _flexmatch])
+def test_pil_images_of_one_size_are_stacked(make):
+    images = _pil_images([(8, 8)] * 32)
+    args = () if make is _embedder else (Y,)
+    model = make().fit(images, *args)
+    assert model.image_shape_ == (1, 8, 8)
+
+
+@pytest.mark.parametrize("make", [_embedder, _flexmatch, _supervised])
+def test_1d_X_names_X(make):
+    args = () if make is _embedder else (Y[:8],)
+    with pytest.raises(ValueError, match=r"Expected 2D array.*X has shape \(8,\).*Reshape your data"):
+        make().fit(np.arange(8.0), *args)
+
+
+@pytest.mark.parametrize("make", [_flexmatch, _supervised])
+def test_string_minus_one_marks_unlabeled_in_flexmatch(make):
+    # before: a str array holding "-1" was refused; check_partial_labels reads "-1" as unlabeled
+    y = np.array(["cat", "dog"] * 3 + ["-1"] * 26)  # a plain str array, as read from a CSV file
+    model = make().fit(GRAY, y)
+    assert list(model.classes_) == ["cat", "dog"]
+    assert set(model.predict(GRAY)) <= {"cat", "dog"}

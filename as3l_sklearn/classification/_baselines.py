@@ -93,8 +93,11 @@ class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimato
                 raise ValueError(f"X has {F.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input")
             return F
-        if np.asarray(X).ndim == 2 and fitting:
-            self.n_features_in_ = int(np.asarray(X).shape[1])
+        from ..utils._torch import images_before_array_checks
+
+        X = images_before_array_checks(X, "X")  # PIL lists, ragged and 1-D input: messages naming X
+        if np.ndim(X) == 2 and fitting:
+            self.n_features_in_ = int(np.shape(X)[1])
         images = check_images(X, image_shape=self.image_shape, name="X")
         if fitting:
             self.image_shape_ = tuple(images.shape[1:])
@@ -127,6 +130,9 @@ class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimato
         else:
             self.embedder_ = clone(self.embedder)
         if self.embedder_ is not None and not _is_fitted(self.embedder_):
+            from ..utils._torch import images_before_array_checks
+
+            X = images_before_array_checks(X, "X")
             images = check_images(X, image_shape=self.image_shape, name="X")
             self.embedder_.fit(images)
         n_samples = len(X) if hasattr(X, "__len__") else np.asarray(X).shape[0]
@@ -198,7 +204,7 @@ class SupervisedClassifier(PriorGuidedFlexMatchClassifier):
     Parameters
     ----------
     backbone, encoder, max_iter, batch_size, lr, momentum, nesterov, weight_decay, ema_decay, \
-eval_every, device, image_shape, warm_start, random_state, n_threads, verbose
+eval_every, device, image_shape, warm_start, callbacks, random_state, n_threads, verbose
         As for :class:`PriorGuidedFlexMatchClassifier`.
 
     Attributes
@@ -229,8 +235,8 @@ eval_every, device, image_shape, warm_start, random_state, n_threads, verbose
 
     def __init__(self, backbone="auto", encoder=None, max_iter="auto", batch_size=64, lr=0.03,
                  momentum=0.9, nesterov=True, weight_decay=5e-4, ema_decay=0.999, eval_every="auto",
-                 device="auto", image_shape=None, warm_start=False, random_state=None, n_threads="auto",
-                 verbose=0):
+                 device="auto", image_shape=None, warm_start=False, callbacks=None, random_state=None,
+                 n_threads="auto", verbose=0):
         self.backbone = backbone
         self.encoder = encoder
         self.max_iter = max_iter
@@ -244,6 +250,7 @@ eval_every, device, image_shape, warm_start, random_state, n_threads, verbose
         self.device = device
         self.image_shape = image_shape
         self.warm_start = warm_start
+        self.callbacks = callbacks
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose

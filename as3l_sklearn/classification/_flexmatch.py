@@ -9,13 +9,15 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from skorch.callbacks import Callback
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ..utils._progress import print_line, progress_bar
+from ..utils._progress import print_line
 from ..utils._torch import (
     TorchPickleMixin,
     check_channels,
     image_range,
+    images_before_array_checks,
     resolve_device,
     resolve_n_threads,
     seed_torch,
@@ -30,6 +32,7 @@ from ..utils._validation import (
     check_images,
     check_partial_labels,
     check_positive_int,
+    unlabeled_mask,
 )
 
 #: The paper trains 112 x 1024 steps with the prior switched off after T = 6900 (section 4.1),
@@ -71,12 +74,7 @@ def _check_target(y, n_samples, *, name="y"):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)  # scikit-learn's DataConversionWarning
-    if y.dtype.kind in "US":
-        # plain string arrays cannot hold the integer -1: all samples are labeled
-        if np.any(y == "-1"):
-            raise ValueError(f"{name} is a string array containing '-1'; mark unlabeled samples among string "
-                             "labels with the integer -1 in an object array")
-        y = y.astype(object)
+    # string arrays: "-1" marks unlabeled samples, as everywhere (check_partial_labels)
     if y.dtype.kind == "c":
         raise ValueError(f"Complex data not supported: {name} has dtype {y.dtype}")
     if y.dtype.kind == "f" and y.ndim == 1 and np.isfinite(y).all() and not np.all(y == np.round(y)):
@@ -222,6 +220,14 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         Resume from the fitted network, its optimiser, its EMA and its step counter, and train up
         to ``max_iter`` total steps (raise ``max_iter`` to train longer). The training data must
         be the same.
+    callbacks : list of (name, skorch.callbacks.Callback) or None, default=None
+        Extra skorch callbacks for the training loop, which is skorch's own ``fit_loop``: one
+        skorch epoch is ``eval_every`` steps (ending at a history record), one batch one step.
+        ``net_.history`` holds per epoch the ``history_`` record's keys besides skorch's
+        ``train_loss``, so e.g. ``EarlyStopping(monitor="val_accuracy", lower_is_better=False)``
+        or ``Checkpoint(monitor="val_accuracy_best")`` work as on any skorch net. Names
+        starting with ``flexmatch_`` and skorch's ``epoch_timer``/``train_loss`` plus our
+        ``lr_schedule``/``ema`` are taken.
     random_state : int, RandomState, numpy Generator or None, default=None
         Seeds initialisation, batch sampling and augmentations (identical results on CPU with
         the same ``n_threads``). A ``Generator`` is accepted: one seed is drawn from it.
@@ -263,6 +269,9 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
     input_range_ : dict
         The value scale of the training images; prediction warns with an
         ``ImageRangeWarning`` when ``X`` is on another (e.g. float 0..255 after a uint8 fit).
+    distributed_ : dict or None
+        ``{"world_size": N, "backend": ...}`` when ``fit`` ran under ``torchrun`` with DDP
+        (every rank ends with the same fitted estimator), else ``None``.
 
     See Also
     --------
@@ -292,7 +301,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
                  switch_iter="auto", update_every="auto", max_iter="auto", batch_size=64, mu=7,
                  lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
                  weight_decay=5e-4, ema_decay=0.999, eval_every="auto", device="auto",
-                 image_shape=None, warm_start=False, random_state=None, n_threads="auto", verbose=0):
+                 image_shape=None, warm_start=False, callbacks=None, random_state=None, n_threads="auto",
+                 verbose=0):
         self.backbone = backbone
         self.encoder = encoder
         self.prior = prior
@@ -314,6 +324,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         self.device = device
         self.image_shape = image_shape
         self.warm_start = warm_start
+        self.callbacks = callbacks
         self.random_state = random_state
         self.n_threads = n_threads
         self.verbose = verbose
@@ -387,8 +398,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         for index, label in enumerate(self.classes_):
             codes[y_like == label] = index
         unknown = codes < 0
-        if y_like.dtype == object or y_like.dtype.kind in "iu":
-            allowed_unlabeled = np.array([isinstance(v, numbers.Integral) and v == -1 for v in y_like])
+        if y_like.dtype == object or y_like.dtype.kind in "iuUS":
+            allowed_unlabeled = unlabeled_mask(y_like)  # -1, or the string "-1"
         else:
             allowed_unlabeled = np.zeros(len(y_like), dtype=bool)
         if name == "y_val":
@@ -416,15 +427,15 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         return ClassifierModule(backbone, n_classes, out_dim=getattr(backbone, "out_dim", None)
                                 or _infer_dim(backbone, image_shape))
 
-    def _make_net(self, module, device, max_iter):
+    def _make_net(self, module, device, max_iter, eval_every, callbacks):
         from ._net import FlexMatchNet
 
         return FlexMatchNet(
             module, mu=int(self.mu), lambda_u=float(self.lambda_u), tau=float(self.tau),
             threshold_warmup=bool(self.threshold_warmup), ema_decay=float(self.ema_decay),
             weight_decay=float(self.weight_decay), momentum=float(self.momentum),
-            nesterov=bool(self.nesterov), max_iter=max_iter, lr=float(self.lr),
-            batch_size=int(self.batch_size), device=device, verbose=0,
+            nesterov=bool(self.nesterov), max_iter=max_iter, eval_every=eval_every, lr=float(self.lr),
+            batch_size=int(self.batch_size), device=device, verbose=0, callbacks=list(callbacks),
         )
 
     def _fit_prior_estimator(self, X, y, n_samples):
@@ -500,8 +511,15 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
     def _fit(self, X, y, prior_proba, X_val, y_val, y_true, X_monitor, y_monitor):
         import torch
 
+        from ..utils._distributed import get_distributed, resolve_distributed_device
+
         device = resolve_device(self.device)
+        # under torchrun: join (or create) the process group; "cuda" is then this rank's GPU
+        context = get_distributed(device)
+        if context is not None:
+            device = resolve_distributed_device(device)
         max_iter, switch_iter, update_every, eval_every = self._validate_params_(device)
+        X = images_before_array_checks(X, "X")  # a PIL list once, not again for every check below
         images = self._check_X(X)
         n_samples = images.shape[0]
         if self.encoder is not None:
@@ -546,11 +564,14 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
                 raise ValueError(f"y_true has {len(true_codes)} labels but X has {n_samples} samples")
 
         from ..augment import StrongAugment, WeakAugment
+        from ..nn._callbacks import StepProgress
+        from ._net import count_records
 
+        user_callbacks = self._check_callbacks()
         if not resume:
             seed = seed_torch(self.random_state)  # initialisation of the head (and a named backbone)
             module = self._build_module(n_classes, self.image_shape_)
-            self.net_ = self._make_net(module, device, max_iter).initialize()
+            self.net_ = self._make_net(module, device, max_iter, eval_every, user_callbacks).initialize()
             self.n_iter_ = 0
             self.status_ = np.full(n_samples, -1, dtype=np.int64)
             self.history_ = []
@@ -560,6 +581,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
             self._rng_seed = int(seed)
         else:
             self.net_.max_iter = max_iter
+            self.net_.eval_every = eval_every
             if prior is not None:
                 self.prior_ = prior
             if getattr(self, "_last_ema_state", None) is not None:
@@ -568,6 +590,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
                 self.net_.ema_module_.load_state_dict(self._last_ema_state)
         self.max_iter_, self.switch_iter_, self.update_every_, self.eval_every_ = (
             max_iter, switch_iter, update_every, eval_every)
+        self.distributed_ = None if context is None else context.as_report()
         net = self.net_
 
         side = self.image_shape_[1:]
@@ -575,8 +598,12 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
             weak, strong = WeakAugment(image_size=side), StrongAugment(image_size=side)
         else:  # images under 2 px (feature vectors read as 1 x 1 x d) cannot be cropped or rotated
             weak = strong = _identity_view
-        # the generator continues deterministically on resume (seeded by the step counter)
+        # the generator continues deterministically on resume (seeded by the step counter); it
+        # draws the batches identically on every rank, the augmentations differ per rank
         generator = torch_generator(self._rng_seed + self.n_iter_)
+        aug_generator = None
+        if context is not None:
+            aug_generator = torch_generator(self._rng_seed + self.n_iter_ + 1_000_003 * (context.rank + 1))
         data_device = device if device.startswith("cuda") else "cpu"
         images_t = torch.from_numpy(images).to(data_device)
         status_t = torch.from_numpy(self.status_.copy()).to(data_device)
@@ -590,49 +617,42 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         true_t = None if true_codes is None else torch.from_numpy(true_codes)
         net.set_training_data(images=images_t, y_labeled=y_t, labeled_idx=labeled_idx, weak=weak,
                               strong=strong, generator=generator, status=status_t, prior=prior_t,
-                              y_true=true_t)
+                              y_true=true_t, aug_generator=aug_generator)
+        net.set_distributed(context)
 
         best_state = previous_best if resume and getattr(self, "_last_ema_state", None) is not None else None
-        window = []
-        start_time = time.perf_counter()
-        interrupted = False
-        step = self.n_iter_
-        # verbose=1: one bar over the steps of the fit (ETA); verbose>=2: a line per record
-        bar = progress_bar(max_iter, type(self).__name__, enabled=self.verbose == 1)
-        bar.update(step)
+        # the estimator's part of the loop, as skorch callbacks (dropped again after the fit:
+        # they hold the training data); the schedule, EMA and user callbacks live in the net
+        schedule = _PriorSchedule(self, prior_t is not None, switch_iter, update_every, images, y_encoded,
+                                  data_device)
+        recorder = _HistoryRecord(self, val_images, y_val_codes, best_state)
+        internal = [("flexmatch_prior_schedule", schedule), ("flexmatch_history", recorder)]
+        if self.verbose == 1 and (context is None or context.is_main):
+            # one bar over the steps of the fit (ETA); verbose>=2: a line per record
+            internal.append(("flexmatch_progress", StepProgress(
+                max_iter, type(self).__name__, initial=self.n_iter_,
+                postfix=(("loss", "loss", ".4f"), ("mask", "mask_rate", ".2f")))))
+        net.callbacks = internal + user_callbacks
+        net.initialize_callbacks()
+        net.steps_done = int(self.n_iter_)
+        net.max_epochs = count_records(self.n_iter_, max_iter, eval_every)
         try:
-            while step < max_iter:
-                guided = prior_t is not None and (step < switch_iter or self.prior_mode == "update")
-                if (self.prior_mode == "update" and prior_t is not None and step >= switch_iter
-                        and (step - switch_iter) % update_every == 0):
-                    refreshed = self._refresh_prior(images, y_encoded)
-                    net.set_prior(torch.from_numpy(refreshed).to(data_device))
-                    self.prior_updated_ = refreshed
-                result = net.train_step(step=step, use_prior=guided)
-                result["prior"] = guided
-                window.append(result)
-                step += 1
-                self.n_iter_ = step
-                bar.update(1)
-                if step % eval_every == 0 or step == max_iter:
-                    record = self._record(window, step, start_time, val_images, y_val_codes)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", mask=f"{record['mask_rate']:.2f}", refresh=False)
-                    window = []
-                    if val_images is not None and record["val_accuracy"] > self.best_score_:
-                        self.best_score_ = record["val_accuracy"]
-                        self.best_step_ = step
-                        best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                                    net.ema_module_.state_dict().items()})
-        except KeyboardInterrupt:
-            interrupted = True
-            warnings.warn(f"training interrupted at step {step}: keeping the "
-                          f"{'best validation' if best_state is not None else 'last EMA'} weights; "
-                          "fit again with warm_start=True to resume", RuntimeWarning)
+            net.partial_fit(images_t, y_t)
         finally:
-            bar.close()
+            self.n_iter_ = int(net.steps_done)
             self.status_ = status_t.cpu().numpy().copy()
             net.clear_training_data()
+            net.set_distributed(None)
             self._monitor = None  # monitoring data is not part of the fitted model (or its pickle)
+            internal_names = {name for name, _ in internal}
+            net.callbacks_ = [(name, cb) for name, cb in net.callbacks_ if name not in internal_names]
+            net.callbacks = list(user_callbacks)
+        interrupted = bool(getattr(net, "_train_interrupted", False))
+        best_state = recorder.best_state
+        if interrupted:
+            warnings.warn(f"training interrupted at step {self.n_iter_}: keeping the "
+                          f"{'best validation' if best_state is not None else 'last EMA'} weights; "
+                          "fit again with warm_start=True to resume", RuntimeWarning)
         self._last_ema_state = None
         if best_state is not None and self.best_step_ != self.n_iter_:
             self._last_ema_state = {k: v.detach().cpu().clone() for k, v in net.ema_module_.state_dict().items()}
@@ -641,6 +661,21 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
             self.best_step_ = self.n_iter_
         self.interrupted_ = interrupted
         self.input_range_ = image_range(images, X)
+
+    def _check_callbacks(self):
+        """``callbacks`` as a list of ``(name, skorch Callback)`` pairs (names must not clash with ours)."""
+        from skorch.callbacks import Callback
+
+        callbacks = list(self.callbacks or [])
+        for item in callbacks:
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
+                raise TypeError(f"callbacks must be a list of (name, callback) pairs, got {item!r}")
+            if not isinstance(item[1], Callback) and not (isinstance(item[1], type) and issubclass(item[1], Callback)):
+                raise TypeError(f"callbacks: {item[0]!r} must be a skorch.callbacks.Callback, got "
+                                f"{type(item[1]).__name__}")
+            if item[0].startswith("flexmatch_") or item[0] in ("epoch_timer", "train_loss", "lr_schedule", "ema"):
+                raise ValueError(f"callbacks: the name {item[0]!r} is taken by the estimator's own callbacks")
+        return [tuple(item) for item in callbacks]
 
     def _check_eval_set(self, X_eval, y_eval, suffix):
         """Validated ``(images, class codes)`` of ``X_<suffix>, y_<suffix>``, or ``(None, None)``."""
@@ -681,10 +716,10 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         if getattr(self, "_monitor", None) is not None:
             record["monitor_accuracy"] = self._accuracy(*self._monitor)
         self.history_.append(record)
-        self.net_.history.new_epoch()
-        for key, value in record.items():
+        for key, value in record.items():  # skorch opened the epoch's row
             self.net_.history.record(key, value)
-        if self.verbose >= 2:
+        context = self.net_.distributed
+        if self.verbose >= 2 and (context is None or context.is_main):
             parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()]
             print_line("[PriorGuidedFlexMatch] " + " ".join(parts))
         return record
@@ -749,6 +784,64 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         return tags
 
 
+# ---------------------------------------------------------------------- the estimator's callbacks
+class _PriorSchedule(Callback):
+    """Eq. 5's switch: before each step, whether the prior guides it; in ``"update"`` mode the
+    prior is re-derived at ``T`` and every ``update_every`` steps after it."""
+
+    def __init__(self, estimator, has_prior, switch_iter, update_every, images, y_encoded, data_device):
+        self.estimator = estimator
+        self.has_prior = has_prior
+        self.switch_iter = switch_iter
+        self.update_every = update_every
+        self.images = images
+        self.y_encoded = y_encoded
+        self.data_device = data_device
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        import torch
+
+        if not training:
+            return
+        step, estimator = net.steps_done, self.estimator
+        update = estimator.prior_mode == "update"
+        if (update and self.has_prior and step >= self.switch_iter
+                and (step - self.switch_iter) % self.update_every == 0):
+            if net.distributed is not None:  # every rank clusters the same features
+                net.distributed.broadcast_buffers(net.module_, net.ema_module_)
+            refreshed = estimator._refresh_prior(self.images, self.y_encoded)
+            net.set_prior(torch.from_numpy(refreshed).to(self.data_device))
+            estimator.prior_updated_ = refreshed
+        net.use_prior = self.has_prior and (step < self.switch_iter or update)
+
+
+class _HistoryRecord(Callback):
+    """After each skorch epoch (``eval_every`` steps): the ``history_`` record, validation accuracy
+    and the best EMA weights so far (what an interrupted fit keeps)."""
+
+    def __init__(self, estimator, val_images, y_val_codes, best_state=None):
+        self.estimator = estimator
+        self.val_images = val_images
+        self.y_val_codes = y_val_codes
+        self.best_state = best_state
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_time_ = time.perf_counter()
+
+    def on_epoch_end(self, net, **kwargs):
+        estimator = self.estimator
+        record = estimator._record(net.take_window(), net.steps_done, self.start_time_, self.val_images,
+                                   self.y_val_codes)
+        if self.val_images is None:
+            return
+        improved = record["val_accuracy"] > estimator.best_score_
+        net.history.record("val_accuracy_best", bool(improved))
+        if improved:
+            estimator.best_score_ = record["val_accuracy"]
+            estimator.best_step_ = net.steps_done
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.ema_module_.state_dict().items()})
+
+
 def _as_image_array(X, name="X"):
     """Turn array-likes into ndarrays and give scikit-learn's messages for the common mistakes."""
     from scipy import sparse
@@ -757,7 +850,8 @@ def _as_image_array(X, name="X"):
         raise TypeError(f"{name} is a sparse matrix, but dense images (or dense 2-D features) are required")
     if hasattr(X, "detach") and hasattr(X, "cpu"):
         X = X.detach().cpu().numpy()
-    X = np.asarray(X)
+    # PIL lists (stacked, or refused naming the sizes), ragged and 1-D input: messages naming X
+    X = np.asarray(images_before_array_checks(X, name))
     if np.iscomplexobj(X):
         raise ValueError(f"Complex data not supported: {name} must hold real-valued images")
     if X.dtype == object:

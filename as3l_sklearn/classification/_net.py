@@ -20,8 +20,11 @@ import math
 
 import torch
 from skorch import NeuralNet
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring
 from torch import nn
 from torch.nn import functional as F
+
+from ..nn._callbacks import DistributedNetMixin
 
 #: placeholder for the net's ``module`` parameter in its pickle when it is ``module_`` itself
 SAME_AS_MODULE_ = "<same as module_>"
@@ -187,24 +190,95 @@ def ema_update(ema_module: nn.Module, module: nn.Module, decay: float) -> None:
         ema_b.copy_(b)
 
 
-class FlexMatchNet(NeuralNet):
-    """skorch network running FlexMatch steps, optionally guided by prior pseudo-labels.
+class CosineStepLR(Callback):
+    """FixMatch's ``lr * cos(7 pi k / (16 K))`` set before every training step ``k`` (:func:`cosine_lr`).
+
+    Reads ``net.lr`` (the initial rate), ``net.max_iter`` (K) and ``net.steps_done`` (k).
+    """
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        if not training:
+            return
+        lr = cosine_lr(net.lr, net.steps_done, net.max_iter)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = lr
+
+
+class EMAUpdate(Callback):
+    """``ema_module_ <- decay * ema_module_ + (1 - decay) * module_`` after every training step.
+
+    Step ``k`` (0-based) uses ``min(net.ema_decay, (1 + k) / (10 + k))``: a short warm-up so
+    that short runs are not dominated by the initial weights.
+    """
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        step = net.steps_done - 1  # the step just taken
+        decay = min(float(net.ema_decay), (1.0 + step) / (10.0 + step))
+        ema_update(net.ema_module_, net.module_, decay)
+
+
+class _StepBatches:
+    """One skorch "epoch": the steps up to the next history record (``eval_every`` steps, or fewer
+    before ``max_iter``), each batch drawn by :meth:`FlexMatchNet.draw_batch` from the infinite
+    labeled and unlabeled samplers (sampling with replacement, as the reference code)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def __iter__(self):
+        net = self.net
+        end = net.next_record_step()
+        while net.steps_done < end:
+            yield net.draw_batch()
+
+    def __len__(self):
+        return max(0, self.net.next_record_step() - self.net.steps_done)
+
+
+def count_records(start: int, max_iter: int, every: int) -> int:
+    """History records (skorch epochs) between step ``start`` and ``max_iter``: one every ``every`` steps and at the end.
+
+    Examples
+    --------
+    >>> count_records(0, 10, 4), count_records(3, 10, 4), count_records(10, 10, 4)
+    (3, 3, 0)
+    """
+    count, step = 0, int(start)
+    while step < max_iter:
+        step = min(int(max_iter), (step // int(every) + 1) * int(every))
+        count += 1
+    return count
+
+
+class FlexMatchNet(DistributedNetMixin, NeuralNet):
+    """skorch network running FlexMatch steps through skorch's own ``fit_loop``.
 
     Not meant to be used on its own: :class:`PriorGuidedFlexMatchClassifier` builds it, hands it
-    the training tensors through :meth:`set_training_data` and calls :meth:`train_step`.
+    the training tensors through :meth:`set_training_data` and calls ``partial_fit``.
+
+    One skorch epoch is ``eval_every`` optimizer steps (the last one up to ``max_iter``); every
+    batch is a pair ``(labeled indices, unlabeled indices)`` drawn from infinite samplers
+    (:meth:`draw_batch`), and :meth:`train_step_single` gathers and augments the images and
+    computes ``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4). The learning-rate schedule
+    (:class:`CosineStepLR`) and the weight average (:class:`EMAUpdate`) are default callbacks,
+    so user callbacks (``callbacks=[...]``) see the usual ``on_batch_*`` / ``on_epoch_*`` events.
+    Under ``torchrun`` every rank draws the same global batch and keeps its share; gradients
+    are all-reduced by DDP and the learning status is updated from every rank's predictions.
 
     Besides the usual skorch parameters it takes ``mu``, ``lambda_u``, ``tau``,
     ``threshold_warmup``, ``ema_decay``, ``weight_decay``, ``momentum``, ``nesterov``,
-    ``max_iter`` (for the cosine schedule) and ``amp``. ``module_`` is trained;
-    ``ema_module_`` holds the exponential moving average used for evaluation.
+    ``max_iter`` (for the cosine schedule), ``eval_every`` (steps per epoch) and ``amp``.
+    ``module_`` is trained; ``ema_module_`` holds the exponential moving average used for
+    evaluation; ``steps_done`` counts optimizer steps over all fits.
     """
 
     def __init__(self, module, *args, mu=7, lambda_u=1.0, tau=0.95, threshold_warmup=True,
                  ema_decay=0.999, weight_decay=5e-4, momentum=0.9, nesterov=True, max_iter=1000,
-                 amp=True, **kwargs):
+                 eval_every=50, amp=True, **kwargs):
         kwargs.setdefault("criterion", nn.CrossEntropyLoss)
         kwargs.setdefault("optimizer", torch.optim.SGD)
-        kwargs.setdefault("callbacks", "disable")
         kwargs.setdefault("train_split", None)
         kwargs.setdefault("max_epochs", 1)
         super().__init__(module, *args, **kwargs)
@@ -217,7 +291,20 @@ class FlexMatchNet(NeuralNet):
         self.momentum = momentum
         self.nesterov = nesterov
         self.max_iter = max_iter
+        self.eval_every = eval_every
         self.amp = amp
+        self.steps_done = 0
+        self.use_prior = False
+
+    def get_default_callbacks(self):
+        # skorch's timer and train_loss, then the schedule and the EMA; no PrintLog (the
+        # estimator prints its own history lines with verbose=2)
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("lr_schedule", CosineStepLR()),
+            ("ema", EMAUpdate()),
+        ]
 
     # ------------------------------------------------------------------ initialisation
     def initialize_module(self):
@@ -236,21 +323,26 @@ class FlexMatchNet(NeuralNet):
                                          nesterov=bool(self.nesterov and self.momentum > 0))
         return self
 
+    def synced_modules(self):
+        return [self.module_, self.ema_module_]
+
     # ------------------------------------------------------------------ training data
     def set_training_data(self, *, images, y_labeled, labeled_idx, weak, strong, generator,
-                          status, prior=None, y_true=None):
+                          status, prior=None, y_true=None, aug_generator=None):
         """Hand the net the tensors one step needs (kept out of pickles: see ``clear_training_data``).
 
         ``images`` (n, C, H, W) float on the net's device; ``y_labeled`` (n,) int64 with -1;
         ``labeled_idx`` indices of labeled samples; ``status`` (n,) int64 learning status;
         ``prior`` (n, n_classes) or None; ``y_true`` (n,) int64 or None, for monitoring only.
+        ``generator`` draws the batches (identically on every rank); ``aug_generator`` (default:
+        ``generator``) draws the augmentations (seeded per rank under DDP).
         """
         self._data = {
             "images": images, "y": y_labeled, "labeled_idx": labeled_idx, "weak": weak,
             "strong": strong, "generator": generator, "status": status, "prior": prior,
-            "y_true": y_true,
+            "y_true": y_true, "aug_generator": generator if aug_generator is None else aug_generator,
         }
-        self._scaler = None
+        self._window = []
         return self
 
     def set_prior(self, prior):
@@ -259,12 +351,18 @@ class FlexMatchNet(NeuralNet):
 
     def clear_training_data(self):
         self._data = None
-        self._scaler = None
+        self._window = []
+
+    def take_window(self):
+        """The per-step results since the last call (for the history record of an epoch)."""
+        window, self._window = getattr(self, "_window", []), []
+        return window
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_data", None)
-        state.pop("_scaler", None)
+        for key in ("_data", "_scaler", "_window"):
+            state.pop(key, None)
+        self._drop_distributed_state(state)
         if state.get("module") is self.__dict__.get("module_"):
             # the module instance is module_, which skorch stores already (mapped to the CPU
             # where CUDA is missing): keep one copy in the pickle
@@ -277,6 +375,55 @@ class FlexMatchNet(NeuralNet):
         if same:
             self.__dict__["module"] = self.module_
 
+    # ------------------------------------------------------------------ the step loop
+    def next_record_step(self) -> int:
+        """The step at which the running epoch ends (a multiple of ``eval_every``, or ``max_iter``)."""
+        every = int(self.eval_every)
+        return min(int(self.max_iter), (int(self.steps_done) // every + 1) * every)
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            return _StepBatches(self)
+        return super().get_iterator(dataset, training=training)
+
+    def draw_batch(self):
+        """``(labeled indices, unlabeled indices or None)`` of this rank for the next step.
+
+        The global batch (``batch_size`` labeled, ``mu * batch_size`` unlabeled) is drawn with
+        replacement from the batch generator, identically on every rank; under DDP each rank
+        keeps every ``world_size``-th index (:meth:`DistributedContext.shard`).
+        """
+        data = self._data
+        generator = data["generator"]
+        batch_size = int(self.batch_size)
+        population = data["labeled_idx"]
+        labeled = population[torch.randint(len(population), (batch_size,), generator=generator)]
+        unlabeled = None
+        if self.lambda_u > 0:
+            unlabeled = torch.randint(len(data["images"]), (int(self.mu) * batch_size,), generator=generator)
+        context = self.distributed
+        if context is not None:
+            labeled = context.shard(labeled)
+            unlabeled = None if unlabeled is None else context.shard(unlabeled)
+        return labeled, unlabeled
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if training:
+            train_step = step_fn
+
+            def step_fn(batch, **params):  # the step index and the prior switch travel with the call
+                return train_step(batch, step=self.steps_done, use_prior=self.use_prior, **params)
+
+        return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self._train_interrupted = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self._train_interrupted = True
+            raise  # skorch's partial_fit catches it; the estimator keeps the weights
+
     # ------------------------------------------------------------------ one step
     def _autocast(self):
         device_type = torch.device(self.device).type
@@ -285,57 +432,64 @@ class FlexMatchNet(NeuralNet):
             return torch.autocast(device_type="cuda", dtype=dtype)
         return torch.autocast(device_type=device_type, enabled=False)
 
-    def _sample(self, population: torch.Tensor, size: int) -> torch.Tensor:
-        generator = self._data["generator"]
-        positions = torch.randint(len(population), (size,), generator=generator)
-        return population[positions]
-
-    def train_step(self, batch=None, step=0, use_prior=False, **fit_params):
-        """One optimisation step (the ``batch`` argument is ignored: batches are drawn here).
+    def train_step(self, batch, step=None, use_prior=None, **fit_params):
+        """One optimisation step on ``batch = (labeled indices, unlabeled indices)`` (skorch's ``train_step``).
 
         Parameters
         ----------
-        batch : ignored
-        step : int
-            0-based step index ``k`` for the learning rate ``lr * cos(7 pi k / 16 K)``.
-        use_prior : bool
-            Whether pseudo-labels come from Eq. 5's ``normalize(y_prior + y_pred_weak)``.
+        batch : tuple
+            From :meth:`draw_batch`.
+        step : int, optional
+            0-based step index (default ``steps_done``); only for error messages, the learning
+            rate comes from :class:`CosineStepLR`.
+        use_prior : bool, optional
+            Whether pseudo-labels come from Eq. 5's ``normalize(y_prior + y_pred_weak)``
+            (default: the ``use_prior`` attribute, set by the estimator's schedule).
 
         Returns
         -------
-        dict with ``loss``, ``loss_l``, ``loss_u`` (floats), ``mask`` (float, the fraction of the
-        unlabeled batch in the loss) and, when ``y_true`` was given, ``n_pseudo`` /
-        ``n_pseudo_correct`` (masked samples and how many of their pseudo-labels are right).
+        dict with ``loss`` (tensor), ``y_pred`` (labeled logits), ``loss_l``, ``loss_u``,
+        ``mask`` (floats; the fraction of the unlabeled batch in the loss) and, when ``y_true``
+        was given, ``n_pseudo`` / ``n_pseudo_correct``. Under DDP the floats are averaged (the
+        counts summed) over the ranks, so every rank records the same history.
         """
+        self._step_args = (self.steps_done if step is None else int(step),
+                           self.use_prior if use_prior is None else bool(use_prior))
+        result = super().train_step(batch, **fit_params)
+        self.steps_done += 1
+        record = {k: v for k, v in result.items() if k != "y_pred"}
+        record["loss"] = float(result["loss"])
+        record["prior"] = self._step_args[1]
+        self._window.append(record)
+        return result
+
+    def train_step_single(self, batch, **fit_params):
+        step, use_prior = getattr(self, "_step_args", (self.steps_done, self.use_prior))
         data = self._data
         device = self.device
         self._set_training(True)
-        for group in self.optimizer_.param_groups:
-            group["lr"] = cosine_lr(self.lr, step, self.max_iter)
-
-        batch_size = int(self.batch_size)
-        labeled = self._sample(data["labeled_idx"], batch_size)
-        x_l = data["weak"](data["images"][labeled.to(data["images"].device)].to(device),
-                           generator=data["generator"])
+        labeled, unlabeled = batch
+        images = data["images"]
+        aug = data["aug_generator"]
+        batch_size = len(labeled)
+        x_l = data["weak"](images[labeled.to(images.device)].to(device), generator=aug)
         y_l = data["y"][labeled].to(device)
-        semi = self.lambda_u > 0
+        semi = unlabeled is not None
         if semi:
-            n_u = int(self.mu) * batch_size
-            unlabeled = torch.randint(len(data["images"]), (n_u,), generator=data["generator"])
-            x_u = data["images"][unlabeled.to(data["images"].device)].to(device)
-            x_uw = data["weak"](x_u, generator=data["generator"])
-            x_us = data["strong"](x_u, generator=data["generator"])
+            x_u = images[unlabeled.to(images.device)].to(device)
+            x_uw = data["weak"](x_u, generator=aug)
+            x_us = data["strong"](x_u, generator=aug)
             inputs = torch.cat([x_l, x_uw, x_us])
         else:
             inputs = x_l
 
-        self.optimizer_.zero_grad(set_to_none=True)
         with self._autocast():
-            logits = self.module_(inputs)
+            logits = self.ddp_module(inputs)
         logits = logits.float()
         logits_l = logits[:batch_size]
         loss_l = F.cross_entropy(logits_l, y_l)
-        result = {"loss_l": float(loss_l.detach())}
+        context = self.distributed
+        stats = {"loss_l": loss_l.detach()}
         if semi:
             logits_uw, logits_us = logits[batch_size:].chunk(2)
             with torch.no_grad():
@@ -347,31 +501,45 @@ class FlexMatchNet(NeuralNet):
                     source = prior_posterior(data["prior"][unlabeled.to(data["prior"].device)].to(device),
                                              probs_weak)
                 pseudo_labels, mask = flexmatch_mask(source, beta, self.tau)
-                # FlexMatch's learning status follows the model's own weak prediction
-                update_learning_status(status, unlabeled, probs_weak, self.tau)
+                # FlexMatch's learning status follows the model's own weak prediction; under DDP
+                # every rank applies every rank's predictions, so the status stays identical
+                if context is not None:
+                    update_learning_status(status, context.all_gather(unlabeled.to(device)),
+                                           context.all_gather(probs_weak), self.tau)
+                else:
+                    update_learning_status(status, unlabeled, probs_weak, self.tau)
             loss_u = (F.cross_entropy(logits_us, pseudo_labels, reduction="none") * mask).mean()
             loss = loss_l + self.lambda_u * loss_u
-            result["loss_u"] = float(loss_u.detach())
-            result["mask"] = float(mask.mean())
+            stats["loss_u"] = loss_u.detach()
+            stats["mask"] = mask.mean()
             if data["y_true"] is not None:
                 truth = data["y_true"][unlabeled].to(device)
                 known = (truth != -1) & (mask > 0)  # -2: a class y lacks, always wrong
-                result["n_pseudo"] = int(known.sum())
-                result["n_pseudo_correct"] = int(((pseudo_labels == truth) & known).sum())
+                stats["n_pseudo"] = known.sum().float()
+                stats["n_pseudo_correct"] = ((pseudo_labels == truth) & known).sum().float()
         else:
             loss = loss_l
-            result["loss_u"] = 0.0
-            result["mask"] = 0.0
+            stats["loss_u"] = torch.zeros((), device=loss.device)
+            stats["mask"] = torch.zeros((), device=loss.device)
 
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss became {float(loss)} at step {step}; "
                                      "lower lr or check the input images")
         loss.backward()
-        self.optimizer_.step()
-        # EMA with a short warm-up so that short runs are not dominated by the initial weights
-        decay = min(float(self.ema_decay), (1.0 + step) / (10.0 + step))
-        ema_update(self.ema_module_, self.module_, decay)
-        result["loss"] = float(loss.detach())
+        stats["loss"] = loss.detach()
+        names = list(stats)
+        values = torch.stack([stats[k].float().reshape(()) for k in names])
+        if context is not None:
+            # one small all-reduce: every rank records the same (global) history
+            context.all_reduce_sum(values)
+            counts = torch.tensor([k.startswith("n_pseudo") for k in names], device=values.device)
+            values = torch.where(counts, values, values / context.world_size)
+        result = {k: float(v) for k, v in zip(names, values.tolist())}
+        for key in ("n_pseudo", "n_pseudo_correct"):
+            if key in result:
+                result[key] = int(round(result[key]))
+        result["loss"] = values[names.index("loss")]
+        result["y_pred"] = logits_l.detach()
         return result
 
     # ------------------------------------------------------------------ inference

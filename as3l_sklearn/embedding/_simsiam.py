@@ -25,12 +25,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 
 from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
-from ..utils._progress import is_terminal, progress_bar, strip_ansi
+from ..nn._callbacks import DistributedNetMixin, StepProgress
+from ..utils._progress import is_terminal, strip_ansi
 from ..utils._torch import (
     TorchPickleMixin,
     check_channels,
     check_random_state_or_generator,
     image_range,
+    images_before_array_checks,
     resolve_n_threads,
     torch_settings,
     torch_threads,
@@ -160,7 +162,7 @@ def effective_rank(features) -> float:
         return float(torch.exp(-(p * p.log()).sum()))
 
 
-class _SimSiamNet(NeuralNet):
+class _SimSiamNet(DistributedNetMixin, NeuralNet):
     """skorch net whose training step draws two augmented views of each batch.
 
     ``module.augment(x, generator=...)`` makes one random view of a float NCHW batch on the
@@ -168,7 +170,9 @@ class _SimSiamNet(NeuralNet):
     (reproducible on CUDA too); ``amp`` enables bfloat16 autocast on CUDA; ``channels_last``
     feeds the encoder NHWC-strided batches (faster convolutions on CPU and on tensor cores).
     ``max_steps`` ends training after that many optimizer steps, in the middle of an epoch
-    if need be (the budget is counted in steps, not epochs).
+    if need be (the budget is counted in steps, not epochs). Under torchrun the estimator
+    hands it a process group (:meth:`set_distributed`): the two-view forward runs through
+    DistributedDataParallel and the recorded loss is the mean over the ranks.
     """
 
     def __init__(self, *args, amp=False, augment_seed=0, channels_last=False, max_steps=None, **kwargs):
@@ -207,11 +211,20 @@ class _SimSiamNet(NeuralNet):
             view1 = view1.contiguous(memory_format=torch.channels_last)
             view2 = view2.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            p1, p2, z1, z2 = self.module_.views_forward(view1, view2)
+            if self.distributed is not None:
+                p1, p2, z1, z2 = self.ddp_module(view1, view2)
+            else:
+                p1, p2, z1, z2 = self.module_.views_forward(view1, view2)
         loss = self.get_loss((p1, p2, z1, z2), None, X=Xi, training=True)
         loss.backward()
         self.history.record_batch("p_std", normalized_std(p1.detach()))
+        if self.distributed is not None:
+            # every rank records the global mean loss (the gradients DDP averaged)
+            loss = self.distributed.all_reduce_sum(loss.detach().clone()) / self.distributed.world_size
         return {"loss": loss, "y_pred": z1}
+
+    def ddp_target(self):
+        return _ViewsForward(self.module_)
 
     def train_step(self, batch, **fit_params):
         step = super().train_step(batch, **fit_params)
@@ -233,12 +246,13 @@ class _SimSiamNet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            self._interrupted = True
+            self._interrupted = self._train_interrupted = True
             raise  # skorch's partial_fit catches it and keeps the weights
 
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_aug_generator", None)
+        self._drop_distributed_state(state)
         if state.get("module") is self.__dict__.get("module_"):
             # the module was handed over as an instance and trained in place: skorch already
             # stores it (mapped to the CPU where CUDA is missing) as module_; don't store it twice
@@ -267,29 +281,39 @@ class _PlainPrintLog(PrintLog):
         return text
 
 
-class _StepProgress(Callback):
-    """One tqdm bar over the optimizer steps of a whole fit, with the last epoch's loss."""
+#: the step bar is shared with FlexMatch (``as3l_sklearn.nn._callbacks``); this name stays so
+#: that nets pickled with the bar before it moved still load
+_StepProgress = StepProgress
 
-    def __init__(self, total_steps, desc):
-        self.total_steps = total_steps
-        self.desc = desc
 
-    def on_train_begin(self, net, **kwargs):
-        self.bar_ = progress_bar(self.total_steps, self.desc)
+class _ViewsForward(torch.nn.Module):
+    """``forward(view1, view2)`` = ``module.views_forward``: DDP only hooks ``forward``."""
 
-    def on_batch_end(self, net, training=False, **kwargs):
-        if training and getattr(self, "bar_", None) is not None:
-            self.bar_.update(1)
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
 
-    def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1].get("train_loss") if len(net.history) else None
-        if loss is not None and getattr(self, "bar_", None) is not None:
-            self.bar_.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    def forward(self, view1, view2):
+        return self.module.views_forward(view1, view2)
 
-    def on_train_end(self, net, **kwargs):
-        if getattr(self, "bar_", None) is not None:
-            self.bar_.close()
-        self.bar_ = None  # a tqdm object has no place in the fitted model's pickle
+
+class _ShardedSampler(torch.utils.data.Sampler):
+    """Each epoch, a random permutation drawn identically on every rank; rank ``r`` keeps its
+    ``r::world_size`` share (as :class:`torch.utils.data.DistributedSampler`, with skorch's
+    own seeded generator instead of ``set_epoch``)."""
+
+    def __init__(self, n_samples, context, seed):
+        self.n_samples = int(n_samples)
+        self.context = context
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __iter__(self):
+        order = torch.randperm(self.n_samples, generator=self.generator)
+        usable = self.n_samples - self.n_samples % self.context.world_size
+        return iter(self.context.shard(order[:usable]).tolist())
+
+    def __len__(self):
+        return self.n_samples // self.context.world_size
 
 
 def step_learning_rate(step: int, base_lr: float, total_steps: int, warmup_steps: int) -> float:
@@ -539,6 +563,9 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
     input_range_ : dict
         The value scale of the training images (``uint8`` or not, ``min``, ``max`` after
         scaling); ``transform`` warns with an ``ImageRangeWarning`` when ``X`` is on another.
+    distributed_ : dict or None
+        ``{"world_size": N, "backend": ...}`` when ``fit`` ran under ``torchrun`` with DDP
+        (batches sharded over the ranks, every rank ends with the same weights), else ``None``.
 
     See Also
     --------
@@ -720,6 +747,8 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         complex, object, empty or non-finite arrays and feature-name mismatches fail with
         scikit-learn's usual messages; it is then un-flattened with ``image_shape``.
         """
+        # PIL lists (stacked, or refused naming the sizes), ragged and 1-D input: messages naming X
+        X = images_before_array_checks(X, "X")
         ndim = X.ndim if hasattr(X, "ndim") else np.asarray(X).ndim
         if ndim <= 2 or sp.issparse(X):
             X2 = check_array(X, dtype="numeric", ensure_all_finite=True, input_name="X", estimator=self)
@@ -841,9 +870,23 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         n_samples, channels, height, width = images.shape
         if n_samples < 2:
             raise ValueError(f"X has {n_samples} sample(s); SimSiam needs at least 2 images (BatchNorm)")
+        from ..utils._distributed import get_distributed, resolve_distributed_device
+
         device = resolve_device(self.device)
+        # under torchrun: join (or create) the process group; "cuda" is then this rank's GPU
+        context = get_distributed(device)
+        if context is not None:
+            device = resolve_distributed_device(device)
         settings = self._check_params(n_samples, device)
         max_epochs, max_steps, batch_size = settings["max_epochs"], settings["max_steps"], settings["batch_size"]
+        # DDP: each rank takes batch_size / world_size images of every global batch
+        local_batch_size = batch_size
+        if context is not None:
+            local_batch_size = batch_size // context.world_size
+            if local_batch_size < 2:
+                raise ValueError(f"batch_size={batch_size} over {context.world_size} processes leaves "
+                                 f"{local_batch_size} image(s) per process; BatchNorm needs 2: raise batch_size")
+            batch_size = local_batch_size * context.world_size
         encoder_size = self._resolve_image_size((height, width), device)
         amp = self.amp if self.amp != "auto" else device.startswith("cuda")
         rng = check_random_state_or_generator(self.random_state)
@@ -857,7 +900,8 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         ]
         if monitor is not None:
             callbacks.append(("knn_monitor", _KNNMonitor(*self._check_monitor(monitor), k=20)))
-        if self.verbose == 1:
+        is_main = context is None or context.is_main
+        if self.verbose == 1 and is_main:
             # one bar for the whole fit (total steps, ETA) instead of a table row per epoch
             callbacks.append(("step_progress", _StepProgress(max_steps, type(self).__name__)))
         callbacks += settings["callbacks"]
@@ -872,6 +916,13 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
             channels_last = isinstance(self.backbone, str)
             if channels_last:
                 module.encoder.to(memory_format=torch.channels_last)
+            if context is None:
+                order = {"iterator_train__shuffle": True,
+                         "iterator_train__generator": torch.Generator().manual_seed(order_seed)}
+            else:  # the same permutation on every rank, each rank its share
+                order = {"iterator_train__shuffle": False,
+                         "iterator_train__sampler": _ShardedSampler(n_samples, context, order_seed)}
+                augment_seed += 7919 * context.rank  # different views on every rank
             net = _SimSiamNet(
                 module=module,
                 criterion=_SimSiamCriterion,
@@ -881,19 +932,19 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
                 lr=settings["lr"],
                 max_epochs=max_epochs,
                 max_steps=max_steps,
-                batch_size=batch_size,
-                iterator_train__shuffle=True,
+                batch_size=local_batch_size,
                 iterator_train__drop_last=True,
-                iterator_train__generator=torch.Generator().manual_seed(order_seed),
                 iterator_valid__batch_size=max(batch_size, 256),
+                **order,
                 train_split=None,
                 callbacks=callbacks,
                 device=device,
-                verbose=int(self.verbose >= 2),  # skorch's per-epoch table
+                verbose=int(self.verbose >= 2 and is_main),  # skorch's per-epoch table
                 amp=amp,
                 augment_seed=augment_seed,
                 channels_last=channels_last,
             )
+            net.set_distributed(context)
             if max_epochs > 0:
                 # downscale once, then draw the views at the encoder's size: cropping a 90-px
                 # photo and shrinking every view to 32 px cost 8x the augmentation time for
@@ -903,7 +954,11 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
                 net.initialize()  # frozen encoder: the module as built, nothing trained
         # the generators are state of one fit only; dropping them keeps the net picklable
         net.iterator_train__generator = None
+        if context is not None:
+            net.iterator_train__sampler = None
+            net.set_distributed(None)
         net.__dict__.pop("_aug_generator", None)
+        self.distributed_ = None if context is None else context.as_report()
 
         self.net_ = net
         self.device_ = device

@@ -324,3 +324,36 @@ class TorchPickleMixin:
                 CUDAToCPUWarning,
                 stacklevel=2,
             )
+
+
+def images_before_array_checks(X, name: str = "X"):
+    """Send what numpy or scikit-learn would misreport through :func:`check_images` first.
+
+    A list of PIL images is stacked by ``check_images`` (or refused with a ``ValueError`` naming
+    ``name`` and the sizes when they differ: ``np.asarray`` would say "inhomogeneous shape"),
+    a ragged list gets its message, and 1-D input gets scikit-learn's "Expected 2D array ...
+    Reshape your data" naming ``name``. Anything else is returned unchanged for the caller's
+    usual checks.
+    """
+    from ._validation import _is_pil_image, check_images
+
+    if isinstance(X, (list, tuple)):
+        if len(X) and any(_is_pil_image(v) for v in X):
+            return check_images(X, name=name)
+        try:
+            array = np.asarray(X)
+        except (TypeError, ValueError):
+            return check_images(X, name=name)  # raises, naming X (ragged images, odd objects)
+        if array.dtype == object and array.ndim == 1 and len(array) and hasattr(array[0], "__len__"):
+            return check_images(X, name=name)  # a ragged list numpy kept as objects
+        shape = array.shape
+    else:
+        shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 1:
+        raise ValueError(
+            f"Expected 2D array, got 1D array instead: {name} has shape {tuple(shape)}; images are "
+            "n x H x W x C (uint8), n x C x H x W (float) or 2-D flattened with image_shape. Reshape your "
+            "data either using array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample."
+        )
+    return X
