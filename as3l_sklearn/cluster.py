@@ -10,6 +10,15 @@ scikit-learn otherwise. Both backends run the same algorithm so that they agree:
    depend on a random subset, so it is raised to the number of samples;
 3. nearest-center assignment of every point.
 
+k-means++ seeding runs on a random sample of ``max(10_000, 20 * K)`` points when there are
+more (:func:`seeding_sample_size`): seeding sweeps its candidates once per center, so on all
+points it cost more than the Lloyd iterations at large ``K`` (31 s of a 50k-point run with
+``K = 1000``); the Lloyd iterations still use every point.
+
+Nearest neighbours (:func:`knn_search`) are exact (a flat index) up to
+``EXACT_MAX_SAMPLES = 100_000`` database rows and approximate above (faiss IVF-Flat, see
+:func:`resolve_neighbor_index`), so that kNN graphs stay near-linear in ``n``.
+
 Data is passed to faiss as C-contiguous float32, as it requires.
 
 Examples
@@ -33,6 +42,27 @@ from .utils import check_features, check_positive_int
 from .utils import check_random_state_or_generator
 
 BACKENDS = ("auto", "faiss", "sklearn")
+NEIGHBOR_INDEXES = ("auto", "flat", "hnsw", "ivf")
+
+#: largest database that ``index="auto"`` searches exactly on the CPU: below it every result
+#: measured so far is unchanged; above it an exact search costs O(n^2 d) (hours at 1M)
+EXACT_MAX_SAMPLES = 100_000
+#: approximate index ``index="auto"`` uses above ``EXACT_MAX_SAMPLES`` (chosen by measuring
+#: recall and seconds at 200k, docs/results.md "Scale")
+AUTO_APPROXIMATE_INDEX = "ivf"
+#: IVF-Flat: ``nlist = IVF_LISTS_PER_SQRT_N * sqrt(n)`` cells, ``IVF_NPROBE`` cells visited
+#: per query, the coarse k-means trained on ``IVF_TRAIN_PER_LIST`` points per cell at most
+IVF_LISTS_PER_SQRT_N = 4
+IVF_NPROBE = 16
+IVF_TRAIN_PER_LIST = 40
+IVF_TRAIN_ITER = 10
+#: HNSW: links per node and the beam widths while building and searching
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 64
+#: k-means++ seeding sample: at least this many points, and this many per cluster
+SEEDING_MIN_SAMPLES = 10_000
+SEEDING_SAMPLES_PER_CLUSTER = 20
 
 
 def _faiss():
@@ -97,6 +127,7 @@ def kmeans(
     random_state=None,
     backend: str = "auto",
     verbose: bool = False,
+    init_sample_size=None,
 ) -> KMeansResult:
     """k-means with seeded k-means++ initial centers and Lloyd iterations on all points.
 
@@ -117,6 +148,12 @@ def kmeans(
     backend : {"auto", "faiss", "sklearn"}, default="auto"
         ``"auto"`` uses faiss when installed (on GPU when faiss sees one).
     verbose : bool, default=False
+    init_sample_size : int or None, default=None
+        Points the k-means++ seeding draws its centers from: ``None`` uses
+        :func:`seeding_sample_size` (``max(10_000, 20 * n_clusters)``); with more samples than
+        that a uniform random sample (drawn from ``random_state``) is seeded, otherwise all
+        points, as before. Lloyd iterations always use every point. Ignored when ``init`` is
+        given.
 
     Returns
     -------
@@ -147,7 +184,11 @@ def kmeans(
             raise ValueError(f"init must have shape {(n_clusters, X.shape[1])}, got {init.shape}")
         inits = [init]
     else:
-        inits = _kmeans_plusplus_starts(X, n_clusters, n_init, rng)
+        if init_sample_size is None:
+            sample_size = seeding_sample_size(n_clusters)
+        else:
+            sample_size = max(check_positive_int(init_sample_size, "init_sample_size"), n_clusters)
+        inits = _kmeans_plusplus_starts(X, n_clusters, n_init, rng, sample_size)
 
     best = None
     for start in inits:
@@ -170,11 +211,33 @@ def kmeans(
 _UPCAST_MAX_BYTES = 1 << 30
 
 
-def _kmeans_plusplus_starts(X, n_clusters, n_init, rng):
-    X_search = X.astype(np.float64) if X.nbytes <= _UPCAST_MAX_BYTES else X
+def seeding_sample_size(n_clusters: int) -> int:
+    """Points k-means++ seeding uses by default: ``max(10_000, 20 * n_clusters)``.
+
+    Seeding costs ``O(sample * K * d * log K)`` (scikit-learn's greedy k-means++ sweeps
+    ``2 + log K`` candidates over the points for each of the ``K`` centers); 20 points per
+    center still lets every cluster holding more than a few hundredths of a percent of the
+    data be hit, and the Lloyd iterations that follow move the centers on all points. On a
+    Gaussian mixture the final inertia matched full seeding within a fraction of a percent
+    (``as3l_sklearn/tests/test_cluster.py``, docs/results.md "Scale").
+    """
+    return max(SEEDING_MIN_SAMPLES, SEEDING_SAMPLES_PER_CLUSTER * int(n_clusters))
+
+
+def _kmeans_plusplus_starts(X, n_clusters, n_init, rng, sample_size):
+    n_samples = X.shape[0]
+    if n_samples <= sample_size:
+        # small data: every point, and no extra draw from rng (results as before sampling)
+        X_search = X.astype(np.float64) if X.nbytes <= _UPCAST_MAX_BYTES else X
     starts = []
     for _ in range(n_init):
+        rows = None
+        if n_samples > sample_size:
+            rows = np.sort(rng.choice(n_samples, sample_size, replace=False))
+            X_search = X[rows].astype(np.float64)
         indices = kmeans_plusplus(X_search, n_clusters, random_state=rng.randint(2**31 - 1))[1]
+        if rows is not None:
+            indices = rows[indices]
         starts.append(np.ascontiguousarray(X[indices]))
     return starts
 
@@ -231,8 +294,50 @@ def nearest_centers(X, centers, *, backend: str = "auto"):
     return indices[:, 0], distances[:, 0]
 
 
-def knn_search(database, queries, k: int, *, backend: str = "auto"):
-    """Exact k-nearest-neighbour search under the Euclidean distance.
+def check_neighbor_index(index, name: str = "index") -> str:
+    """Validate a neighbour-index choice; the error names ``name`` (the caller's parameter)."""
+    if not isinstance(index, str) or index not in NEIGHBOR_INDEXES:
+        raise ValueError(f"{name} must be one of {NEIGHBOR_INDEXES}, got {index!r}")
+    return index
+
+
+def resolve_neighbor_index(index: str, n_database: int, *, backend: str = "auto",
+                           name: str = "index") -> str:
+    """The index :func:`knn_search` builds for ``n_database`` rows.
+
+    Returns one of ``"flat"`` (exact; on the GPU when faiss sees one), ``"hnsw"``, ``"ivf"``
+    or ``"brute"`` (exact scikit-learn search, when faiss is not installed).
+
+    ``"auto"`` is exact up to ``EXACT_MAX_SAMPLES`` (100,000) rows, and with faiss on a GPU
+    at any size (a flat GPU index is fast enough there; untested: no GPU was available);
+    above it on the CPU, ``AUTO_APPROXIMATE_INDEX`` ("ivf"). Without faiss, ``"auto"`` and
+    ``"flat"`` fall back to scikit-learn's exact brute force and the approximate indexes
+    raise a ``ValueError``.
+
+    Examples
+    --------
+    >>> from as3l_sklearn.cluster import resolve_neighbor_index
+    >>> resolve_neighbor_index("auto", 50_000) in ("flat", "brute")
+    True
+    >>> resolve_neighbor_index("flat", 2_000_000) in ("flat", "brute")
+    True
+    """
+    index = check_neighbor_index(index, name)
+    backend = _resolve_backend(backend)
+    if backend != "faiss":
+        if index in ("hnsw", "ivf"):
+            raise ValueError(f"{name}={index!r} needs faiss (pip install faiss-cpu); "
+                             "use 'flat' or 'auto' without it")
+        return "brute"
+    if index == "auto":
+        if n_database <= EXACT_MAX_SAMPLES or _num_gpus(_faiss()) > 0:
+            return "flat"
+        return AUTO_APPROXIMATE_INDEX
+    return index
+
+
+def knn_search(database, queries, k: int, *, backend: str = "auto", index: str = "auto"):
+    """k-nearest-neighbour search under the Euclidean distance, exact or approximate.
 
     Parameters
     ----------
@@ -240,12 +345,41 @@ def knn_search(database, queries, k: int, *, backend: str = "auto"):
     queries : array-like of shape (n_queries, n_features)
     k : int
         Neighbours per query, ``1 <= k <= n_database``.
+    backend : {"auto", "faiss", "sklearn"}, default="auto"
+        ``"auto"`` uses faiss when installed.
+    index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
+        Which faiss index answers (see :func:`resolve_neighbor_index`):
+
+        * ``"flat"``: exact (``IndexFlatL2``; every database row on a GPU when faiss sees one
+          -- that path is written but untested, no GPU was available);
+        * ``"ivf"``: ``IndexIVFFlat`` with ``nlist = 4 sqrt(n)`` cells from a coarse k-means
+          trained on at most 40 points per cell (seed 0, so repeatable), ``nprobe = 16``
+          cells searched per query;
+        * ``"hnsw"``: ``IndexHNSWFlat`` with ``M = 32``, ``efConstruction = 40``,
+          ``efSearch = max(64, 2 k)``; faster to query but its graph depends on the thread
+          schedule, so results may differ between runs;
+        * ``"auto"``: exact up to 100,000 database rows, ``"ivf"`` above on the CPU.
+
+        Approximate results may miss true neighbours (recall@k in docs/results.md "Scale");
+        any query for which an approximate index finds fewer than ``k`` rows is searched
+        again exactly.
 
     Returns
     -------
     squared_distances : ndarray of shape (n_queries, k), float32, ascending
     indices : ndarray of shape (n_queries, k), int64, into ``database``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from as3l_sklearn.cluster import knn_search
+    >>> X = np.random.RandomState(0).normal(size=(2000, 8)).astype(np.float32)
+    >>> _, exact = knn_search(X, X[:50], 5, index="flat")
+    >>> _, approx = knn_search(X, X[:50], 5, index="hnsw")
+    >>> exact.shape == approx.shape == (50, 5)
+    True
     """
+    index = check_neighbor_index(index, "index")
     database = check_features(database, name="database")
     queries = check_features(queries, name="queries")
     k = check_positive_int(k, "k")
@@ -253,7 +387,47 @@ def knn_search(database, queries, k: int, *, backend: str = "auto"):
         raise ValueError(f"k={k} is larger than the database ({database.shape[0]} rows)")
     if database.shape[1] != queries.shape[1]:
         raise ValueError(f"queries have {queries.shape[1]} features but database has {database.shape[1]}")
-    return _search(database, queries, k, _resolve_backend(backend))
+    backend = _resolve_backend(backend)
+    kind = resolve_neighbor_index(index, database.shape[0], backend=backend)
+    if kind in ("flat", "brute"):
+        return _search(database, queries, k, backend)
+    return _search_approximate(database, queries, k, kind)
+
+
+def _search_approximate(database: np.ndarray, queries: np.ndarray, k: int, kind: str):
+    """kNN through a faiss HNSW or IVF-Flat index; rows it cannot fill are searched exactly."""
+    faiss = _faiss()
+    n_database, dim = database.shape
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.add(database)
+        index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * k)
+    else:
+        nlist = _ivf_nlist(n_database)
+        quantizer = faiss.IndexFlatL2(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist)
+        index.cp.niter = IVF_TRAIN_ITER
+        index.cp.seed = 0
+        n_train = min(n_database, IVF_TRAIN_PER_LIST * nlist)
+        # a fixed-seed sample: the same data give the same cells, so the same neighbours
+        rows = np.sort(np.random.RandomState(0).choice(n_database, n_train, replace=False))
+        index.train(np.ascontiguousarray(database[rows]))
+        index.add(database)
+        index.nprobe = min(IVF_NPROBE, nlist)
+    distances, indices = index.search(queries, k)
+    missing = (indices < 0).any(axis=1)
+    if missing.any():
+        # a query whose visited cells (IVF) or beam (HNSW) held fewer than k rows
+        exact_d, exact_i = _search(database, np.ascontiguousarray(queries[missing]), k, "faiss")
+        distances[missing], indices[missing] = exact_d, exact_i
+    return np.maximum(distances, 0).astype(np.float32), indices.astype(np.int64)
+
+
+def _ivf_nlist(n_database: int) -> int:
+    """IVF cells for ``n_database`` rows: ``4 sqrt(n)``, at least 1 and at most n / 39 (faiss
+    wants about 39 training points per cell)."""
+    return int(max(1, min(IVF_LISTS_PER_SQRT_N * np.sqrt(n_database), n_database // 39)))
 
 
 def _search(database: np.ndarray, queries: np.ndarray, k: int, backend: str):
@@ -262,6 +436,7 @@ def _search(database: np.ndarray, queries: np.ndarray, k: int, backend: str):
         faiss = _faiss()
         index = faiss.IndexFlatL2(database.shape[1])
         if _num_gpus(faiss) > 0:
+            # untested here (no GPU was available): faiss-gpu's flat index on every GPU
             index = faiss.index_cpu_to_all_gpus(index)
         index.add(database)
         distances, indices = index.search(queries, k)

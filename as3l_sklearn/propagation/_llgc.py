@@ -16,7 +16,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
-from ..cluster import knn_search
+from ..cluster import check_neighbor_index, knn_search
 from ..utils import check_positive_int, check_real
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
@@ -105,9 +105,10 @@ class LLGCPropagator(_BasePropagator):
     The graph propagator of the AS3L comparison (paper, section 4.3.3 and Table 5, with the
     LLGC settings of Iscen et al., 2019):
 
-    1. **Graph.** Each sample is joined to its ``n_neighbors`` nearest neighbours (exact
-       search through :func:`as3l_sklearn.cluster.knn_search`: faiss when installed, O(n k)
-       memory) with weight ``max(cos(x_i, x_j), 0) ** gamma`` on L2-normalised features
+    1. **Graph.** Each sample is joined to its ``n_neighbors`` nearest neighbours (search
+       through :func:`as3l_sklearn.cluster.knn_search`: faiss when installed, O(n k)
+       memory; exact up to 100,000 samples, approximate above, see ``neighbor_index``) with
+       weight ``max(cos(x_i, x_j), 0) ** gamma`` on L2-normalised features
        (``normalize=True``); the affinity is made symmetric, ``W = A + A^T``, and normalised,
        ``S = D^{-1/2} W D^{-1/2}``.
     2. **Spreading.** For every class ``c``, ``(I - alpha S) z_c = y_c`` is solved by conjugate
@@ -150,6 +151,13 @@ class LLGCPropagator(_BasePropagator):
         ``True``: cosine similarities on L2-normalised features (Iscen et al.). ``False``:
         Euclidean neighbours with Gaussian weights ``exp(-d^2 / s)``, ``s`` the median squared
         distance to the neighbours (for low-dimensional, non-centred data).
+    neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
+        Index of the neighbour search (:func:`as3l_sklearn.cluster.knn_search`): ``"auto"``
+        is exact up to 100,000 samples (faiss flat index; flat on the GPU with faiss-gpu) and
+        approximate above (faiss IVF-Flat, recall@k measured in docs/results.md "Scale"), so
+        the graph costs near-linear time at large ``n`` instead of O(n^2 d). ``"flat"``
+        forces the exact search at any size; ``"ivf"`` and ``"hnsw"`` force an approximate
+        one (they need faiss).
     verbose : int, default=0
         ``> 0`` prints one line with the iterations and time.
 
@@ -194,7 +202,8 @@ class LLGCPropagator(_BasePropagator):
     Differences from :class:`sklearn.semi_supervised.LabelSpreading` with ``kernel="knn"``:
     weighted edges (scikit-learn's are 0/1), a symmetric graph, labels normalised per class,
     and a solve to convergence where scikit-learn stops after ``max_iter=30`` propagation
-    steps by default. Costs: one kNN search (O(n^2 d) exact, O(n k) memory) and
+    steps by default. Costs: one kNN search (O(n^2 d) exact, about O(n^1.5 d) with the IVF
+    index ``neighbor_index="auto"`` uses above 100,000 samples; O(n k) memory) and
     ``max_iter`` sparse products with ``2 n k`` non-zeros.
 
     Simplification against Iscen et al.: they use the graph inside a training loop with
@@ -223,7 +232,7 @@ class LLGCPropagator(_BasePropagator):
     """
 
     def __init__(self, n_neighbors=20, *, alpha=0.99, gamma=3.0, max_iter=20, tol=1e-6,
-                 calibrate=True, normalize=True, verbose=0):
+                 calibrate=True, normalize=True, neighbor_index="auto", verbose=0):
         self.n_neighbors = n_neighbors
         self.alpha = alpha
         self.gamma = gamma
@@ -231,6 +240,7 @@ class LLGCPropagator(_BasePropagator):
         self.tol = tol
         self.calibrate = calibrate
         self.normalize = normalize
+        self.neighbor_index = neighbor_index
         self.verbose = verbose
 
     def _check_params(self):
@@ -242,6 +252,7 @@ class LLGCPropagator(_BasePropagator):
         for name in ("calibrate", "normalize"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check_neighbor_index(self.neighbor_index, "neighbor_index")
         return n_neighbors, max_iter
 
     def _features(self, X):
@@ -276,7 +287,8 @@ class LLGCPropagator(_BasePropagator):
         self.temperature_ = 1.0
         self.n_calibration_samples_ = 0
         if self.n_neighbors_ >= 1:
-            squared, neighbours = knn_search(features, features, self.n_neighbors_ + 1)
+            squared, neighbours = knn_search(features, features, self.n_neighbors_ + 1,
+                                              index=self.neighbor_index)
             # drop each sample's own entry (the first one unless exact duplicates tie with it)
             own = neighbours == np.arange(n_samples)[:, None]
             keep = ~own
@@ -373,7 +385,11 @@ class LLGCPropagator(_BasePropagator):
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
         k = max(1, min(self.n_neighbors_, self.fit_features_.shape[0]))
-        squared, neighbours = knn_search(self.fit_features_, self._features(X), k)
+        squared, neighbours = knn_search(self.fit_features_, self._features(X), k,
+                                         # models pickled before neighbor_index existed: "auto"
+                                         index=check_neighbor_index(
+                                             getattr(self, "neighbor_index", "auto"),
+                                             "neighbor_index"))
         weights = _neighbour_weights(squared, cosine=bool(self.normalize),
                                      gamma=float(self.gamma), bandwidth=self.bandwidth_ or 1.0)
         scores = np.einsum("ik,ikc->ic", weights, self.label_distributions_[neighbours])

@@ -16,12 +16,14 @@ from scipy import sparse
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils.validation import check_is_fitted
 
-from ..cluster import nearest_centers
+from ..cluster import nearest_centers, seeding_sample_size
 from ..utils import check_n_clusters, check_positive_int, check_real
 from ..utils import check_random_state_or_generator
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
-# unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers
+# unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers,
+# for the default K lists (at most 500 extra centers); larger K uses 20 per center, the rule
+# of as3l_sklearn.cluster.seeding_sample_size shared with every k-means of the package
 KMEANS_PLUSPLUS_MAX_SAMPLES = 10_000
 
 __all__ = ["SeededKMeansPropagator"]
@@ -99,11 +101,12 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
     if n_extra > 0:
         seed = rng.randint(2**31 - 1)
         unlabeled_index = np.flatnonzero(~labeled)
-        if len(unlabeled_index) > KMEANS_PLUSPLUS_MAX_SAMPLES:
+        sample_size = max(KMEANS_PLUSPLUS_MAX_SAMPLES, seeding_sample_size(n_extra))
+        if len(unlabeled_index) > sample_size:
             # k-means++ sweeps all candidates once per center: on large data a random subset
             # places the initial centers as well, at a fraction of the time
             unlabeled_index = np.sort(np.random.RandomState(seed).choice(
-                unlabeled_index, KMEANS_PLUSPLUS_MAX_SAMPLES, replace=False))
+                unlabeled_index, sample_size, replace=False))
         # plain k-means++ (one candidate per step): the greedy variant's 2 + log(K) candidate
         # distance sweeps dominate the run time on large data
         extra, _ = kmeans_plusplus(X[unlabeled_index], n_extra, random_state=seed,
@@ -267,7 +270,8 @@ class SeededKMeansPropagator(_BasePropagator):
     * Cluster ``j < n_seeded`` starts at the mean of the labeled samples of one class; the
       remaining ``K - n_seeded`` clusters start from k-means++
       (:func:`sklearn.cluster.kmeans_plusplus`, one candidate per step) on the unlabeled
-      samples (on a random subset of 10,000 of them when there are more). Assignment uses
+      samples (on a random subset of ``max(10,000, 20 (K - n_seeded))`` of them when there
+      are more, as :func:`as3l_sklearn.cluster.seeding_sample_size`). Assignment uses
       the project's single nearest-center backend (:func:`as3l_sklearn.cluster.nearest_centers`);
       an empty cluster keeps its previous center.
     * ``K`` at least the number of labeled classes: every class is seeded. ``K`` smaller than

@@ -15,9 +15,10 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils.validation import column_or_1d
 
-from ..cluster import kmeans, knn_search
+from ..cluster import check_neighbor_index, kmeans, knn_search
 from ..utils import check_positive_int
 from ..utils import check_random_state_or_generator
 from ._base import (
@@ -26,7 +27,6 @@ from ._base import (
     draw_seeds,
     kcenter_greedy,
     resolve_n_clusters,
-    squared_distances_to,
 )
 
 
@@ -306,6 +306,10 @@ class TypiClustSelector(BaseSelector):
         (all-zero rows stay zero).
     max_iter : int, default=50
         Lloyd iterations.
+    neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
+        Index of the typicality kNN search inside each cluster
+        (:func:`as3l_sklearn.cluster.knn_search`): ``"auto"`` is exact for clusters of up to
+        100,000 samples and approximate (faiss IVF-Flat) above; ``"flat"`` is always exact.
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds k-means. The same value gives the same indices.
     verbose : int, default=0
@@ -344,13 +348,15 @@ class TypiClustSelector(BaseSelector):
     """
 
     def __init__(self, n_neighbors=20, n_clusters=None, max_clusters=500, min_cluster_size=6,
-                 normalize=True, max_iter=50, random_state=None, verbose=0):
+                 normalize=True, max_iter=50, neighbor_index="auto", random_state=None,
+                 verbose=0):
         self.n_neighbors = n_neighbors
         self.n_clusters = n_clusters
         self.max_clusters = max_clusters
         self.min_cluster_size = min_cluster_size
         self.normalize = normalize
         self.max_iter = max_iter
+        self.neighbor_index = neighbor_index
         self.random_state = random_state
         self.verbose = verbose
 
@@ -358,6 +364,7 @@ class TypiClustSelector(BaseSelector):
         n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
         max_clusters = check_positive_int(self.max_clusters, "max_clusters")
         min_cluster_size = check_positive_int(self.min_cluster_size, "min_cluster_size")
+        index = check_neighbor_index(self.neighbor_index, "neighbor_index")
         F = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = F.shape[0]
         if self.n_clusters is None:
@@ -387,7 +394,7 @@ class TypiClustSelector(BaseSelector):
                     members = unselected[cluster]
                     if len(picked) == n_budget or members.size == 0:
                         continue
-                    scores = _typicality(F[members], n_neighbors)
+                    scores = _typicality(F[members], n_neighbors, index)
                     if members.size == sizes[cluster]:  # first visit: the whole cluster
                         typicality[members] = scores
                     best = int(np.argmax(scores))  # ties: the lowest index
@@ -414,13 +421,13 @@ def _maybe_l2_normalize(F, normalize):
     return (F / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _typicality(F, n_neighbors):
+def _typicality(F, n_neighbors, index="auto"):
     """The authors' typicality: 1 / (mean squared L2 distance to the k nearest others + 1e-5),
     ``k = min(n_neighbors, len(F) // 2)``; a single point gets typicality 1."""
     k = min(n_neighbors, F.shape[0] // 2)
     if k < 1:
         return np.ones(F.shape[0])
-    squared, _ = knn_search(F, F, k + 1)
+    squared, _ = knn_search(F, F, k + 1, index=index)
     # the first neighbour is the point itself (or an exact duplicate, also at distance 0)
     return 1.0 / (squared[:, 1:].astype(np.float64).mean(axis=1) + 1e-5)
 
@@ -446,9 +453,9 @@ class ProbCoverSelector(BaseSelector):
     ``alpha = 0.95``) of the balls are pure. The authors scan a grid of radii; here the value
     is exact: with ``d(x)`` the distance from ``x`` to the nearest sample of another
     pseudo-label, the ball ``B(x, delta)`` is pure iff ``d(x) >= delta``, so delta is the
-    ``(1 - purity_threshold)`` order statistic of ``d``. Computing ``d`` costs one exact
-    nearest-neighbour search per pseudo-class (about ``n^2`` distances in all). Pass the
-    number of classes as ``n_classes``: the paper sets ``K`` to it.
+    ``(1 - purity_threshold)`` order statistic of ``d``, read from the kNN search of the
+    delta-graph (see "Large n" below). Pass the number of classes as ``n_classes``: the
+    paper sets ``K`` to it.
 
     **Bounded memory** (a departure): the delta-graph used for the degrees is built from a
     k-nearest-neighbour search with at most ``max_neighbors`` neighbours per sample (memory
@@ -459,6 +466,16 @@ class ProbCoverSelector(BaseSelector):
     with ``n_classes=10``: median 1-2 samples, largest about 100), so the cap rarely binds.
     Coverage itself is exact: when a sample is selected, every sample within ``delta`` of it
     is marked covered (one distance pass over the data).
+
+    **Large n.** The one kNN search (``max_neighbors`` per sample) gives both the delta-graph
+    and the purity distances ``d``: ``d(x)`` is read from the first neighbour of another
+    pseudo-label, and only the samples whose lists hold none *and* whose bound (the distance
+    to their farthest listed neighbour) does not already exceed the order statistic are
+    searched exactly -- so delta is the same as from ``n^2`` distances, at the price of one
+    kNN search. The graph is a sparse matrix (memory ``O(n * average degree)``) and the
+    greedy lowers degrees as samples are covered instead of recounting them. The search is
+    exact up to 100,000 samples and approximate above (``neighbor_index``), where missed
+    neighbours can make a few balls look smaller and ``d`` slightly larger.
 
     Parameters
     ----------
@@ -477,6 +494,10 @@ class ProbCoverSelector(BaseSelector):
         Cap on neighbours per sample in the delta-graph (clipped to the number of samples).
     max_iter : int, default=50
         Lloyd iterations of the pseudo-label k-means.
+    neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
+        Index of the kNN search behind the delta-graph and the purity distances
+        (:func:`as3l_sklearn.cluster.knn_search`): ``"auto"`` is exact up to 100,000 samples
+        and approximate (faiss IVF-Flat) above; ``"flat"`` is exact at any size.
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the pseudo-label k-means and the random picks made once everything is covered.
         The same value gives the same indices.
@@ -517,13 +538,15 @@ class ProbCoverSelector(BaseSelector):
     """
 
     def __init__(self, delta=None, purity_threshold=0.95, n_classes=None, normalize=True,
-                 max_neighbors=100, max_iter=50, random_state=None, verbose=0):
+                 max_neighbors=100, max_iter=50, neighbor_index="auto", random_state=None,
+                 verbose=0):
         self.delta = delta
         self.purity_threshold = purity_threshold
         self.n_classes = n_classes
         self.normalize = normalize
         self.max_neighbors = max_neighbors
         self.max_iter = max_iter
+        self.neighbor_index = neighbor_index
         self.random_state = random_state
         self.verbose = verbose
 
@@ -531,54 +554,68 @@ class ProbCoverSelector(BaseSelector):
         X = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = X.shape[0]
         max_neighbors = check_positive_int(self.max_neighbors, "max_neighbors")
+        index = check_neighbor_index(self.neighbor_index, "neighbor_index")
         rng = check_random_state_or_generator(self.random_state)
-        if self.delta is None:
-            delta, purity = self._delta_from_purity(X, n_budget, rng)
-        else:
+        if self.delta is not None:
             if isinstance(self.delta, (bool, np.bool_)) or not isinstance(self.delta, numbers.Real):
                 raise TypeError(f"delta must be a positive number or None, got {self.delta!r}")
             if not np.isfinite(self.delta) or self.delta <= 0:
                 raise ValueError(
                     f"delta must be a positive finite number or None, got {self.delta!r}")
+        else:
+            self._check_purity_params(n_budget, n_samples)  # fail before the search
+
+        # one capped kNN search serves both the purity-chosen delta and the delta-graph
+        k = min(max_neighbors, n_samples)
+        squared, neighbors = knn_search(X, X, k, index=index)
+        if self.delta is None:
+            delta, purity = self._delta_from_purity(X, n_budget, rng, squared, neighbors)
+        else:
             delta, purity = float(self.delta), None
         self._log(f"delta = {delta:.4g}" + ("" if purity is None else f" (purity {purity:.3f})"))
 
-        # delta-graph: edge i -> j when ||x_i - x_j|| < delta, from a capped kNN search
-        k = min(max_neighbors, n_samples)
-        squared, neighbors = knn_search(X, X, k)
+        # delta-graph as a sparse matrix: row i holds the samples in the ball of i (itself
+        # first), O(n * average degree) memory
         inside = (squared < delta**2) & (neighbors != np.arange(n_samples)[:, None])
-        src = np.r_[np.arange(n_samples), np.repeat(np.arange(n_samples), inside.sum(axis=1))]
-        # self-edges first: each sample covers itself
-        dst = np.r_[np.arange(n_samples), neighbors[inside]]
-        edge_order = np.argsort(src, kind="stable")
-        src, dst = src[edge_order], dst[edge_order]
+        counts = inside.sum(axis=1) + 1
+        indptr = np.r_[0, np.cumsum(counts)]
+        indices = np.empty(indptr[-1], dtype=np.int64)
+        indices[indptr[:-1]] = np.arange(n_samples)
+        rest = np.ones(indptr[-1], dtype=bool)
+        rest[indptr[:-1]] = False
+        indices[rest] = neighbors[inside]
+        balls = sparse.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
+                                  shape=(n_samples, n_samples))
+        # the transpose lists, for each sample, the balls it lies in: covering it lowers
+        # exactly those balls' degrees, so degrees are updated, never recounted
+        holders = balls.T.tocsr()
+        degree = counts.astype(np.int64)
         # ties in degree go to the densest sample: smaller radius of its kept neighbourhood
         density_rank = np.empty(n_samples, dtype=np.int64)
         densest_first = np.lexsort((np.arange(n_samples), squared[:, -1]))
         density_rank[densest_first] = np.arange(n_samples)[::-1]
-        self._log(f"delta-graph: {src.size} edges (cap {k} neighbours per sample)")
+        del squared, neighbors, inside
+        self._log(f"delta-graph: {indices.size} edges (cap {k} neighbours per sample)")
 
+        sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
         covered = np.zeros(n_samples, dtype=bool)
         chosen = np.zeros(n_samples, dtype=bool)
         picked, gains = [], []
         while len(picked) < n_budget:
-            degree = np.bincount(src, minlength=n_samples).astype(np.int64)
-            degree[chosen] = -1
-            score = degree * (n_samples + 1) + density_rank
+            score = np.where(chosen, -1, degree) * (n_samples + 1) + density_rank
             best = int(np.argmax(score))
-            if degree[best] <= 0:
+            if chosen[best] or degree[best] <= 0:
                 break
             # cover the whole ball exactly (one pass over the data), not just the capped edges,
             # so that a truncated ball does not attract the next pick to the same region
-            inside_ball = squared_distances_to(X, X[best]) < delta**2
-            inside_ball[best] = True
-            newly = np.flatnonzero(inside_ball & ~covered)
+            in_ball = _ball(X, sq_norms, best, delta**2)
+            newly = in_ball[~covered[in_ball]]
             covered[newly] = True
             chosen[best] = True
             picked.append(best)
             gains.append(int(newly.size))
-            alive = ~covered[dst]
-            src, dst = src[alive], dst[alive]
+            # only the balls holding a newly covered sample lose degree (no O(n) recount)
+            np.subtract.at(degree, holders[newly].indices, 1)
         n_random = n_budget - len(picked)
         if n_random:
             self._log(f"all samples covered after {len(picked)} picks: {n_random} random picks")
@@ -591,24 +628,20 @@ class ProbCoverSelector(BaseSelector):
         self.n_random_picks_ = int(n_random)
         return picked
 
-    def _delta_from_purity(self, X, n_budget, rng):
+    def _check_purity_params(self, n_budget, n_samples):
         threshold = self.purity_threshold
         if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) \
                 or not 0 < threshold <= 1:
             raise ValueError(f"purity_threshold must be a number in (0, 1], got {threshold!r}")
-        n_classes = resolve_n_clusters(self.n_classes, n_budget, X.shape[0], name="n_classes")
+        return threshold, resolve_n_clusters(self.n_classes, n_budget, n_samples, name="n_classes")
+
+    def _delta_from_purity(self, X, n_budget, rng, squared, neighbors):
+        threshold, n_classes = self._check_purity_params(n_budget, X.shape[0])
         result = kmeans(X, n_classes, max_iter=check_positive_int(self.max_iter, "max_iter"),
                         random_state=int(rng.randint(np.iinfo(np.int32).max)))
         labels = result.labels
-        # distance from each sample to the nearest sample with another pseudo-label
-        conflict = np.full(X.shape[0], np.inf)
-        for cluster in np.unique(labels):
-            inside = labels == cluster
-            if inside.all():
-                break
-            squared, _ = knn_search(X[~inside], X[inside], 1)
-            conflict[inside] = np.sqrt(squared[:, 0].astype(np.float64))
         n_pure = int(np.ceil(threshold * X.shape[0] - 1e-9))
+        conflict = _conflict_distances(X, labels, squared, neighbors, X.shape[0] - n_pure)
         delta = float(np.sort(conflict)[X.shape[0] - n_pure])
         if not np.isfinite(delta):
             # one pseudo-class: every ball is pure; a radius past the data's diameter covers all
@@ -618,3 +651,63 @@ class ProbCoverSelector(BaseSelector):
             delta = float(np.finfo(np.float32).eps)
         purity = float((conflict >= delta).mean())
         return delta, purity
+
+
+def _ball(X, sq_norms, center, radius_sq, chunk=1 << 16):
+    """Indices of the samples closer than ``sqrt(radius_sq)`` to sample ``center``.
+
+    A float32 matrix-vector product screens the candidates (one BLAS pass, no n x d
+    temporary); their distances are then recomputed as the exact float64 sums of squared
+    differences, so membership is decided exactly as by a full float64 pass. The screen's
+    margin is far above float32 rounding of ``|x|^2 + |c|^2 - 2 x.c``.
+    """
+    point = X[center]
+    approx = sq_norms + sq_norms[center] - 2.0 * (X @ point).astype(np.float64)
+    margin = 1e-4 * (sq_norms + sq_norms[center]) + 1e-30
+    candidates = np.flatnonzero(approx < radius_sq + margin)
+    exact = np.empty(candidates.size, dtype=np.float64)
+    for start in range(0, candidates.size, chunk):
+        rows = candidates[start:start + chunk]
+        diff = X[rows] - point[None, :]
+        exact[start:start + chunk] = np.einsum("ij,ij->i", diff, diff, dtype=np.float64)
+    inside = candidates[exact < radius_sq]
+    if not np.any(inside == center):
+        inside = np.sort(np.r_[inside, center])
+    return inside
+
+
+def _conflict_distances(X, labels, squared, neighbors, rank):
+    """Distance from each sample to the nearest sample of another label, exact where the
+    ``rank``-th smallest of them depends on it.
+
+    The kNN lists give it for every sample with another label among its neighbours (the
+    first such neighbour). For the others it is at least
+    the distance to their farthest listed neighbour (exact lists only), so they only need an
+    exact search (against the other labels) when that lower bound does not already put them
+    above the ``rank``-th smallest found value. With an approximate index (large n) the
+    lists may miss neighbours, so the values are approximate too.
+    """
+    n_samples = X.shape[0]
+    if np.unique(labels).size == 1:
+        return np.full(n_samples, np.inf)
+    # int32 labels: the n x k gather is the largest temporary here (0.4 GB at 1M x 100)
+    small = labels.astype(np.int32)
+    other = small[neighbors] != small[:, None]
+    found = other.any(axis=1)
+    first = np.argmax(other, axis=1)
+    # the search's own squared distances (not a float64 recomputation): the delta-graph
+    # compares the same numbers with delta, so the pair that sets delta stays outside its ball
+    values = np.sqrt(squared[np.arange(n_samples), np.where(found, first, -1)]
+                     .astype(np.float64))  # lower bounds (farthest listed) where not found
+    # the rank-th smallest exact value bounds the order statistic from above (more values
+    # can only lower it): a sample whose lower bound exceeds it can never be the one, and
+    # refining all others once makes every value that can matter exact
+    known = values[found]
+    upper = np.partition(known, rank)[rank] if known.size > rank else np.inf
+    todo = np.flatnonzero(~found & (values <= upper))
+    for label in np.unique(labels[todo]):
+        queries = todo[labels[todo] == label]
+        pool = np.flatnonzero(labels != label)
+        nearest, _ = knn_search(X[pool], X[queries], 1, index="flat")
+        values[queries] = np.sqrt(nearest[:, 0].astype(np.float64))
+    return values

@@ -167,3 +167,114 @@ def test_knn_search_names_a_feature_mismatch():
 
     with pytest.raises(ValueError, match="queries have 3 features but database has 4"):
         knn_search(np.zeros((5, 4)), np.zeros((2, 3)), 1)
+
+
+# --- approximate neighbours and sampled seeding (issue 14: scale) ---------------------------
+
+
+def _clustered(n, dim=16, seed=0):
+    X, y = make_blobs(n_samples=n, centers=20, n_features=dim, cluster_std=1.0,
+                      center_box=(-10, 10), random_state=seed)
+    return X.astype(np.float32), y
+
+
+def _recall(found, truth):
+    return np.mean([np.intersect1d(f, t).size / t.size for f, t in zip(found, truth)])
+
+
+@needs_faiss
+@pytest.mark.parametrize("index", ["hnsw", "ivf"])
+def test_approximate_index_recall_on_a_small_problem(index):
+    X, _ = _clustered(2000)
+    _, exact = knn_search(X, X, 10, index="flat")
+    distances, found = knn_search(X, X, 10, index=index)
+    assert found.shape == (2000, 10) and found.dtype == np.int64
+    assert distances.dtype == np.float32 and np.all(np.diff(distances, axis=1) >= 0)
+    assert _recall(found, exact) > 0.9
+
+
+@needs_faiss
+def test_ivf_fills_queries_its_cells_cannot_answer():
+    # k close to n: the 16 probed cells hold fewer than k rows for some queries, which are
+    # searched again exactly, so no -1 index ever comes back
+    X, _ = _clustered(2000, dim=4)
+    distances, found = knn_search(X, X[:50], 1500, index="ivf")
+    assert found.min() >= 0
+    assert all(np.unique(row).size == 1500 for row in found)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+
+
+@needs_faiss
+def test_auto_index_is_exact_up_to_the_threshold(monkeypatch):
+    assert cluster.resolve_neighbor_index("auto", cluster.EXACT_MAX_SAMPLES) == "flat"
+    if cluster._num_gpus(cluster._faiss()) == 0:
+        assert (cluster.resolve_neighbor_index("auto", cluster.EXACT_MAX_SAMPLES + 1)
+                == cluster.AUTO_APPROXIMATE_INDEX)
+    assert cluster.resolve_neighbor_index("flat", 10 * cluster.EXACT_MAX_SAMPLES) == "flat"
+    # below the threshold "auto" gives exactly the flat results; above it the approximate index
+    X, _ = _clustered(600)
+    np.testing.assert_array_equal(knn_search(X, X, 5)[1], knn_search(X, X, 5, index="flat")[1])
+    calls = []
+    real = cluster._search_approximate
+    monkeypatch.setattr(cluster, "_search_approximate",
+                        lambda *args: calls.append(args[3]) or real(*args))
+    monkeypatch.setattr(cluster, "EXACT_MAX_SAMPLES", 500)
+    monkeypatch.setattr(cluster, "_num_gpus", lambda faiss: 0)
+    knn_search(X[:500], X[:10], 3)
+    assert calls == []
+    knn_search(X, X[:10], 3)
+    assert calls == [cluster.AUTO_APPROXIMATE_INDEX]
+
+
+@pytest.mark.parametrize("bad", ["exact", "HNSW", None, 3])
+def test_bad_neighbor_index_is_named(bad):
+    with pytest.raises(ValueError, match="index must be one of"):
+        knn_search(np.zeros((5, 2)), np.zeros((1, 2)), 1, index=bad)
+    with pytest.raises(ValueError, match="neighbor_index must be one of"):
+        cluster.check_neighbor_index(bad, "neighbor_index")
+
+
+def test_approximate_index_without_faiss_is_refused(monkeypatch):
+    monkeypatch.setattr(cluster, "_faiss", lambda: None)
+    assert cluster.resolve_neighbor_index("auto", 10**7) == "brute"
+    assert cluster.resolve_neighbor_index("flat", 10) == "brute"
+    with pytest.raises(ValueError, match="index='hnsw' needs faiss"):
+        knn_search(np.zeros((5, 2)), np.zeros((1, 2)), 1, index="hnsw")
+
+
+def _mixture(n, k, seed=0):
+    rng = np.random.RandomState(seed)
+    means = rng.normal(scale=4.0, size=(k, 8))
+    component = rng.randint(0, k, size=n)
+    X = means[component] + rng.normal(size=(n, 8))
+    return X.astype(np.float32), component
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sampled_seeding_keeps_the_quality_of_full_seeding(backend):
+    X, component = _mixture(4000, 12)
+    ratios, aris = [], []
+    for seed in range(3):
+        full = kmeans(X, 12, random_state=seed, init_sample_size=X.shape[0], backend=backend)
+        sampled = kmeans(X, 12, random_state=seed, init_sample_size=240, backend=backend)
+        ratios.append(sampled.inertia / full.inertia)
+        aris.append((adjusted_rand_score(component, full.labels),
+                     adjusted_rand_score(component, sampled.labels)))
+    assert np.mean(ratios) < 1.02
+    full_ari, sampled_ari = np.mean(aris, axis=0)
+    assert sampled_ari > full_ari - 0.03
+
+
+def test_seeding_uses_every_point_on_small_data():
+    # at most max(10_000, 20 K) points: no sample is drawn, results as before sampling existed
+    assert cluster.seeding_sample_size(10) == 10_000
+    assert cluster.seeding_sample_size(1000) == 20_000
+    X, _ = _mixture(1500, 5)
+    default = kmeans(X, 5, random_state=3)
+    every = kmeans(X, 5, random_state=3, init_sample_size=X.shape[0])
+    np.testing.assert_array_equal(default.centers, every.centers)
+    again = kmeans(X, 5, random_state=3, init_sample_size=100)
+    np.testing.assert_array_equal(again.labels, kmeans(X, 5, random_state=3,
+                                                       init_sample_size=100).labels)
+    with pytest.raises(ValueError, match="init_sample_size"):
+        kmeans(X, 5, init_sample_size=0)

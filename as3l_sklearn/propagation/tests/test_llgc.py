@@ -136,3 +136,31 @@ def test_bad_labels():
     assert (prop.transduction_ == 4).all()
     with pytest.raises(ValueError, match="y has 14 labels but X has 15 samples"):
         LLGCPropagator().fit(X, y[:-1])
+
+
+# --- neighbour index (issue 14: scale) ------------------------------------------------------
+
+
+def test_neighbor_index_is_passed_to_the_search(monkeypatch):
+    from as3l_sklearn.propagation import _llgc
+
+    X, y_true, y = make_blobs(n_per_blob=40)
+    seen = []
+    real = _llgc.knn_search
+    monkeypatch.setattr(_llgc, "knn_search",
+                        lambda *a, **kw: seen.append(kw.get("index")) or real(*a, **kw))
+    exact = LLGCPropagator(n_neighbors=7, normalize=False).fit(X, y)
+    forced = LLGCPropagator(n_neighbors=7, normalize=False, neighbor_index="flat").fit(X, y)
+    # "auto" is exact on small data: the same priors as the forced flat index
+    np.testing.assert_array_equal(exact.label_distributions_, forced.label_distributions_)
+    hnsw = LLGCPropagator(n_neighbors=7, normalize=False, neighbor_index="hnsw").fit(X, y)
+    hnsw.predict(X[:5])
+    assert seen == ["auto", "flat", "hnsw", "hnsw"]
+    assert (hnsw.transduction_ == y_true).mean() > 0.95
+
+
+@pytest.mark.parametrize("bad", ["exact", None])
+def test_bad_neighbor_index_is_named(bad):
+    X, _, y = make_blobs()
+    with pytest.raises(ValueError, match="neighbor_index must be one of"):
+        LLGCPropagator(neighbor_index=bad).fit(X, y)

@@ -430,3 +430,98 @@ def test_normalize_must_be_a_bool(selector, blobs):
     X, _ = blobs
     with pytest.raises(TypeError, match="normalize must be True or False"):
         selector.fit(X).select(3)
+
+
+# --- scale (issue 14): sparse ProbCover, neighbour index ------------------------------------
+
+
+def _probcover_reference(X, n_budget, *, n_classes, random_state, max_neighbors=100):
+    """ProbCover as written before the sparse rewrite: n^2 purity distances, recounted degrees."""
+    from as3l_sklearn.cluster import kmeans, knn_search
+    from as3l_sklearn.selection._base import squared_distances_to
+    from as3l_sklearn.utils import check_random_state_or_generator
+
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    n = X.shape[0]
+    rng = check_random_state_or_generator(random_state)
+    labels = kmeans(X, n_classes, max_iter=50,
+                    random_state=int(rng.randint(np.iinfo(np.int32).max))).labels
+    conflict = np.full(n, np.inf)
+    for cluster in np.unique(labels):
+        inside = labels == cluster
+        squared, _ = knn_search(X[~inside], X[inside], 1, index="flat")
+        conflict[inside] = np.sqrt(squared[:, 0].astype(np.float64))
+    delta = float(np.sort(conflict)[n - int(np.ceil(0.95 * n - 1e-9))])
+    k = min(max_neighbors, n)
+    squared, neighbors = knn_search(X, X, k, index="flat")
+    inside = (squared < delta**2) & (neighbors != np.arange(n)[:, None])
+    src = np.r_[np.arange(n), np.repeat(np.arange(n), inside.sum(axis=1))]
+    dst = np.r_[np.arange(n), neighbors[inside]]
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort((np.arange(n), squared[:, -1]))] = np.arange(n)[::-1]
+    covered, chosen, picked = np.zeros(n, bool), np.zeros(n, bool), []
+    while len(picked) < n_budget:
+        degree = np.bincount(src, minlength=n).astype(np.int64)
+        degree[chosen] = -1
+        best = int(np.argmax(degree * (n + 1) + rank))
+        if degree[best] <= 0:
+            break
+        ball = squared_distances_to(X, X[best]) < delta**2
+        ball[best] = True
+        covered |= ball
+        chosen[best] = True
+        picked.append(best)
+        alive = ~covered[dst]
+        src, dst = src[alive], dst[alive]
+    return picked, delta
+
+
+@pytest.mark.parametrize("n_classes, n_budget, max_neighbors", [(10, 10, 100), (10, 40, 100),
+                                                                (5, 25, 8), (20, 30, 30)])
+def test_probcover_picks_as_before_the_sparse_rewrite(blobs, n_classes, n_budget, max_neighbors):
+    X, _ = blobs
+    X = X + np.random.RandomState(1).normal(scale=2.0, size=X.shape)  # overlapping blobs
+    selector = ProbCoverSelector(n_classes=n_classes, max_neighbors=max_neighbors,
+                                 random_state=0).fit(X)
+    picks = selector.select(n_budget)
+    expected, delta = _probcover_reference(X, n_budget, n_classes=n_classes, random_state=0,
+                                           max_neighbors=max_neighbors)
+    assert selector.delta_ == pytest.approx(delta, rel=1e-5)
+    # the greedy part (before any random pick once everything is covered) is unchanged
+    np.testing.assert_array_equal(picks[:len(expected)], expected)
+
+
+def test_probcover_purity_distances_need_no_full_search_when_lists_suffice(blobs, monkeypatch):
+    # every sample has another pseudo-label within its 100 neighbours: no exact re-search
+    from as3l_sklearn.selection import _baselines
+
+    X, _ = blobs
+    calls = []
+    real = _baselines.knn_search
+    monkeypatch.setattr(_baselines, "knn_search",
+                        lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    ProbCoverSelector(n_classes=10, random_state=0).fit(X).select(5)
+    assert calls == [100]
+    # with 5 neighbours the lists rarely reach another blob: bounds are refined exactly
+    calls.clear()
+    capped = ProbCoverSelector(n_classes=10, max_neighbors=5, random_state=0).fit(X)
+    capped.select(5)
+    full = ProbCoverSelector(n_classes=10, random_state=0).fit(X)
+    full.select(5)
+    assert calls[0] == 5 and len(calls) > 1
+    assert capped.delta_ == full.delta_ and capped.purity_ == full.purity_
+
+
+@pytest.mark.parametrize("make", [
+    lambda index: TypiClustSelector(neighbor_index=index, random_state=0),
+    lambda index: ProbCoverSelector(n_classes=10, neighbor_index=index, random_state=0),
+], ids=["TypiClust", "ProbCover"])
+def test_selectors_accept_an_approximate_neighbor_index(make, blobs):
+    X, y = blobs
+    exact = make("flat").fit_select(X, 10)
+    np.testing.assert_array_equal(make("auto").fit_select(X, 10), exact)  # small: exact
+    for index in ("hnsw", "ivf"):
+        idx = make(index).fit_select(X, 10)
+        assert sorted(set(y[idx].tolist())) == list(range(10))
+    with pytest.raises(ValueError, match="neighbor_index must be one of"):
+        make("exact").fit(X).select(3)
