@@ -648,6 +648,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
             net.callbacks_ = [(name, cb) for name, cb in net.callbacks_ if name not in internal_names]
             net.callbacks = list(user_callbacks)
         interrupted = bool(getattr(net, "_train_interrupted", False))
+        if interrupted and _stopped_early(net):
+            interrupted = False  # skorch's EarlyStopping ends a fit with KeyboardInterrupt too
         best_state = recorder.best_state
         if interrupted:
             warnings.warn(f"training interrupted at step {self.n_iter_}: keeping the "
@@ -840,6 +842,14 @@ class _HistoryRecord(Callback):
             estimator.best_score_ = record["val_accuracy"]
             estimator.best_step_ = net.steps_done
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.ema_module_.state_dict().items()})
+
+
+def _stopped_early(net) -> bool:
+    """Whether one of the net's ``EarlyStopping`` callbacks ended the fit (not a Ctrl-C)."""
+    from skorch.callbacks import EarlyStopping
+
+    return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
+               for _, cb in getattr(net, "callbacks_", []))
 
 
 def _as_image_array(X, name="X"):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from skorch.callbacks import Callback
 
 from as3l_sklearn.classification import (
     LinearEvaluationClassifier,
@@ -394,3 +395,69 @@ def test_verbose_1_shows_one_bar_per_fit(estimator, capsys):
     estimator(max_iter=10, eval_every=2, random_state=0, verbose=2, **params).fit(X, partial)
     out, err = capsys.readouterr()
     assert len(out.strip().splitlines()) == 5 and err == ""
+
+
+# ---------------------------------------------------------------- skorch's fit loop and callbacks
+class _Counter(Callback):
+    def initialize(self):
+        self.events = {"batch": 0, "epoch": 0, "train_begin": 0, "train_end": 0}
+        self.batch_sizes = []
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.events["train_begin"] += 1
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        self.events["batch"] += 1
+        self.batch_sizes.append(len(batch[0]))
+
+    def on_epoch_end(self, net, **kwargs):
+        self.events["epoch"] += 1
+
+    def on_train_end(self, net, **kwargs):
+        self.events["train_end"] += 1
+
+
+@pytest.mark.parametrize("estimator", [PriorGuidedFlexMatchClassifier, SupervisedClassifier])
+def test_user_callbacks_see_one_batch_per_step_and_one_epoch_per_record(estimator):
+    X, y_true, _ = _bars(24)
+    y = np.full(24, -1)
+    y[:4] = y_true[:4]
+    counter = _Counter()
+    params = {k: v for k, v in TINY.items() if k in estimator().get_params()}
+    clf = estimator(max_iter=5, eval_every=2, random_state=0, callbacks=[("count", counter)], **params).fit(X, y)
+    assert counter.events == {"batch": 5, "epoch": 3, "train_begin": 1, "train_end": 1}
+    assert set(counter.batch_sizes) == {4}
+    assert [h["step"] for h in clf.history_] == [2, 4, 5]
+    # net_.history has the records' keys next to skorch's own
+    assert clf.net_.history[:, "step"] == [2, 4, 5] and len(clf.net_.history[:, "train_loss"]) == 3
+    # the estimator's own callbacks (they hold the training data) are not kept in the model
+    names = [name for name, _ in clf.net_.callbacks_]
+    assert "count" in names and not [n for n in names if n.startswith("flexmatch_")]
+    assert pickle.loads(pickle.dumps(clf)).predict(X).shape == (24,)
+
+
+def test_early_stopping_callback_ends_the_fit_without_an_interrupt_warning():
+    import warnings
+
+    from skorch.callbacks import EarlyStopping
+
+    X, y_true, _ = _bars(24)
+    y = np.full(24, -1)
+    y[:4] = y_true[:4]
+    stop = EarlyStopping(monitor="val_accuracy", lower_is_better=False, patience=1, threshold=2.0, sink=lambda *a: None)
+    clf = PriorGuidedFlexMatchClassifier(max_iter=10, eval_every=2, random_state=0, callbacks=[("stop", stop)], **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        clf.fit(X, y, X_val=X, y_val=y_true)
+    assert clf.n_iter_ == 4 and not clf.interrupted_  # no improvement by 2.0 after the first record
+
+
+def test_callbacks_are_validated_by_name():
+    X, y_true, _ = _bars(20)
+    y = np.full(20, -1)
+    y[:4] = y_true[:4]
+    with pytest.raises(TypeError, match="callbacks"):
+        PriorGuidedFlexMatchClassifier(max_iter=1, callbacks=[_Counter()], **TINY).fit(X, y)
+    with pytest.raises(ValueError, match="callbacks.*'ema'"):
+        PriorGuidedFlexMatchClassifier(max_iter=1, callbacks=[("ema", _Counter())], **TINY).fit(X, y)
