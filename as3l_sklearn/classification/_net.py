@@ -8,10 +8,14 @@ The functions here are small, pure and tested one by one against hand-computed v
 * :func:`cosine_lr` -- ``lr * cos(7 pi k / (16 K))``;
 * :func:`param_groups_without_decay` -- SGD groups with no weight decay on BatchNorm and bias.
 
-:class:`FlexMatchNet` is a :class:`skorch.NeuralNet` whose :meth:`~FlexMatchNet.train_step` draws
-a labeled batch of ``B`` and an unlabeled batch of ``mu * B`` images, builds weak and strong
-views and computes ``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4). The estimator in
-``_flexmatch.py`` owns validation and the step loop; this module owns the arithmetic.
+:class:`FlexMatchNet` is a :class:`skorch.NeuralNet` trained by skorch's own ``fit_loop``: its
+training iterator yields, per step, the indices of a labeled batch of ``B`` and an unlabeled
+batch of ``mu * B`` images (one skorch epoch is ``eval_every`` steps), and its
+:meth:`~FlexMatchNet.train_step_single` builds the weak and strong views and computes
+``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4). The learning-rate schedule and the EMA are its
+default callbacks (:class:`CosineStepLR`, :class:`EMAUpdate`). The estimator in
+``_flexmatch.py`` owns validation, the history records and the prior schedule (as callbacks);
+this module owns the arithmetic.
 """
 
 from __future__ import annotations
@@ -391,17 +395,22 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
 
         The global batch (``batch_size`` labeled, ``mu * batch_size`` unlabeled) is drawn with
         replacement from the batch generator, identically on every rank; under DDP each rank
-        keeps every ``world_size``-th index (:meth:`DistributedContext.shard`).
+        keeps every ``world_size``-th index (:meth:`DistributedContext.shard`); ``batch_size`` is
+        then rounded down to a multiple of ``world_size`` (at least ``world_size``).
         """
         data = self._data
         generator = data["generator"]
         batch_size = int(self.batch_size)
+        context = self.distributed
+        if context is not None:
+            # equal shares on every rank (all_gather of the learning status needs equal sizes;
+            # a mean of per-rank means is then the global mean)
+            batch_size = max(context.world_size, batch_size - batch_size % context.world_size)
         population = data["labeled_idx"]
         labeled = population[torch.randint(len(population), (batch_size,), generator=generator)]
         unlabeled = None
         if self.lambda_u > 0:
             unlabeled = torch.randint(len(data["images"]), (int(self.mu) * batch_size,), generator=generator)
-        context = self.distributed
         if context is not None:
             labeled = context.shard(labeled)
             unlabeled = None if unlabeled is None else context.shard(unlabeled)
