@@ -131,5 +131,25 @@ def test_two_process_cpu_job(tmp_path):
     assert len(list(tmp_path.rglob("report.json"))) == 1
 
 
+def test_single_process_and_worker_processes_are_not_distributed(monkeypatch):
+    import multiprocessing
+
+    import torch.distributed as dist
+
+    from as3l_sklearn.utils._distributed import get_distributed
+
+    if dist.is_available() and dist.is_initialized():
+        pytest.skip("a process group is already initialised")
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert get_distributed("cpu") is None
+    # a joblib/multiprocessing worker of a torchrun rank inherits its environment: not a rank
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    assert get_distributed("cpu") is None
+    assert not (dist.is_available() and dist.is_initialized())
+
+
 if __name__ == "__main__":  # a rank started by torchrun from the test above
     _run_rank(Path(sys.argv[1]))

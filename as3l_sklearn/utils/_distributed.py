@@ -8,8 +8,9 @@ all processes) -- DDP's three hooks (wrap the module, shard the samples, all-red
 statistics) are all they need.
 
 A fit is distributed when the process was started by ``torchrun`` (the environment variables
-``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` are set, ``WORLD_SIZE > 1``) or when the caller
-already initialised a process group. The group is created on first use (``gloo`` on CPU,
+``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` are set, ``WORLD_SIZE > 1``; not in a joblib or
+multiprocessing worker of such a process) or when the caller already initialised a process
+group (e.g. under ``torch.multiprocessing.spawn``). The group is created on first use (``gloo`` on CPU,
 ``nccl`` on CUDA) and left to the caller (or the end of the process) to destroy.
 """
 
@@ -124,6 +125,13 @@ def get_distributed(device: str = "cpu") -> DistributedContext | None:
     if not dist.is_initialized():
         if not launched_by_torchrun():
             return None
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:
+            # a joblib/multiprocessing worker of a torchrun process inherits RANK and
+            # WORLD_SIZE, but it is not a rank: it trains alone (torchrun starts its ranks as
+            # plain subprocesses, which have no multiprocessing parent)
+            return None
         cuda = str(device).startswith("cuda")
         backend = "nccl" if cuda and dist.is_nccl_available() else "gloo"
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -137,18 +145,6 @@ def get_distributed(device: str = "cpu") -> DistributedContext | None:
     return DistributedContext(rank=dist.get_rank(), world_size=world_size,
                               local_rank=int(os.environ.get("LOCAL_RANK", 0)),
                               backend=str(dist.get_backend()))
-
-
-def distributed_rank() -> int:
-    """This process's rank (0 when not distributed): rank 0 alone writes outputs."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return int(dist.get_rank())
-    try:
-        return int(os.environ.get("RANK", 0)) if launched_by_torchrun() else 0
-    except ValueError:
-        return 0
 
 
 def resolve_distributed_device(device: str) -> str:
