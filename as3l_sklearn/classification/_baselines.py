@@ -98,7 +98,12 @@ class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimato
         X = images_before_array_checks(X, "X")  # PIL lists, ragged and 1-D input: messages naming X
         if np.ndim(X) == 2 and fitting:
             self.n_features_in_ = int(np.shape(X)[1])
-        images = check_images(X, image_shape=self.image_shape, name="X")
+        from ..embedding import SimSiamEmbedder
+
+        # uint8 images stay uint8 on their way to a SimSiamEmbedder (it converts per batch);
+        # any other embedder gets float32 n x C x H x W arrays as before
+        images = check_images(X, image_shape=self.image_shape, name="X",
+                              lazy=isinstance(self.embedder_, SimSiamEmbedder))
         if fitting:
             self.image_shape_ = tuple(images.shape[1:])
         elif tuple(images.shape[1:]) != tuple(self.image_shape_):

@@ -382,7 +382,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
                 raise ValueError(f"{name} has {n_features} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input")
             image_shape = _infer_image_shape(image_shape, n_features)
-        images = check_images(X, image_shape=image_shape, name=name)
+        # uint8 images (arrays, memory maps, lazy folders) stay uint8: converted per batch
+        images = check_images(X, image_shape=image_shape, name=name, lazy=True)
         if fitted:
             check_channels(images, self.image_shape_[0], type(self).__name__, name=name)
             check_image_shape_consistent(images, self.image_shape_, name=name)
@@ -537,8 +538,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         else:
             self.classes_ = classes
             self.image_shape_ = tuple(int(s) for s in images.shape[1:])
-        if np.asarray(X).ndim == 2:
-            self.n_features_in_ = int(np.asarray(X).shape[1])
+        if np.ndim(X) == 2:  # np.ndim, not np.asarray: a lazy image folder is not read here
+            self.n_features_in_ = int(np.shape(X)[1])
         elif hasattr(self, "n_features_in_") and not resume:
             del self.n_features_in_
         n_classes = len(self.classes_)
@@ -605,7 +606,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         if context is not None:
             aug_generator = torch_generator(self._rng_seed + self.n_iter_ + 1_000_003 * (context.rank + 1))
         data_device = device if device.startswith("cuda") else "cpu"
-        images_t = torch.from_numpy(images).to(data_device)
+        images_t = _training_images(images, data_device)
         status_t = torch.from_numpy(self.status_.copy()).to(data_device)
         y_t = torch.from_numpy(y_encoded)
         labeled_idx = torch.from_numpy(np.flatnonzero(y_encoded >= 0))
@@ -852,6 +853,28 @@ def _stopped_early(net) -> bool:
                for _, cb in getattr(net, "callbacks_", []))
 
 
+def _training_images(images, data_device):
+    """The training images as the net gathers its batches from them.
+
+    Float images become a float tensor (sharing memory on the CPU). uint8 images held in
+    memory become a uint8 ``n x H x W x C`` tensor (the caller's array, not a copy, on the
+    CPU; a quarter of the float size on the GPU), converted batch by batch after the gather.
+    A memory map, a read-only array or a lazy folder stays a :class:`Uint8Images`, read one
+    batch at a time.
+    """
+    import torch
+
+    from ..utils._image_source import Uint8Images
+
+    if not isinstance(images, Uint8Images):
+        return torch.from_numpy(images).to(data_device)
+    source = images.source
+    if type(source) is np.ndarray and source.flags.c_contiguous and source.flags.writeable:
+        raw = torch.from_numpy(source)
+        return (raw[..., None] if raw.ndim == 3 else raw).to(data_device)
+    return images
+
+
 def _as_image_array(X, name="X"):
     """Turn array-likes into ndarrays and give scikit-learn's messages for the common mistakes."""
     from scipy import sparse
@@ -861,7 +884,10 @@ def _as_image_array(X, name="X"):
     if hasattr(X, "detach") and hasattr(X, "cpu"):
         X = X.detach().cpu().numpy()
     # PIL lists (stacked, or refused naming the sizes), ragged and 1-D input: messages naming X
-    X = np.asarray(images_before_array_checks(X, name))
+    X = images_before_array_checks(X, name)
+    if getattr(X, "dtype", None) == np.uint8 and len(getattr(X, "shape", ())) in (3, 4):
+        return X  # uint8 images (a memory map, a lazy folder too): kept as they are, not copied
+    X = np.asarray(X)
     if np.iscomplexobj(X):
         raise ValueError(f"Complex data not supported: {name} must hold real-valued images")
     if X.dtype == object:

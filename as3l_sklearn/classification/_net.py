@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn._callbacks import DistributedNetMixin
+from ..utils._image_source import Uint8Images, gather_float, uint8_batch_to_float
 
 #: placeholder for the net's ``module`` parameter in its pickle when it is ``module_`` itself
 SAME_AS_MODULE_ = "<same as module_>"
@@ -481,11 +482,12 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         images = data["images"]
         aug = data["aug_generator"]
         batch_size = len(labeled)
-        x_l = data["weak"](images[labeled.to(images.device)].to(device), generator=aug)
+        # uint8 images (a tensor or a memory-mapped source) are converted after the gather
+        x_l = data["weak"](gather_float(images, labeled, device), generator=aug)
         y_l = data["y"][labeled].to(device)
         semi = unlabeled is not None
         if semi:
-            x_u = images[unlabeled.to(images.device)].to(device)
+            x_u = gather_float(images, unlabeled, device)
             x_uw = data["weak"](x_u, generator=aug)
             x_us = data["strong"](x_u, generator=aug)
             inputs = torch.cat([x_l, x_uw, x_us])
@@ -561,7 +563,11 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         outputs = []
         try:
             for start in range(0, len(images), batch_size):
-                chunk = torch.as_tensor(images[start:start + batch_size]).to(self.device)
+                if isinstance(images, Uint8Images):  # uint8 read per batch, converted on the device
+                    chunk = uint8_batch_to_float(torch.from_numpy(images.raw(slice(start, start + batch_size)))
+                                                 .to(self.device))
+                else:
+                    chunk = torch.as_tensor(images[start:start + batch_size]).to(self.device)
                 with self._autocast():
                     out = module.features(chunk) if features else module(chunk)
                 outputs.append(out.float().cpu())

@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, check_memory,
 
 from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
 from ..nn._callbacks import DistributedNetMixin, StepProgress
+from ..utils._image_source import RawImageDataset, Uint8Images, uint8_batch_to_float
 from ..utils._progress import is_terminal, strip_ansi
 from ..utils._torch import (
     TorchPickleMixin,
@@ -175,8 +176,10 @@ class _SimSiamNet(DistributedNetMixin, NeuralNet):
     DistributedDataParallel and the recorded loss is the mean over the ranks.
     """
 
-    def __init__(self, *args, amp=False, augment_seed=0, channels_last=False, max_steps=None, **kwargs):
+    def __init__(self, *args, amp=False, augment_seed=0, channels_last=False, max_steps=None, input_size=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
+        self.input_size = input_size
         self.amp = amp
         self.channels_last = channels_last
         self.augment_seed = augment_seed
@@ -204,6 +207,9 @@ class _SimSiamNet(DistributedNetMixin, NeuralNet):
         self._set_training(True)
         Xi, _ = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
+        if x.dtype == torch.uint8:  # uint8 n x H x W x C: converted here, on the training device
+            # getattr: nets pickled before input_size existed
+            x = uint8_batch_to_float(x, getattr(self, "input_size", None))
         generator = self._augment_generator()
         view1 = self.module_.augment(x, generator=generator)
         view2 = self.module_.augment(x, generator=generator)
@@ -236,6 +242,8 @@ class _SimSiamNet(DistributedNetMixin, NeuralNet):
 
     def infer(self, x, **fit_params):
         x = to_tensor(x, device=self.device)
+        if x.dtype == torch.uint8:  # the encoder's own input layer resizes
+            x = uint8_batch_to_float(x)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
@@ -408,7 +416,9 @@ def knn_loo_accuracy(features, labels, k: int = 20) -> float:
 
 def _encode(fingerprint, images, net):
     """Encoder features of ``images``; ``fingerprint`` identifies the weights for caching."""
-    return net.forward(images).numpy().astype(np.float32, copy=False)
+    # uint8 images are read (and converted) one batch at a time
+    data = RawImageDataset(images) if isinstance(images, Uint8Images) else images
+    return net.forward(data).numpy().astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- estimator
@@ -517,6 +527,13 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         same seed give the same weights whatever the caller set, in a joblib worker
         (``GridSearchCV(n_jobs=2)``) or not. ``"auto"``: ``min(4, os.cpu_count())``;
         ``None``: keep torch's current setting (then not reproducible across callers).
+    num_workers : int, default=0
+        DataLoader worker processes that read the images of each batch during ``fit`` and
+        ``transform``. uint8 images (arrays, ``np.memmap`` arrays, lazy image folders from
+        ``load_image_folder(..., lazy=True)``) stay uint8 and are converted to float one batch
+        at a time; workers pay off when reading a batch is slow (decoding a lazy folder,
+        memory maps on a slow disk). 0 reads in the main process. Workers only read: the
+        augmentations are drawn in the main process, so the result does not depend on it.
     verbose : int, default=0
         0 silent; 1 shows one progress bar (tqdm, on stderr) over the optimizer steps of the
         fit, with its ETA and the last epoch's loss; 2 prints skorch's table, a row per epoch
@@ -619,6 +636,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         callbacks=None,
         random_state=None,
         n_threads="auto",
+        num_workers: int = 0,
         verbose: int = 0,
     ):
         self.backbone = backbone
@@ -640,6 +658,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         self.callbacks = callbacks
         self.random_state = random_state
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
@@ -756,7 +775,8 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
             shape = _resolve_image_shape(self.image_shape, X2.shape[1]) if reset else self.image_shape_
             images = check_images(X2, image_shape=shape, name="X")
         else:
-            images = check_images(X, name="X")
+            # uint8 images (arrays, memory maps, lazy folders) are kept, not converted whole
+            images = check_images(X, name="X", lazy=True)
             if reset:
                 self.n_features_in_ = int(np.prod(images.shape[1:]))
                 self.__dict__.pop("feature_names_in_", None)
@@ -878,6 +898,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         if context is not None:
             device = resolve_distributed_device(device)
         settings = self._check_params(n_samples, device)
+        num_workers = check_positive_int(self.num_workers, "num_workers", minimum=0)
         max_epochs, max_steps, batch_size = settings["max_epochs"], settings["max_steps"], settings["batch_size"]
         # DDP: each rank takes batch_size / world_size images of every global batch
         local_batch_size = batch_size
@@ -935,6 +956,8 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
                 batch_size=local_batch_size,
                 iterator_train__drop_last=True,
                 iterator_valid__batch_size=max(batch_size, 256),
+                iterator_train__num_workers=num_workers,
+                iterator_valid__num_workers=num_workers,
                 **order,
                 train_split=None,
                 callbacks=callbacks,
@@ -943,13 +966,16 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
                 amp=amp,
                 augment_seed=augment_seed,
                 channels_last=channels_last,
+                input_size=tuple(encoder_size),
             )
             net.set_distributed(context)
             if max_epochs > 0:
                 # downscale once, then draw the views at the encoder's size: cropping a 90-px
                 # photo and shrinking every view to 32 px cost 8x the augmentation time for
                 # the same views (the encoder's own resize then has nothing to do)
-                net.fit(_resize_images(images, encoder_size), None)
+                # uint8 images stay uint8: the net converts (and resizes) each batch
+                data = RawImageDataset(images) if isinstance(images, Uint8Images) else _resize_images(images, encoder_size)
+                net.fit(data, None)
             else:
                 net.initialize()  # frozen encoder: the module as built, nothing trained
         # the generators are state of one fit only; dropping them keeps the net picklable

@@ -203,8 +203,9 @@ def warn_on_image_range(fitted_range, images: np.ndarray, X, estimator_name: str
     if not fitted_range or not images.size:
         return False
     fit_max = float(fitted_range["max"])
-    x_max = float(images.max())
     x_uint8 = getattr(X, "dtype", None) == np.uint8
+    # uint8 input is in [0, 1] once scaled: no pass over it (a memory map would be read whole)
+    x_max = 1.0 if x_uint8 else float(images.max())
     fit_kind = "uint8 images (scaled to [0, 1])" if fitted_range.get("uint8") else f"float images with values up to {fit_max:.3g}"
     message = None
     if fit_max <= 1.5 and x_max > 1.5 and not x_uint8:

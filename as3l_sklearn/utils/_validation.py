@@ -310,7 +310,7 @@ def _check_float32_range(original: np.ndarray, F: np.ndarray, name: str, **check
         )
 
 
-def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) -> np.ndarray:
+def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, lazy: bool = False):
     """Validate images and return them as float32 ``n x C x H x W``.
 
     ``uint8`` input is read as ``n x H x W x C`` (or ``n x H x W``) and scaled to ``[0, 1]``;
@@ -335,10 +335,16 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
         Name of the argument in error messages.
     min_samples : int
         Minimum number of images.
+    lazy : bool, default=False
+        Keep ``uint8`` images (3-D or 4-D: an ndarray, a ``np.memmap`` or an array-like such
+        as :class:`~as3l_sklearn.datasets.ImageFolderArray`) as they are and return a
+        :class:`~as3l_sklearn.utils._image_source.Uint8Images` view that converts on
+        indexing, instead of a float32 copy 4x their size. Other input is converted as usual.
 
     Returns
     -------
     images : ndarray of shape (n, C, H, W), float32, C-contiguous
+        Or, with ``lazy=True`` and uint8 images, a ``Uint8Images`` of that shape and dtype.
 
     Examples
     --------
@@ -358,6 +364,13 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
         )
     if isinstance(X, (list, tuple)) and len(X) > 0 and all(_is_pil_image(v) for v in X):
         X = _stack_pil_images(X, name)
+    if lazy:
+        from ._image_source import Uint8Images  # imports torch: only the estimators ask for lazy
+
+        if isinstance(X, Uint8Images):  # checked already (handed on by another estimator)
+            return X
+        if getattr(X, "dtype", None) == np.uint8 and len(getattr(X, "shape", ())) in (3, 4):
+            return _lazy_uint8_images(X, name, min_samples)
     if not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
@@ -428,6 +441,23 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1) 
     if min(images.shape[2], images.shape[3]) < 1:
         raise ValueError(f"{name} has empty images of shape {images.shape[1:]}")
     return np.ascontiguousarray(images)
+
+
+def _lazy_uint8_images(X, name: str, min_samples: int):
+    """uint8 ``n x H x W (x C)`` images checked by their shape only, kept unconverted."""
+    shape = tuple(int(s) for s in X.shape)
+    if shape[0] < min_samples:
+        raise ValueError(f"{name} has {shape[0]} images but at least {min_samples} are required")
+    if len(shape) == 4 and shape[-1] not in _CHANNEL_COUNTS:
+        raise ValueError(
+            f"{name} is uint8 so it is read as n x H x W x C, but it has {shape[-1]} channels; "
+            "expected 1, 3 or 4 (float images are read as n x C x H x W)"
+        )
+    if min(shape[1], shape[2]) < 1:
+        raise ValueError(f"{name} has empty images of shape {shape[1:]}")
+    from ._image_source import Uint8Images  # imports torch: only the estimators ask for lazy
+
+    return Uint8Images(X)
 
 
 _CHANNEL_COUNTS = (1, 3, 4)
