@@ -48,6 +48,7 @@ from sklearn.utils import Bunch
 __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
     "DatasetNotFoundError",
+    "ImageFolderArray",
     "load_cifar10",
     "load_cifar100",
     "load_digits_images",
@@ -77,7 +78,8 @@ class DatasetNotFoundError(FileNotFoundError, ValueError):
 
 
 def _result(X, y, target_names, return_X_y, descr, **extra):
-    X = np.ascontiguousarray(X, dtype=np.uint8)
+    if not isinstance(X, ImageFolderArray):  # a lazy folder stays lazy
+        X = np.ascontiguousarray(X, dtype=np.uint8)
     y = np.asarray(y, dtype=np.int64)
     if return_X_y:
         return X, y
@@ -626,7 +628,7 @@ def _read_resized(file: Path, mode: str, width: int, height: int) -> np.ndarray:
 def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
                       color_mode: str = "auto", max_size=DEFAULT_MAX_SIZE,
                       on_error: str = "raise", unlabeled_dir: str = "unlabeled",
-                      return_X_y: bool = True):
+                      return_X_y: bool = True, lazy: bool = False):
     """Load a folder of images, resized while loading; optionally labeled by sub-folder.
 
     With ``labels="subfolders"`` (the default) the layout is that of
@@ -651,7 +653,9 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
     Pictures are read one at a time: a first pass reads only each file's header (size, mode,
     EXIF orientation), then each picture is decoded (JPEGs at a reduced scale when that is
     enough), turned upright by its EXIF orientation, converted, resized and written into the
-    output array before the next one is opened.
+    output array before the next one is opened. With ``lazy=True`` the second pass is left
+    out: ``X`` is an :class:`ImageFolderArray` that decodes the pictures when they are
+    indexed, so a folder larger than memory streams through the estimators batch by batch.
 
     Parameters
     ----------
@@ -682,10 +686,17 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
         ``path``, with ``/`` separators: the name the annotation round trip matches on) and
         ``filenames`` (absolute paths), and ``skipped`` (relative paths of the files left
         out: unreadable with ``on_error="warn"``, or not regular files).
+    lazy : bool, default=False
+        Return ``X`` as an :class:`ImageFolderArray` (same shape and dtype; pictures
+        decoded and resized when indexed) instead of reading every picture now. Only the
+        headers are read here, so a file whose header reads but whose pixels do not is
+        reported (a ``ValueError`` naming it) when it is first indexed, whatever ``on_error``.
+        The estimators (``SimSiamEmbedder``, ``PriorGuidedFlexMatchClassifier``) read it one
+        batch at a time; ``SimSiamEmbedder(num_workers=4)`` decodes in 4 worker processes.
 
     Returns
     -------
-    X : ndarray of shape (n, H, W, C), uint8
+    X : ndarray of shape (n, H, W, C), uint8, or ImageFolderArray when ``lazy=True``
     y : ndarray of shape (n,), int64
         Index into the sorted class names, ``-1`` for unlabeled images.
 
@@ -780,6 +791,16 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
     height, width = size
     channels = 1 if mode == "L" else 3
 
+    if lazy:
+        X = ImageFolderArray([str(f) for f, _ in kept], image_size=(height, width), color_mode=color_mode)
+        class_names = sorted({name for _, name in kept if name is not None})
+        code = {name: i for i, name in enumerate(class_names)}
+        y = np.array([-1 if name is None else code[name] for _, name in kept], dtype=np.int64)
+        return _result(X, y, class_names, return_X_y, f"image folder {root} (lazy)",
+                       filenames=np.array([str(f) for f, _ in kept], dtype=object),
+                       files=np.array([relative(f) for f, _ in kept], dtype=object),
+                       skipped=skipped)
+
     # pass 2: one picture at a time, straight into the output array
     X = np.empty((len(kept), height, width, channels), dtype=np.uint8)
     loaded = np.ones(len(kept), dtype=bool)
@@ -803,6 +824,106 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
                    filenames=np.array([str(f) for f, _ in kept], dtype=object),
                    files=np.array([relative(f) for f, _ in kept], dtype=object),
                    skipped=skipped)
+
+
+class ImageFolderArray:
+    """Image files seen as a uint8 ``n x H x W x C`` array, decoded when indexed.
+
+    It holds file names only: indexing (an int, a slice, an index or boolean array) opens
+    those pictures, turns them upright (EXIF), converts them to grayscale or RGB and resizes
+    them (bilinear) exactly as :func:`load_image_folder` does, and returns an ndarray.
+    ``np.asarray`` reads everything. It pickles as its file list, so DataLoader worker
+    processes can decode batches in parallel.
+
+    Parameters
+    ----------
+    files : sequence of str or path-like
+        The image files, in the order of the array.
+    image_size : (height, width)
+        Size every picture is resized to.
+    color_mode : {"rgb", "grayscale"}, default="rgb"
+        3 channels (RGB) or 1 (grayscale).
+
+    Attributes
+    ----------
+    shape : tuple of 4 ints
+        ``(n, H, W, C)``.
+    dtype : numpy.dtype
+        ``uint8``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> Image.fromarray(np.full((6, 8), 255, dtype=np.uint8)).save(root / "a.png")
+    >>> X = ImageFolderArray([root / "a.png"], image_size=(3, 4), color_mode="grayscale")
+    >>> X.shape, X[0].max(), X[[0, 0]].shape
+    ((1, 3, 4, 1), 255, (2, 3, 4, 1))
+    """
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+    #: tells the estimators that reading it costs a decode per image (no full scans)
+    lazy = True
+
+    def __init__(self, files, image_size, color_mode: str = "rgb"):
+        _check_split(color_mode, ("rgb", "grayscale"), name="color_mode")
+        size = _check_image_size(image_size)
+        if size is None:
+            raise ValueError("image_size must be given: (height, width) or an int")
+        self.files = [str(f) for f in files]
+        self.image_size = tuple(size)
+        self.color_mode = color_mode
+        channels = 1 if color_mode == "grayscale" else 3
+        self.shape = (len(self.files), *self.image_size, channels)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size  # what the array would take if read whole
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _read(self, i: int) -> np.ndarray:
+        height, width = self.image_size
+        mode = "L" if self.color_mode == "grayscale" else "RGB"
+        try:
+            picture = _read_resized(Path(self.files[i]), mode, width, height)
+        except Exception as exc:  # PIL raises many types for unreadable files
+            raise ValueError(f"cannot read image {self.files[i]}: {exc}") from exc
+        return picture.reshape(self.shape[1:])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            return self._read(range(len(self))[key])
+        if isinstance(key, slice):
+            indices = range(len(self))[key]
+        else:
+            key = np.asarray(key)
+            if key.dtype == bool:
+                if key.shape != (len(self),):
+                    raise IndexError(f"boolean index of shape {key.shape} does not match {len(self)} images")
+                key = np.flatnonzero(key)
+            if key.ndim != 1 or key.dtype.kind not in "iu":
+                raise IndexError("ImageFolderArray takes an int, a slice or a 1-D integer or boolean index array")
+            indices = [range(len(self))[int(i)] for i in key]  # IndexError when out of range
+        out = np.empty((len(indices), *self.shape[1:]), dtype=np.uint8)
+        for row, i in enumerate(indices):
+            out[row] = self._read(i)
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"ImageFolderArray({len(self)} files, shape={self.shape}, dtype=uint8)"
 
 
 def _to_mode(picture, mode: str):

@@ -538,8 +538,10 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         else:
             self.classes_ = classes
             self.image_shape_ = tuple(int(s) for s in images.shape[1:])
-        if np.ndim(X) == 2:  # np.ndim, not np.asarray: a lazy image folder is not read here
-            self.n_features_in_ = int(np.shape(X)[1])
+        # the shape attribute where there is one: np.asarray would read a lazy folder whole
+        x_shape = X.shape if hasattr(X, "shape") and hasattr(X, "ndim") else np.asarray(X).shape
+        if len(x_shape) == 2:
+            self.n_features_in_ = int(x_shape[1])
         elif hasattr(self, "n_features_in_") and not resume:
             del self.n_features_in_
         n_classes = len(self.classes_)

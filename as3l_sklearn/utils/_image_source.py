@@ -129,8 +129,10 @@ def uint8_batch_to_float(x: torch.Tensor, size=None) -> torch.Tensor:
     Division by 255 in float32 gives the same values as the up-front numpy conversion;
     the resize (bilinear, antialiased) is the one applied to whole arrays before.
     """
-    x = x.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-    x = x.contiguous()
+    # the standard NCHW strides, as a float array would have: with one channel a permuted
+    # tensor counts as contiguous but keeps NHWC strides, and convolutions then take another
+    # kernel (results differing in the last bit)
+    x = x.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format) / 255.0
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         x = torch.nn.functional.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False,
                                             antialias=True)
