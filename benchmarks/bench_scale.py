@@ -131,7 +131,8 @@ def measure_recall(n, k=21, n_check=2000):
             seconds = time.perf_counter() - start
             hits = [np.intersect1d(found[i], truth[i]).size for i in range(n_check)]
             rows.append({"data": data, "n": n, "k": k, "index": index,
-                         "seconds": round(seconds, 1), "recall@k": round(float(np.mean(hits)) / k, 3),
+                         "seconds": round(seconds, 1),
+                         "recall@k": round(float(np.mean(hits)) / k, 3),
                          "note": "build + all n queries"})
             print(rows[-1], flush=True)
     save_results("bench_scale_recall", rows, title=f"kNN graph on {n} points: exact vs approximate",
@@ -143,7 +144,6 @@ def measure_recall(n, k=21, n_check=2000):
 
 def measure_seeding(n, n_clusters=(100, 1000)):
     """k-means++ on a sample (default) against on all points: inertia, ARI, seconds."""
-    import numpy as np
     from sklearn.metrics import adjusted_rand_score
 
     from as3l_sklearn.cluster import kmeans, seeding_sample_size
@@ -164,8 +164,9 @@ def measure_seeding(n, n_clusters=(100, 1000)):
                 "seconds (sample)": round(results["sample"][1], 1),
                 "inertia ratio sample/all": round(sampled.inertia / full.inertia, 4),
                 "ARI sample vs all": round(adjusted_rand_score(full.labels, sampled.labels), 3),
-                "ARI vs mixture (all / sample)": f"{adjusted_rand_score(component, full.labels):.3f} / "
-                                                 f"{adjusted_rand_score(component, sampled.labels):.3f}",
+                "ARI vs mixture (all / sample)":
+                    f"{adjusted_rand_score(component, full.labels):.3f} / "
+                    f"{adjusted_rand_score(component, sampled.labels):.3f}",
             })
             print(rows[-1], flush=True)
     save_results("bench_scale_seeding", rows,
