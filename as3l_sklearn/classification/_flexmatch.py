@@ -479,6 +479,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         ----------
         X : array-like of images
             ``n x H x W x C`` uint8, ``n x C x H x W`` float, or 2-D with ``image_shape``.
+            uint8 images are kept as given (a ``np.memmap`` or a lazy ``ImageFolderArray``
+            too) and converted one batch at a time.
         y : array-like of shape (n_samples,)
             Class labels, ``-1`` for unlabeled samples (string labels: object array).
         prior_proba : array-like of shape (n_samples, n_classes), optional

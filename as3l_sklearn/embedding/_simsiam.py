@@ -865,7 +865,9 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         X : array-like
             ``uint8`` images ``n x H x W x C`` (or ``n x H x W``), float images
             ``n x C x H x W`` (values as they should be fed to the network, e.g. in
-            [0, 1]), or 2-D ``n x (C*H*W)`` with ``image_shape``.
+            [0, 1]), or 2-D ``n x (C*H*W)`` with ``image_shape``. uint8 images are kept
+            as given (a ``np.memmap`` or a lazy ``ImageFolderArray`` too) and converted one
+            batch at a time.
         y : None
             Ignored (self-supervised).
         monitor : tuple (X_monitor, y_monitor), optional
