@@ -203,3 +203,23 @@ def test_raw_dataset_items_are_uint8(uint8_images):
     x, y = dataset[4]
     assert x.dtype.is_floating_point is False and tuple(x.shape) == (12, 12, 1) and y == 0
     np.testing.assert_array_equal(x.numpy(), uint8_images[4])
+
+
+def test_linear_evaluation_hands_uint8_to_simsiam_unconverted(memmap_images, uint8_images, monkeypatch):
+    from as3l_sklearn.classification import LinearEvaluationClassifier
+
+    y = np.full(len(uint8_images), -1)
+    y[:30] = np.arange(30) % 3
+    embedder = SimSiamEmbedder(**TINY).fit(uint8_images)
+    seen = []
+    original = SimSiamEmbedder.transform
+
+    def spy(self, X):
+        seen.append(type(X))
+        return original(self, X)
+
+    monkeypatch.setattr(SimSiamEmbedder, "transform", spy)
+    on_disk = LinearEvaluationClassifier(embedder=embedder).fit(memmap_images, y)
+    assert seen and all(kind is Uint8Images for kind in seen)  # never a float32 copy
+    in_memory = LinearEvaluationClassifier(embedder=embedder).fit(uint8_images, y)
+    np.testing.assert_array_equal(on_disk.predict_proba(memmap_images), in_memory.predict_proba(uint8_images))
