@@ -859,7 +859,7 @@ class ImageFolderArray:
     >>> root = Path(tempfile.mkdtemp())
     >>> Image.fromarray(np.full((6, 8), 255, dtype=np.uint8)).save(root / "a.png")
     >>> X = ImageFolderArray([root / "a.png"], image_size=(3, 4), color_mode="grayscale")
-    >>> X.shape, X[0].max(), X[[0, 0]].shape
+    >>> X.shape, int(X[0].max()), X[[0, 0]].shape
     ((1, 3, 4, 1), 255, (2, 3, 4, 1))
     """
 
