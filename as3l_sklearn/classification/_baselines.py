@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 from scipy import sparse
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -14,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._torch import TorchPickleMixin, check_random_state_or_generator
-from ..utils._validation import check_features, check_images, warn_if_unlabeled_in_score
+from ..utils._validation import PartiallyLabeledClassifierMixin, check_features, check_images
 from ._flexmatch import PriorGuidedFlexMatchClassifier, _check_target
 
 
@@ -28,7 +28,7 @@ def _is_fitted(estimator) -> bool:
     return True
 
 
-class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator):
+class LinearEvaluationClassifier(TorchPickleMixin, PartiallyLabeledClassifierMixin, BaseEstimator):
     """Logistic regression on frozen self-supervised features of the labeled samples.
 
     The paper's "linear evaluation" baseline (Table 1, after SimSiam): the encoder is frozen,
@@ -173,24 +173,6 @@ class LinearEvaluationClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimato
         """Predicted class labels."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy on ``(X, y)``; warns when ``y`` holds ``-1`` (see
-        :meth:`PriorGuidedFlexMatchClassifier.score`: every entry is scored, ``-1`` counts as
-        a wrong class, so use :func:`as3l_sklearn.metrics.make_labeled_scorer`).
-
-        Parameters
-        ----------
-        X : array-like
-        y : array-like of shape (n_samples,)
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        score : float
-        """
-        warn_if_unlabeled_in_score(y, type(self).__name__)
-        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

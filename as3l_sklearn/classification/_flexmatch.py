@@ -8,7 +8,7 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, clone
 from skorch.callbacks import Callback
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -27,7 +27,7 @@ from ..utils._torch import (
     warn_on_image_range,
 )
 from ..utils._validation import (
-    warn_if_unlabeled_in_score,
+    PartiallyLabeledClassifierMixin,
     check_image_shape_consistent,
     check_images,
     check_partial_labels,
@@ -133,7 +133,7 @@ def check_prior_proba(prior_proba, n_samples: int, n_classes: int, *, name: str 
     return (proba / sums[:, None]).astype(np.float32)
 
 
-class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEstimator):
+class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifierMixin, BaseEstimator):
     """FlexMatch semi-supervised training guided by prior pseudo-labels (AS3L, section 3.4).
 
     Each step draws a labeled batch of ``batch_size`` images and an unlabeled batch of
@@ -757,31 +757,6 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, ClassifierMixin, BaseEsti
         images = self._check_X(X, fitted=True)
         with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
             return self.net_.predict_logits(images, features=True).numpy()
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy on ``(X, y)``, as :meth:`sklearn.base.ClassifierMixin.score`.
-
-        Every entry of ``y`` is scored, as scikit-learn does; a ``-1`` (unlabeled) in ``y``
-        therefore counts as a wrong prediction of a class "-1" and lowers the score, so it
-        warns with :class:`~as3l_sklearn.utils.UnlabeledInScoreWarning`. This happens with
-        ``pipe.score(X, y)`` on partially labeled ``y`` or ``cross_val_score`` with a plain
-        ``KFold``: score labeled samples only with
-        :func:`as3l_sklearn.metrics.make_labeled_scorer` and split with
-        :class:`as3l_sklearn.model_selection.SemiSupervisedKFold`.
-
-        Parameters
-        ----------
-        X : array-like of images
-        y : array-like of shape (n_samples,)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        score : float
-        """
-        warn_if_unlabeled_in_score(y, type(self).__name__)
-        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

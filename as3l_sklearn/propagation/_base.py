@@ -13,11 +13,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ..utils import check_features, check_partial_labels, warn_if_unlabeled_in_score
+from ..utils import check_features, check_partial_labels
+from ..utils._validation import PartiallyLabeledClassifierMixin
 
 UNLABELED = -1
 
@@ -83,7 +84,7 @@ def _normalise_rows(scores: np.ndarray):
     return distributions, covered
 
 
-class _BasePropagator(ClassifierMixin, BaseEstimator):
+class _BasePropagator(PartiallyLabeledClassifierMixin, BaseEstimator):
     """Common part of the propagators: fitted priors from scores, ``predict`` and tags.
 
     Subclasses implement ``fit`` (calling :meth:`_set_priors`) and ``predict_proba``.
@@ -123,27 +124,6 @@ class _BasePropagator(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy on ``(X, y)``, as :meth:`sklearn.base.ClassifierMixin.score`.
-
-        Every entry of ``y`` is scored, so ``-1`` (unlabeled) counts as a class and lowers the
-        score: that case warns with :class:`~as3l_sklearn.utils.UnlabeledInScoreWarning`. Use
-        :func:`as3l_sklearn.metrics.make_labeled_scorer` to score labeled samples only.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            True labels.
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        score : float
-        """
-        warn_if_unlabeled_in_score(y, type(self).__name__)
-        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -27,6 +27,7 @@ import numbers
 import warnings
 
 import numpy as np
+from sklearn.base import ClassifierMixin
 from sklearn.utils.validation import check_array
 
 from ._torch import check_random_state_or_generator  # torch-free: torch loads inside functions
@@ -95,6 +96,40 @@ def unlabeled_mask(y) -> np.ndarray:
         return np.fromiter((is_unlabeled_value(v) for v in y.ravel()), dtype=bool,
                            count=y.size).reshape(y.shape)
     return np.zeros(y.shape, dtype=bool)
+
+
+class PartiallyLabeledClassifierMixin(ClassifierMixin):
+    """``ClassifierMixin`` whose ``score`` warns when ``y`` holds ``-1`` (unlabeled).
+
+    Shared by every classifier and propagator of the package, so that the warning and its
+    advice are written once.
+    """
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on ``(X, y)``, as :meth:`sklearn.base.ClassifierMixin.score`.
+
+        Every entry of ``y`` is scored, as scikit-learn does; a ``-1`` (unlabeled) in ``y``
+        therefore counts as a wrong prediction of a class "-1" and lowers the score, so it
+        warns with :class:`~as3l_sklearn.utils.UnlabeledInScoreWarning`. This happens with
+        ``pipe.score(X, y)`` on partially labeled ``y`` or ``cross_val_score`` with a plain
+        ``KFold``: score labeled samples only with
+        :func:`as3l_sklearn.metrics.make_labeled_scorer` and split with
+        :class:`as3l_sklearn.model_selection.SemiSupervisedKFold`.
+
+        Parameters
+        ----------
+        X : array-like
+            Images or features, as the estimator's ``predict`` takes them.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
+        warn_if_unlabeled_in_score(y, type(self).__name__)
+        return super().score(X, y, sample_weight=sample_weight)
 
 
 def warn_if_unlabeled_in_score(y, estimator_name: str, *, stacklevel: int = 3) -> bool:
