@@ -791,15 +791,19 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
     height, width = size
     channels = 1 if mode == "L" else 3
 
-    if lazy:
-        X = ImageFolderArray([str(f) for f, _ in kept], image_size=(height, width), color_mode=color_mode)
+    def result(X, description):
+        # classes are the sub-folders with at least one image kept, in sorted order
         class_names = sorted({name for _, name in kept if name is not None})
         code = {name: i for i, name in enumerate(class_names)}
         y = np.array([-1 if name is None else code[name] for _, name in kept], dtype=np.int64)
-        return _result(X, y, class_names, return_X_y, f"image folder {root} (lazy)",
+        return _result(X, y, class_names, return_X_y, description,
                        filenames=np.array([str(f) for f, _ in kept], dtype=object),
                        files=np.array([relative(f) for f, _ in kept], dtype=object),
                        skipped=skipped)
+
+    if lazy:
+        X = ImageFolderArray([str(f) for f, _ in kept], image_size=(height, width), color_mode=color_mode)
+        return result(X, f"image folder {root} (lazy)")
 
     # pass 2: one picture at a time, straight into the output array
     X = np.empty((len(kept), height, width, channels), dtype=np.uint8)
@@ -816,14 +820,7 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
         if not kept:
             raise ValueError(f"path={str(path)!r} holds no readable image; skipped: {skipped}")
 
-    # classes are the sub-folders with at least one image read, in sorted order
-    class_names = sorted({name for _, name in kept if name is not None})
-    code = {name: i for i, name in enumerate(class_names)}
-    y = np.array([-1 if name is None else code[name] for _, name in kept], dtype=np.int64)
-    return _result(X, y, class_names, return_X_y, f"image folder {root}",
-                   filenames=np.array([str(f) for f, _ in kept], dtype=object),
-                   files=np.array([relative(f) for f, _ in kept], dtype=object),
-                   skipped=skipped)
+    return result(X, f"image folder {root}")
 
 
 class ImageFolderArray:
