@@ -110,6 +110,74 @@ def test_second_run_reuses_the_cached_stages(tmp_path, simsiam_fits):
     assert len(simsiam_fits) == 2
 
 
+def test_an_upgrade_invalidates_the_cached_stages(tmp_path, monkeypatch, simsiam_fits):
+    """Before: the cache key held no package or torch version, so an upgraded package served
+    features computed by the old code."""
+    import torch
+
+    from as3l_sklearn import _version
+
+    cache = tmp_path / "cache"
+
+    def export_run(name):
+        assert main(TINY + ["--output", str(tmp_path / name), "--cache-dir", str(cache),
+                            "--export-annotations", str(tmp_path / f"x{name}")]) == 0
+        return json.loads((tmp_path / name / "report.json").read_text())["cached_stages"]
+
+    export_run("a")
+    assert export_run("b") != [] and len(simsiam_fits) == 1  # same versions: cached
+    monkeypatch.setattr(_version, "__version__", _version.__version__ + ".post1")
+    assert export_run("c") == [] and len(simsiam_fits) == 2
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    assert export_run("d") == [] and len(simsiam_fits) == 3
+
+
+def test_report_records_the_torch_settings(tmp_path):
+    """Before: report.json held neither the thread count nor the torch version."""
+    import torch
+
+    assert main(TINY + ["--output", str(tmp_path), "--no-cache"]) == 0
+    settings = json.loads((tmp_path / "report.json").read_text())["config"]["torch_settings"]
+    assert set(settings) == {"embedder", "classifier"}
+    for fitted in settings.values():
+        assert fitted["torch_version"] == str(torch.__version__)
+        assert fitted["n_threads"] >= 1 and "deterministic_algorithms" in fitted
+
+
+def test_an_export_run_plans_no_flexmatch(tmp_path, capsys):
+    """Before: the export run printed "FlexMatch N steps" and an estimate that included them,
+    then stopped after the selection."""
+    from as3l_sklearn._cli_plan import make_plan
+
+    assert main([a for a in TINY if a != "--quiet"] + [
+        "--output", str(tmp_path / "run"), "--no-cache",
+        "--export-annotations", str(tmp_path / "to_label")]) == 0
+    out = capsys.readouterr().out
+    plan_text = out[out.index("plan:"):out.index("embed (SimSiam) ...")]
+    assert "no FlexMatch (export only" in plan_text and "FlexMatch 4 steps" not in plan_text
+    plan = json.loads((tmp_path / "run" / "report.json").read_text())["plan"]
+    assert "FlexMatch" not in plan["estimated_seconds"]
+    # the same SimSiam steps as the import run (its cache key), a smaller estimate
+    common = dict(n_images=10000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
+                  device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
+                  default_flexmatch_steps=1000, time_budget=480)
+    full, export = make_plan(**common), make_plan(trains_classifier=False, **common)
+    assert export.simsiam_steps == full.simsiam_steps
+    assert export.total_seconds < full.total_seconds - full.seconds["FlexMatch"] + 1e-9
+
+
+def test_an_os_error_during_the_run_is_a_clean_error(tmp_path, monkeypatch, capsys):
+    """Before: an OSError (a read-only or full disk) ended in a traceback with exit 1."""
+    def failing(args, stages=None, state=None):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "run" / "selection.csv"))
+
+    monkeypatch.setattr(cli, "run_pipeline", failing)
+    assert main(TINY + ["--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("as3l: error: ") and "Permission denied" in err
+    assert "Traceback" not in err
+
+
 def test_no_cache_recomputes(tmp_path, simsiam_fits):
     for run in ("a", "b"):
         assert main(TINY + ["--output", str(tmp_path / run), "--no-cache",
@@ -211,10 +279,23 @@ def test_export_folder_with_labels_is_refused_up_front(tmp_path, simsiam_fits, c
     (["--annotations", "x.csv", "--export-annotations", "d"], "--export-annotations"),
     (["--embed-steps", "3", "--embed-epochs", "1"], "--embed-epochs"),
     (["--time-budget", "60", "--preset", "fast"], "--preset"),
+    # A_FILE is a regular file (NotADirectoryError tracebacks, exit 1, before)
+    (["--cache-dir", "A_FILE"], "--cache-dir"),
+    (["--cache-dir", "A_FILE/cache"], "--cache-dir"),
+    (["--output", "A_FILE/run"], "--output"),
+    (["--export-annotations", "A_FILE/to_label"], "--export-annotations"),
+    # numpy's "Seed must be between 0 and 2**32 - 1", not naming --seed, before
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "1099511627776"], "--seed"),
+    # "in use by another as3l run (process <its own pid>)", before
+    (["--output", "TMP/same", "--export-annotations", "TMP/./same"], "same folder as --output"),
 ])
 def test_bad_input_is_a_clean_error_before_any_work(tmp_path, simsiam_fits, capsys, args, flag):
     """Before: --device mps raised a traceback; --annotations missing.csv was reported only
     after SimSiam, fine-tuning and selection had run."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    args = [arg.replace("A_FILE", str(a_file)).replace("TMP", str(tmp_path)) for arg in args]
     assert main(TINY + ["--output", str(tmp_path / "run")] + args) == 2
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err

@@ -218,6 +218,26 @@ def test_ambiguous_float_image_layout_raises_instead_of_guessing():
     assert check_images(np.zeros((2, 288)), image_shape=(3, 32, 3)).shape == (2, 3, 32, 3)
 
 
+def test_float_gray_alpha_channels_last_images_are_read_channels_last():
+    # gray + alpha (LA) pictures H x W x 2 used to be read as 8 channels of 8 x 2
+    gray_alpha = np.random.RandomState(0).rand(3, 8, 10, 2).astype(np.float32)
+    np.testing.assert_array_equal(check_images(gray_alpha), gray_alpha.transpose(0, 3, 1, 2))
+    # uint8 LA images are accepted too, converted or kept lazily
+    as_uint8 = (gray_alpha * 255).astype(np.uint8)
+    assert check_images(as_uint8).shape == (3, 2, 8, 10)
+    assert check_images(as_uint8, lazy=True).shape == (3, 2, 8, 10)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32, 5), (3, 16, 16, 8)])
+def test_float_images_whose_last_axis_is_smallest_but_no_channel_count_raise(shape):
+    # (3, 32, 32, 5) used to be read as 32 channels of 32 x 5: 5-channel images, or not?
+    with pytest.raises(ValueError, match=rf"^X has shape \({shape[0]}, {shape[1]}, .*reads both"):
+        check_images(np.zeros(shape, np.float32))
+    # channels-first shapes whose last axis is not the smallest keep their meaning
+    assert check_images(np.zeros((3, 5, 32, 32))).shape == (3, 5, 32, 32)
+    assert check_images(np.zeros((3, 64, 8, 8))).shape == (3, 64, 8, 8)
+
+
 # ---------------------------------------------------------------------------------------
 # item 8: errors that name the argument; a numpy Generator as random_state
 # ---------------------------------------------------------------------------------------

@@ -120,8 +120,8 @@ def export_for_annotation(X, indices, path, class_names=None, *, files=None,
                          "pass overwrite=True to replace it")
 
     channels = images.shape[1]
-    if channels not in (1, 3, 4):
-        raise ValueError(f"X has {channels} channels per image; PNG export needs 1, 3 or 4")
+    if channels not in (1, 2, 3, 4):
+        raise ValueError(f"X has {channels} channels per image; PNG export needs 1, 2, 3 or 4")
     rows = []
     for rank, index in enumerate(indices):
         pixels = _to_uint8(images[index]).transpose(1, 2, 0)
@@ -131,7 +131,7 @@ def export_for_annotation(X, indices, path, class_names=None, *, files=None,
         stem = f"index{index}" if files is None else PurePosixPath(file).stem
         # the rank keeps previews in selection order and distinct when two stems are equal
         preview = f"{rank:04d}_{_safe_name(stem)}.png"
-        # PIL infers the mode from uint8 H x W (L), H x W x 3 (RGB) or H x W x 4 (RGBA)
+        # PIL infers the mode from uint8 H x W (L), H x W x 2 (LA), x 3 (RGB) or x 4 (RGBA)
         Image.fromarray(np.ascontiguousarray(pixels)).save(folder / preview)
         rows.append((file, "", preview))
     with selection.open("w", newline="", encoding="utf-8") as handle:
@@ -358,7 +358,10 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
     unlabeled (except in the old ``manifest.csv``, where it is an error). With a class list
     (``class_names``, or ``class_names.txt`` beside the file), a label must be one of the
     names, compared case-insensitively and returned as written in the list. Without one,
-    integer labels (``1``, ``1.0``) are integers; labels must be all integers or all names.
+    integer labels (``1``, ``1.0``) are integers; labels must be all integers or all names;
+    every distinct name is a class, so labels that differ only in case or spaces
+    (``Sneaker``, ``sneaker``) or have no letter or digit (``?``) get a ``UserWarning``
+    naming them and their rows.
 
     Parameters
     ----------
@@ -479,6 +482,8 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
                          f"{' or names a file not in the pool' if not_in_pool else ''})")
 
     values = _parse_labels(entries, class_names, names_origin)
+    if class_names is None:
+        _warn_if_labels_look_like_typos(source, entries)
     if n_samples is None:
         n_samples = max(entries) + 1
     integer = all(isinstance(v, int) for v in values.values())
@@ -799,6 +804,39 @@ def _parse_labels(entries, class_names, names_origin):
                 "class names (pass class_names to check them)")
         values[index] = number if number is not None else label
     return values
+
+
+def _warn_if_labels_look_like_typos(source: Path, entries) -> None:
+    """Warn, naming the rows, about labels that would silently become classes of their own.
+
+    Without a class list every distinct label is a class: ``Sneaker`` and ``sneaker`` would be
+    two, and ``?`` (a labeller's "don't know") a third.
+    """
+    rows_by_label = {}  # label -> the rows that carry it, in file order
+    for where, label in entries.values():
+        rows_by_label.setdefault(label, []).append(where.rsplit(", ", 1)[-1])
+
+    def shown(label):
+        rows = rows_by_label[label]
+        more = f" and {len(rows) - 3} more" if len(rows) > 3 else ""
+        return f"{label[:80]!r} ({', '.join(rows[:3])}{more})"
+
+    spellings = {}  # normalised name -> the spellings seen
+    for label in rows_by_label:
+        if _INTEGER.match(label) is None:  # "1" and "1.0" are one integer class already
+            spellings.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    problems = [
+        " and ".join(shown(label) for label in variants) + " differ only in case or spaces"
+        for variants in spellings.values() if len(variants) > 1
+    ]
+    problems += [f"{shown(label)} has no letter or digit" for label in rows_by_label
+                 if not any(character.isalnum() for character in label)]
+    if problems:
+        listed = "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
+        warnings.warn(
+            f"{source}: without a class list every distinct label becomes a class, and these "
+            f"look like typos: {listed}. Pass class_names (as3l: --classes, or a "
+            f"{CLASS_NAMES} beside the file) to check the labels", UserWarning, stacklevel=3)
 
 
 def _label_key(label: str):

@@ -69,7 +69,7 @@ def test_check_images_layouts():
     (np.zeros((2, 12)), {}, ValueError, "image_shape"),
     (np.zeros((2, 12)), {"image_shape": (3, 2, 3)}, ValueError, "image_shape"),
     (np.zeros((2, 12)), {"image_shape": (3, 4)}, ValueError, "image_shape"),
-    (np.zeros((1, 4, 4, 2), dtype=np.uint8), {}, ValueError, "channels"),
+    (np.zeros((1, 4, 4, 5), dtype=np.uint8), {}, ValueError, "5 channels; expected 1, 2, 3 or 4"),
     (np.zeros((0, 4, 4, 3), dtype=np.uint8), {}, ValueError, "at least 1"),
     (np.array([[["a"]]]), {}, TypeError, "numbers"),
     (np.zeros((1, 2, 2), dtype=bool), {}, TypeError, "numbers"),

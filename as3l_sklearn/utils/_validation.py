@@ -6,8 +6,8 @@ Conventions (the same as scikit-learn's semi-supervised module):
   it), so values too large for float32, or whose squared distances would overflow or
   underflow it, are rejected rather than silently rescaled (see :func:`check_features`);
 * images are ``uint8`` arrays ``n x H x W x C`` (or ``n x H x W`` for grayscale), or floating
-  arrays ``n x C x H x W`` (or ``n x H x W``); floating arrays whose *last* axis has 1, 3 or 4
-  entries and is the smallest (RGBA from ``matplotlib.pyplot.imread``) are read as
+  arrays ``n x C x H x W`` (or ``n x H x W``); floating arrays whose *last* axis has 1, 2, 3 or
+  4 entries and is the smallest (RGBA from ``matplotlib.pyplot.imread``) are read as
   ``n x H x W x C`` (see :func:`check_images`); a 2-D ``n x (C*H*W)`` array is accepted when
   the estimator is given ``image_shape=(C, H, W)``; a list of equally sized PIL images works;
 * partial labels mark unlabeled samples with ``-1``: the number, or the string ``"-1"``
@@ -351,14 +351,15 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
     ``uint8`` input is read as ``n x H x W x C`` (or ``n x H x W``) and scaled to ``[0, 1]``;
     floating input is kept as it is and read as ``n x C x H x W`` (or ``n x H x W``), except
     that a 4-D floating array is read as channels-last ``n x H x W x C`` when its last axis
-    has 1, 3 or 4 entries and both other image axes are larger (as ``plt.imread`` gives RGBA
-    pictures). When both readings fit equally (both end axes have the same count of 1, 3 or
-    4, e.g. shape ``(n, 3, 32, 3)``) a ``ValueError`` asks for the unambiguous flattened form
-    instead of guessing. A 2-D array is reshaped to ``(n,) + image_shape`` with
-    ``image_shape = (C, H, W)`` (and scaled to ``[0, 1]`` when it is ``uint8``). A list of PIL
-    images of one size and mode is stacked (palette and other modes are converted to RGB or
-    RGBA, bilevel to grayscale); a list of images of different sizes raises a ``ValueError``
-    naming the sizes.
+    has 1, 2, 3 or 4 entries and both other image axes are larger (as ``plt.imread`` gives
+    RGBA pictures). When both readings fit (both end axes have the same count of 1 to 4,
+    e.g. shape ``(n, 3, 32, 3)``, or the last axis is smaller than both image axes without
+    being a channel count of 1 to 4, e.g. ``(n, 32, 32, 5)``) a ``ValueError`` asks for the
+    unambiguous flattened form instead of guessing. A 2-D array is reshaped to
+    ``(n,) + image_shape`` with ``image_shape = (C, H, W)`` (and scaled to ``[0, 1]`` when it
+    is ``uint8``). A list of PIL images of one size and mode is stacked (palette and other
+    modes are converted to RGB or RGBA, bilevel to grayscale); a list of images of different
+    sizes raises a ``ValueError`` naming the sizes.
 
     Parameters
     ----------
@@ -457,11 +458,8 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
 
     from_uint8 = X.dtype == np.uint8
     if channels_last:
-        if X.shape[-1] not in (1, 3, 4):
-            raise ValueError(
-                f"{name} is uint8 so it is read as n x H x W x C, but it has {X.shape[-1]} channels; "
-                "expected 1, 3 or 4 (float images are read as n x C x H x W)"
-            )
+        if X.shape[-1] not in _CHANNEL_COUNTS:
+            _raise_uint8_channel_count(X.shape[-1], name)
         if from_uint8:
             images = X.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
         else:
@@ -484,10 +482,7 @@ def _lazy_uint8_images(X, name: str, min_samples: int):
     if shape[0] < min_samples:
         raise ValueError(f"{name} has {shape[0]} images but at least {min_samples} are required")
     if len(shape) == 4 and shape[-1] not in _CHANNEL_COUNTS:
-        raise ValueError(
-            f"{name} is uint8 so it is read as n x H x W x C, but it has {shape[-1]} channels; "
-            "expected 1, 3 or 4 (float images are read as n x C x H x W)"
-        )
+        _raise_uint8_channel_count(shape[-1], name)
     if min(shape[1], shape[2]) < 1:
         raise ValueError(f"{name} has empty images of shape {shape[1:]}")
     from ._image_source import Uint8Images  # imports torch: only the estimators ask for lazy
@@ -495,21 +490,33 @@ def _lazy_uint8_images(X, name: str, min_samples: int):
     return Uint8Images(X)
 
 
-_CHANNEL_COUNTS = (1, 3, 4)
+# channels-last counts: gray, gray + alpha (LA), RGB, RGBA
+_CHANNEL_COUNTS = (1, 2, 3, 4)
+
+
+def _raise_uint8_channel_count(channels: int, name: str) -> None:
+    raise ValueError(
+        f"{name} is uint8 so it is read as n x H x W x C, but it has {channels} channels; "
+        "expected 1, 2, 3 or 4 (float images are read as n x C x H x W)"
+    )
 
 
 def _float_layout_is_channels_last(shape, name: str) -> bool:
     """Whether a 4-D float array of ``shape`` is ``n x H x W x C`` rather than ``n x C x H x W``.
 
-    The channel axis is the end axis (second or last) that has 1, 3 or 4 entries and is
+    The channel axis is the end axis (second or last) that has 1 to 4 entries and is
     strictly smaller than the two image axes beside it; the last axis being that axis means
-    channels-last, anything else keeps the documented float default, channels-first. When
-    both end axes have the same count of 1, 3 or 4 and the middle axis is larger (e.g.
-    ``(n, 3, 32, 3)``: 3 channels of 32 x 3, or 3 x 32 pixels of 3 channels?) a wrong guess
-    would give scrambled images and no error, so it raises instead.
+    channels-last, anything else keeps the documented float default, channels-first. Two
+    shapes read both ways, and a wrong guess would give scrambled images and no error, so
+    they raise instead: both end axes have the same count of 1 to 4 and the middle axis is
+    larger (``(n, 3, 32, 3)``: 3 channels of 32 x 3, or 3 x 32 pixels of 3 channels?), or
+    the last axis is smaller than both image axes without being such a count
+    (``(n, 32, 32, 5)``: 5 channels, or 32 channels of 32 x 5?).
     """
     _, a, b, c = shape
-    if a == c and a in _CHANNEL_COUNTS and b > a:
+    same_count_at_both_ends = a == c and a in _CHANNEL_COUNTS and b > a
+    smallest_last_not_a_count = c not in _CHANNEL_COUNTS and a > c and b > c
+    if same_count_at_both_ends or smallest_last_not_a_count:
         raise ValueError(
             f"{name} has shape {tuple(shape)}, which reads both as n x C x H x W and as "
             "n x H x W x C float images; pass them flattened to 2-D with image_shape=(C, H, W): "

@@ -7,6 +7,7 @@ tool lays them out, a semicolon CSV saved by a spreadsheet in cp1252, CVAT-style
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -215,6 +216,39 @@ def test_class_list_matches_case_insensitively_and_normalises(tmp_path):
     assert y.tolist() == ["Sneaker", "Shirt", -1, -1, -1]
     with pytest.raises(ValueError, match="differ by more than letter case"):
         read_annotations(sheet, files=POOL, class_names=["a", "A"])
+
+
+def test_label_typos_without_a_class_list_warn_naming_the_rows(tmp_path):
+    # before: Sneaker, sneaker and ? silently became three classes
+    sheet = tmp_path / "labels.csv"
+    sheet.write_text("file,label\nIMG_1036.jpg,Sneaker\nIMG_1037.jpg,sneaker\nIMG_1038.jpg,?\n"
+                     "trip/IMG_2001.jpg,Shirt\n")
+    with pytest.warns(UserWarning) as record:
+        y = read_annotations(sheet, files=POOL)
+    message = str(record[0].message)
+    assert "labels.csv" in message
+    assert "'Sneaker' (line 2) and 'sneaker' (line 3) differ only in case" in message
+    assert "'?' (line 4) has no letter or digit" in message
+    assert "class_names" in message and "--classes" in message and "Shirt" not in message
+    assert y.tolist() == ["Sneaker", "sneaker", "?", "Shirt", -1]  # still read as written
+    # a class list settles it: no warning, one class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = read_annotations(sheet, files=POOL, class_names=["Sneaker", "Shirt", "?"])
+        assert y.tolist() == ["Sneaker", "Sneaker", "?", "Shirt", -1]
+        # distinct labels and integer spellings of one class are no typos
+        sheet.write_text("file,label\nIMG_1036.jpg,1\nIMG_1037.jpg,1.0\nIMG_1038.jpg,2\n")
+        assert read_annotations(sheet, files=POOL).tolist() == [1, 1, 2, -1, -1]
+        sheet.write_text("file,label\nIMG_1036.jpg,shoe\nIMG_1037.jpg,bag\n")
+        assert read_annotations(sheet, files=POOL).tolist() == ["shoe", "bag", -1, -1, -1]
+
+
+def test_gray_alpha_images_export_as_la_previews(tmp_path):
+    X = np.zeros((2, 6, 8, 2), dtype=np.uint8)
+    X[..., 1] = 255
+    export_for_annotation(X, [1], tmp_path)
+    with Image.open(tmp_path / "0000_index1.png") as preview:
+        assert preview.mode == "LA" and preview.size == (8, 6)
 
 
 def test_ambiguous_base_name_is_an_error_naming_file_and_row(tmp_path):
