@@ -5,12 +5,17 @@ import pickle
 import numpy as np
 import pytest
 
-from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
+from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier, SupervisedClassifier
 from as3l_sklearn.datasets import ImageFolderArray, load_image_folder
 from as3l_sklearn.embedding import SimSiamEmbedder
 from as3l_sklearn.embedding._simsiam import MONITOR_SAMPLES
 from as3l_sklearn.utils import check_images
-from as3l_sklearn.utils._image_source import RawImageDataset, Uint8Images, uint8_batch_to_float
+from as3l_sklearn.utils._image_source import (
+    RawImageDataset,
+    Uint8Images,
+    WorkerBatchReader,
+    uint8_batch_to_float,
+)
 
 TINY = dict(max_steps=3, batch_size=16, random_state=0, n_threads=1)
 
@@ -191,11 +196,52 @@ def test_flexmatch_on_lazy_folder(tmp_path):
     np.testing.assert_array_equal(a.predict_proba(lazy), b.predict_proba(X))
 
 
+@pytest.mark.parametrize("estimator", [PriorGuidedFlexMatchClassifier, SupervisedClassifier])
+def test_flexmatch_on_lazy_folder_with_workers(tmp_path, estimator):
+    _write_folder(tmp_path)
+    lazy, y = load_image_folder(tmp_path, image_size=(8, 8), lazy=True)
+    # four steps in two records: a batch drawn ahead crosses a skorch epoch; X_val is
+    # predicted through the workers at every record
+    params = dict(max_iter=4, batch_size=4, eval_every=2, random_state=0, n_threads=1)
+    if estimator is PriorGuidedFlexMatchClassifier:
+        params["mu"] = 2
+    fits = [estimator(num_workers=n, **params).fit(lazy, y, X_val=lazy, y_val=y) for n in (0, 2)]
+    serial, parallel = fits
+    # workers only read: the same batches, augmentations and weights as without them
+    np.testing.assert_array_equal(parallel.predict_proba(lazy), serial.predict_proba(lazy))
+    assert [r["loss"] for r in parallel.history_] == [r["loss"] for r in serial.history_]
+    assert parallel.net_._data is None  # the reader and its workers are gone after fit
+
+
+def test_worker_batch_reader_returns_what_was_asked(uint8_images):
+    images = Uint8Images(uint8_images)
+    reader = WorkerBatchReader(images, 2)
+    try:
+        first = (np.array([5, 1, 5]), np.array([9, 0, 3, 7]))
+        reader.submit(first)
+        other = (np.array([2]),)
+        # not the arrays submitted: read now (the submitted ones are collected first)
+        (got,) = reader.take(other)
+        np.testing.assert_array_equal(got.numpy(), uint8_images[[2]])
+        reader.submit(first)
+        for got, index in zip(reader.take(first), first):
+            np.testing.assert_array_equal(got.numpy(), uint8_images[index])
+    finally:
+        reader.close()
+
+
 def test_num_workers_is_validated(uint8_images):
     with pytest.raises(ValueError, match="num_workers must be >= 0"):
         SimSiamEmbedder(num_workers=-1, **TINY).fit(uint8_images)
     with pytest.raises(TypeError, match="num_workers must be an integer"):
         SimSiamEmbedder(num_workers=1.5, **TINY).fit(uint8_images)
+    y = np.full(len(uint8_images), -1)
+    y[:4] = [0, 1, 0, 1]
+    for estimator in (PriorGuidedFlexMatchClassifier, SupervisedClassifier):
+        with pytest.raises(ValueError, match="num_workers must be >= 0"):
+            estimator(num_workers=-1, max_iter=1).fit(uint8_images, y)
+        with pytest.raises(TypeError, match="num_workers must be an integer"):
+            estimator(num_workers=1.5, max_iter=1).fit(uint8_images, y)
 
 
 def test_raw_dataset_items_are_uint8(uint8_images):

@@ -191,8 +191,11 @@ class SupervisedClassifier(PriorGuidedFlexMatchClassifier):
     Parameters
     ----------
     backbone, encoder, max_iter, batch_size, lr, momentum, nesterov, weight_decay, ema_decay, \
-eval_every, device, image_shape, warm_start, callbacks, random_state, n_threads, verbose
-        As for :class:`PriorGuidedFlexMatchClassifier`.
+eval_every, device, image_shape, warm_start, callbacks, random_state, n_threads, num_workers, \
+verbose
+        As for :class:`PriorGuidedFlexMatchClassifier`. ``num_workers`` (default 0): DataLoader
+        workers that read the images of each step (and of prediction) from a memory map or a
+        lazy folder; the result does not depend on it.
 
     Attributes
     ----------
@@ -223,7 +226,7 @@ eval_every, device, image_shape, warm_start, callbacks, random_state, n_threads,
     def __init__(self, backbone="auto", encoder=None, max_iter="auto", batch_size=64, lr=0.03,
                  momentum=0.9, nesterov=True, weight_decay=5e-4, ema_decay=0.999, eval_every="auto",
                  device="auto", image_shape=None, warm_start=False, callbacks=None, random_state=None,
-                 n_threads="auto", verbose=0):
+                 n_threads="auto", num_workers=0, verbose=0):
         self.backbone = backbone
         self.encoder = encoder
         self.max_iter = max_iter
@@ -240,6 +243,7 @@ eval_every, device, image_shape, warm_start, callbacks, random_state, n_threads,
         self.callbacks = callbacks
         self.random_state = random_state
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.verbose = verbose
 
     def fit(self, X, y, X_val=None, y_val=None):

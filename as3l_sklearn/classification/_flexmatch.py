@@ -236,6 +236,16 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         after); a fixed count keeps results independent of the caller's thread settings and
         of joblib workers. ``"auto"``: ``min(4, os.cpu_count())``; ``None``: torch's current
         setting.
+    num_workers : int, default=0
+        DataLoader worker processes that read (decode) the images of each training step, and
+        of prediction, when ``X`` is read from a source rather than held in memory: a
+        ``np.memmap``, a read-only uint8 array or a lazy folder from
+        ``load_image_folder(..., lazy=True)``. Each step's images are split between the
+        workers, and the next step's are read while the current one trains. 0 reads in the
+        main process; writable uint8 or float arrays in memory are always read there. Workers
+        only read: the batch indices and the augmentations are drawn in the main process from
+        the same generator, in the same order, so the result does not depend on
+        ``num_workers``.
     verbose : int, default=0
         0 silent; 1 shows one progress bar (tqdm, on stderr) over the steps of the fit, with
         its ETA, loss and mask rate; 2 prints a line of the history every ``eval_every``
@@ -302,7 +312,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
                  lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
                  weight_decay=5e-4, ema_decay=0.999, eval_every="auto", device="auto",
                  image_shape=None, warm_start=False, callbacks=None, random_state=None, n_threads="auto",
-                 verbose=0):
+                 num_workers=0, verbose=0):
         self.backbone = backbone
         self.encoder = encoder
         self.prior = prior
@@ -327,6 +337,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         self.callbacks = callbacks
         self.random_state = random_state
         self.n_threads = n_threads
+        self.num_workers = num_workers
         self.verbose = verbose
 
     # ------------------------------------------------------------------ validation
@@ -358,6 +369,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         else:
             eval_every = check_positive_int(self.eval_every, "eval_every")
         check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.num_workers, "num_workers", minimum=0)
         check_positive_int(self.mu, "mu")
         _check_nonneg_float(self.lambda_u, "lambda_u")
         _check_nonneg_float(self.tau, "tau", upper=1.0)
@@ -437,6 +449,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             weight_decay=float(self.weight_decay), momentum=float(self.momentum),
             nesterov=bool(self.nesterov), max_iter=max_iter, eval_every=eval_every, lr=float(self.lr),
             batch_size=int(self.batch_size), device=device, verbose=0, callbacks=list(callbacks),
+            num_workers=int(self.num_workers),
         )
 
     def _fit_prior_estimator(self, X, y, n_samples):
@@ -587,6 +600,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         else:
             self.net_.max_iter = max_iter
             self.net_.eval_every = eval_every
+            self.net_.num_workers = int(self.num_workers)
             if prior is not None:
                 self.prior_ = prior
             if getattr(self, "_last_ema_state", None) is not None:
@@ -740,7 +754,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         images = self._check_X(X, fitted=True)
         # getattr: models pickled before n_threads existed keep the caller's setting
         with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            logits = self.net_.predict_logits(images)
+            logits = self.net_.predict_logits(images, num_workers=self._num_workers())
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
     def predict(self, X):
@@ -756,7 +770,12 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
         with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            return self.net_.predict_logits(images, features=True).numpy()
+            return self.net_.predict_logits(images, features=True,
+                                            num_workers=self._num_workers()).numpy()
+
+    def _num_workers(self) -> int:
+        """``num_workers`` validated (0 for models pickled before it existed)."""
+        return check_positive_int(getattr(self, "num_workers", 0), "num_workers", minimum=0)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -847,9 +866,8 @@ def _training_images(images, data_device):
 
     if not isinstance(images, Uint8Images):
         return torch.from_numpy(images).to(data_device)
-    source = images.source
-    if type(source) is np.ndarray and source.flags.c_contiguous and source.flags.writeable:
-        raw = torch.from_numpy(source)
+    if images.in_memory:
+        raw = torch.from_numpy(images.source)
         return (raw[..., None] if raw.ndim == 3 else raw).to(data_device)
     return images
 

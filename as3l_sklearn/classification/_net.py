@@ -29,7 +29,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..nn._callbacks import DistributedNetMixin
-from ..utils._image_source import Uint8Images, gather_float, uint8_batch_to_float
+from ..utils._image_source import (
+    Uint8Images,
+    WorkerBatchReader,
+    gather_float,
+    read_uint8_batches,
+    uint8_batch_to_float,
+)
 
 #: placeholder for the net's ``module`` parameter in its pickle when it is ``module_`` itself
 SAME_AS_MODULE_ = "<same as module_>"
@@ -274,14 +280,16 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
 
     Besides the usual skorch parameters it takes ``mu``, ``lambda_u``, ``tau``,
     ``threshold_warmup``, ``ema_decay``, ``weight_decay``, ``momentum``, ``nesterov``,
-    ``max_iter`` (for the cosine schedule), ``eval_every`` (steps per epoch) and ``amp``.
+    ``max_iter`` (for the cosine schedule), ``eval_every`` (steps per epoch), ``amp`` and
+    ``num_workers`` (DataLoader workers reading images held as a :class:`Uint8Images`: a
+    memory map or a lazy folder; see :meth:`train_step_single`).
     ``module_`` is trained; ``ema_module_`` holds the exponential moving average used for
     evaluation; ``steps_done`` counts optimizer steps over all fits.
     """
 
     def __init__(self, module, *args, mu=7, lambda_u=1.0, tau=0.95, threshold_warmup=True,
                  ema_decay=0.999, weight_decay=5e-4, momentum=0.9, nesterov=True, max_iter=1000,
-                 eval_every=50, amp=True, **kwargs):
+                 eval_every=50, amp=True, num_workers=0, **kwargs):
         kwargs.setdefault("criterion", nn.CrossEntropyLoss)
         kwargs.setdefault("optimizer", torch.optim.SGD)
         kwargs.setdefault("train_split", None)
@@ -298,6 +306,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         self.max_iter = max_iter
         self.eval_every = eval_every
         self.amp = amp
+        self.num_workers = num_workers
         self.steps_done = 0
         self.use_prior = False
 
@@ -340,12 +349,20 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         ``labeled_idx`` indices of labeled samples; ``status`` (n,) int64 learning status;
         ``prior`` (n, n_classes) or None; ``y_true`` (n,) int64 or None, for monitoring only.
         ``generator`` draws the batches (identically on every rank); ``aug_generator`` (default:
-        ``generator``) draws the augmentations (seeded per rank under DDP).
+        ``generator``) draws the augmentations (seeded per rank under DDP). With
+        ``num_workers > 0`` and ``images`` a :class:`Uint8Images`, the batches are read by
+        that many DataLoader worker processes (started here, stopped by
+        :meth:`clear_training_data`).
         """
+        self.clear_training_data()  # a reader left by an earlier fit stops its workers
+        reader = None
+        if int(getattr(self, "num_workers", 0)) > 0 and isinstance(images, Uint8Images):
+            reader = WorkerBatchReader(images, int(self.num_workers))
         self._data = {
             "images": images, "y": y_labeled, "labeled_idx": labeled_idx, "weak": weak,
             "strong": strong, "generator": generator, "status": status, "prior": prior,
             "y_true": y_true, "aug_generator": generator if aug_generator is None else aug_generator,
+            "reader": reader,
         }
         self._window = []
         return self
@@ -355,8 +372,12 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         self._data["prior"] = prior
 
     def clear_training_data(self):
+        data = getattr(self, "_data", None)
+        if data is not None and data.get("reader") is not None:
+            data["reader"].close()
         self._data = None
         self._window = []
+        self._drawn_ahead = None
 
     def take_window(self):
         """The per-step results since the last call (for the history record of an epoch)."""
@@ -365,7 +386,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
 
     def __getstate__(self):
         state = super().__getstate__()
-        for key in ("_data", "_scaler", "_window"):
+        for key in ("_data", "_scaler", "_window", "_drawn_ahead"):
             state.pop(key, None)
         self._drop_distributed_state(state)
         if state.get("module") is self.__dict__.get("module_"):
@@ -397,8 +418,14 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         The global batch (``batch_size`` labeled, ``mu * batch_size`` unlabeled) is drawn with
         replacement from the batch generator, identically on every rank; under DDP each rank
         keeps every ``world_size``-th index (:meth:`DistributedContext.shard`); ``batch_size`` is
-        then rounded down to a multiple of ``world_size`` (at least ``world_size``).
+        then rounded down to a multiple of ``world_size`` (at least ``world_size``). A batch
+        drawn ahead by :meth:`train_step_single` (with ``num_workers > 0``) is returned as it
+        was drawn.
         """
+        ahead = getattr(self, "_drawn_ahead", None)
+        if ahead is not None:
+            self._drawn_ahead = None
+            return ahead
         data = self._data
         generator = data["generator"]
         batch_size = int(self.batch_size)
@@ -479,20 +506,25 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         device = self.device
         self._set_training(True)
         labeled, unlabeled = batch
-        images = data["images"]
         aug = data["aug_generator"]
         batch_size = len(labeled)
-        # uint8 images (a tensor or a memory-mapped source) are converted after the gather
-        x_l = data["weak"](gather_float(images, labeled, device), generator=aug)
+        x_l, x_u = self._gather_batch(labeled, unlabeled)
+        x_l = data["weak"](x_l, generator=aug)
         y_l = data["y"][labeled].to(device)
         semi = unlabeled is not None
         if semi:
-            x_u = gather_float(images, unlabeled, device)
             x_uw = data["weak"](x_u, generator=aug)
             x_us = data["strong"](x_u, generator=aug)
             inputs = torch.cat([x_l, x_uw, x_us])
         else:
             inputs = x_l
+        if data["reader"] is not None and self.steps_done + 1 < int(self.max_iter):
+            # the next step's indices, drawn now: right after this step's augmentations, which
+            # is also where the loop without workers draws them (nothing else uses the
+            # generator in between), so the batches are the same; the workers read the next
+            # batch while this step trains
+            self._drawn_ahead = self.draw_batch()
+            data["reader"].submit([i for i in self._drawn_ahead if i is not None])
 
         with self._autocast():
             logits = self.ddp_module(inputs)
@@ -553,21 +585,46 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         result["y_pred"] = logits_l.detach()
         return result
 
+    def _gather_batch(self, labeled, unlabeled):
+        """Float32 images of the labeled and the unlabeled (or ``None``) indices on the device.
+
+        uint8 images (a tensor or a :class:`Uint8Images`) are converted after the gather; with
+        a worker reader the images come from the DataLoader workers.
+        """
+        data, device = self._data, self.device
+        reader = data["reader"]
+        if reader is None:
+            x_u = None if unlabeled is None else gather_float(data["images"], unlabeled, device)
+            return gather_float(data["images"], labeled, device), x_u
+        raw = reader.take([i for i in (labeled, unlabeled) if i is not None])
+        images = [uint8_batch_to_float(part.to(device)) for part in raw]
+        return images[0], (images[1] if unlabeled is not None else None)
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict_logits(self, images, batch_size: int = 256, features: bool = False):
-        """Logits (or penultimate features) of the EMA network, batch-wise in eval mode."""
+    def predict_logits(self, images, batch_size: int = 256, features: bool = False,
+                       num_workers=None):
+        """Logits (or penultimate features) of the EMA network, batch-wise in eval mode.
+
+        ``num_workers`` (default: the net's): DataLoader workers reading the batches of a
+        :class:`Uint8Images` (the same batches as read in the main process).
+        """
         module = self.ema_module_
         was_training = module.training
         module.eval()
         outputs = []
+        if num_workers is None:
+            num_workers = int(getattr(self, "num_workers", 0))  # nets pickled before it existed
+        if isinstance(images, Uint8Images):  # uint8 read per batch, converted on the device
+            if images.in_memory:
+                num_workers = 0  # indexing an array in memory: nothing for workers to do
+            batches = (uint8_batch_to_float(raw.to(self.device))
+                       for raw in read_uint8_batches(images, batch_size, num_workers))
+        else:
+            batches = (torch.as_tensor(images[start:start + batch_size]).to(self.device)
+                       for start in range(0, len(images), batch_size))
         try:
-            for start in range(0, len(images), batch_size):
-                if isinstance(images, Uint8Images):  # uint8 read per batch, converted on the device
-                    chunk = uint8_batch_to_float(torch.from_numpy(images.raw(slice(start, start + batch_size)))
-                                                 .to(self.device))
-                else:
-                    chunk = torch.as_tensor(images[start:start + batch_size]).to(self.device)
+            for chunk in batches:
                 with self._autocast():
                     out = module.features(chunk) if features else module(chunk)
                 outputs.append(out.float().cpu())

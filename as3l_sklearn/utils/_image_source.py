@@ -6,8 +6,10 @@ stands in for the float32 ``n x C x H x W`` array that :func:`check_images` used
 it has that shape and dtype, but only holds the uint8 ``n x H x W x C`` source (an array, a
 ``np.memmap`` or a lazy :class:`~as3l_sklearn.datasets.ImageFolderArray`), and indexing it
 converts just the images asked for. The torch nets go one step further: they read uint8
-batches through :class:`RawImageDataset` (a DataLoader, with workers if asked) and convert
-them on their own device with :func:`uint8_batch_to_float`.
+batches through :class:`RawImageDataset` (a DataLoader, with workers if asked) -- or, for
+FlexMatch, whose batches are drawn step by step, through :class:`WorkerBatchReader` and
+:func:`read_uint8_batches` -- and convert them on their own device with
+:func:`uint8_batch_to_float`.
 """
 
 from __future__ import annotations
@@ -103,6 +105,13 @@ class Uint8Images:
     def __reduce__(self):
         return (Uint8Images, (self.source,))
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the source is a writable C-contiguous ndarray (not a memory map): read by
+        indexing in place, with nothing to gain from reader processes."""
+        source = self.source
+        return type(source) is np.ndarray and source.flags.c_contiguous and source.flags.writeable
+
 
 class RawImageDataset(torch.utils.data.Dataset):
     """A torch dataset of the uint8 ``H x W x C`` images of a :class:`Uint8Images`.
@@ -121,6 +130,118 @@ class RawImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return torch.from_numpy(np.ascontiguousarray(self.images.raw(np.array([int(i)]))[0])), 0
+
+
+class _BatchReads(torch.utils.data.Dataset):
+    """``dataset[key]``: the uint8 ``n x H x W x C`` images of a :class:`Uint8Images` at
+    ``key`` (an index array or a slice) as one tensor -- a whole batch, or a share of one,
+    per item, read in a DataLoader worker exactly as :meth:`Uint8Images.raw` reads it."""
+
+    def __init__(self, images: Uint8Images):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key):
+        return torch.from_numpy(self.images.raw(key))
+
+
+class _RequestedKeys(torch.utils.data.Sampler):
+    """The keys that the next iterator of a DataLoader hands to its workers (set before
+    each ``iter(loader)``: the keys are known one request at a time)."""
+
+    def __init__(self):
+        self.keys = []
+
+    def __iter__(self):
+        return iter(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _worker_loader(images: Uint8Images, keys, num_workers: int, **kwargs):
+    """A DataLoader whose workers read the uint8 images at each key of ``keys``.
+
+    ``batch_size=None``: each key already is a batch (or a share of one). The loader's own
+    generator seeds the workers, so that starting them leaves torch's global generator,
+    which training may use, as it was: results do not depend on ``num_workers``.
+    """
+    return torch.utils.data.DataLoader(_BatchReads(images), batch_size=None, sampler=keys,
+                                       num_workers=num_workers, generator=torch.Generator(),
+                                       **kwargs)
+
+
+def read_uint8_batches(images: Uint8Images, batch_size: int, num_workers: int = 0):
+    """The uint8 images of ``images`` as consecutive tensors of ``batch_size``, in order.
+
+    With ``num_workers > 0`` DataLoader workers read (decode) them, several batches ahead;
+    the batches are the same as with 0, read in the main process.
+    """
+    slices = [slice(start, min(start + batch_size, len(images)))
+              for start in range(0, len(images), batch_size)]
+    if num_workers == 0:
+        for key in slices:
+            yield torch.from_numpy(images.raw(key))
+        return
+    yield from _worker_loader(images, slices, num_workers)
+
+
+class WorkerBatchReader:
+    """Reads the uint8 images at index arrays known one step at a time, in DataLoader workers.
+
+    :meth:`submit` hands the images of one step to the workers, split in one share per
+    worker so that they decode it together, and returns at once; :meth:`take` returns them
+    (waiting for the workers if needed, reading them first if they were not submitted). A
+    training loop submits the next step's indices as soon as they are drawn and trains on
+    the current step meanwhile. The workers are started once and kept (persistent workers)
+    until :meth:`close`.
+
+    Parameters
+    ----------
+    images : Uint8Images
+    num_workers : int
+        Worker processes, at least 1.
+    """
+
+    def __init__(self, images: Uint8Images, num_workers: int):
+        self.num_workers = int(num_workers)
+        self._keys = _RequestedKeys()
+        self._loader = _worker_loader(images, self._keys, self.num_workers,
+                                      persistent_workers=True)
+        self._pending = None
+
+    def submit(self, index_arrays) -> None:
+        """Start reading the images at each of ``index_arrays`` (1-D int tensors or arrays)."""
+        if self._pending is not None:
+            self.take(self._pending[0])  # one request in flight at a time
+        whole = np.concatenate([np.asarray(index) for index in index_arrays])
+        self._keys.keys = [share for share in np.array_split(whole, self.num_workers)
+                           if len(share)]
+        self._pending = (tuple(index_arrays), iter(self._loader))
+
+    def take(self, index_arrays) -> tuple:
+        """The uint8 images (tensors) at each of ``index_arrays``, in that order.
+
+        Arrays submitted last (the same objects) are collected; any others are read now.
+        """
+        index_arrays = tuple(index_arrays)
+        pending = self._pending
+        if pending is None or len(pending[0]) != len(index_arrays) or any(
+                a is not b for a, b in zip(pending[0], index_arrays)):
+            self.submit(index_arrays)
+            pending = self._pending
+        self._pending = None
+        shares = list(pending[1])
+        whole = torch.cat(shares) if len(shares) > 1 else shares[0]
+        return torch.split(whole, [len(index) for index in index_arrays])
+
+    def close(self) -> None:
+        """Collect what is in flight and stop the workers."""
+        if self._pending is not None:
+            self.take(self._pending[0])
+        self._loader = None  # the last reference to its iterator, which stops the workers
 
 
 def uint8_batch_to_float(x: torch.Tensor, size=None) -> torch.Tensor:

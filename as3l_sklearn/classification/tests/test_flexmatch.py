@@ -453,6 +453,41 @@ def test_early_stopping_callback_ends_the_fit_without_an_interrupt_warning():
     assert clf.n_iter_ == 4 and not clf.interrupted_  # no improvement by 2.0 after the first record
 
 
+def test_checkpoint_writes_raw_and_ema_weights_that_reload(tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y_true, _ = _bars(24)
+    y = np.full(24, -1)
+    y[:4] = y_true[:4]
+    # f_params: module_, the raw weights SGD trains; f_ema_module: ema_module_, the moving
+    # average the classifier predicts with (skorch names the file argument after the module)
+    checkpoint = Checkpoint(monitor="val_accuracy_best", f_params="params.pt",
+                            f_ema_module="ema.pt", f_optimizer=None, f_criterion=None,
+                            f_history=None, dirname=str(tmp_path))
+    clf = PriorGuidedFlexMatchClassifier(max_iter=6, eval_every=2, random_state=0,
+                                         callbacks=[("checkpoint", checkpoint)], **TINY)
+    clf.fit(X, y, X_val=X, y_val=y_true)
+    assert (tmp_path / "params.pt").exists() and (tmp_path / "ema.pt").exists()
+    # the last checkpoint is the record with the best validation accuracy, whose EMA weights
+    # the classifier keeps
+    saved_steps = [h["step"] for h in clf.net_.history if h["event_cp"]]
+    assert saved_steps[-1] == clf.best_step_
+    expected = clf.predict_proba(X)
+
+    other = PriorGuidedFlexMatchClassifier(max_iter=1, random_state=1, **TINY).fit(X, y)
+    assert not np.array_equal(other.predict_proba(X), expected)
+    other.net_.load_params(f_ema_module=str(tmp_path / "ema.pt"))
+    np.testing.assert_array_equal(other.predict_proba(X), expected)
+    # params.pt loads into module_; it is not what predict uses (the raw weights differ from
+    # their average)
+    other.net_.load_params(f_params=str(tmp_path / "params.pt"))
+    raw = torch.load(tmp_path / "params.pt")
+    module, ema = other.net_.module_.state_dict(), other.net_.ema_module_.state_dict()
+    assert all(torch.equal(value, module[key]) for key, value in raw.items())
+    assert any(not torch.equal(value, ema[key])
+               for key, value in raw.items() if value.is_floating_point())
+
+
 def test_callbacks_are_validated_by_name():
     X, y_true, _ = _bars(20)
     y = np.full(20, -1)
