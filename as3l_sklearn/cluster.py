@@ -16,8 +16,9 @@ points it cost more than the Lloyd iterations at large ``K`` (31 s of a 50k-poin
 ``K = 1000``); the Lloyd iterations still use every point.
 
 Nearest neighbours (:func:`knn_search`) are exact (a flat index) up to
-``EXACT_MAX_SAMPLES = 100_000`` database rows and approximate above (faiss IVF-Flat, see
-:func:`resolve_neighbor_index`), so that kNN graphs stay near-linear in ``n``.
+``EXACT_MAX_SAMPLES = 100_000`` database rows and approximate above (a faiss IVF index whose
+lists hold float16 codes; the distances of the neighbours it returns are then recomputed
+exactly, see :func:`resolve_neighbor_index`), so that kNN graphs stay near-linear in ``n``.
 
 Data is passed to faiss as C-contiguous float32, as it requires.
 
@@ -50,12 +51,21 @@ EXACT_MAX_SAMPLES = 100_000
 #: approximate index ``index="auto"`` uses above ``EXACT_MAX_SAMPLES`` (chosen by measuring
 #: recall and seconds at 200k, docs/results.md "Scale")
 AUTO_APPROXIMATE_INDEX = "ivf"
-#: IVF-Flat: ``nlist = IVF_LISTS_PER_SQRT_N * sqrt(n)`` cells, ``IVF_NPROBE`` cells visited
-#: per query, the coarse k-means trained on ``IVF_TRAIN_PER_LIST`` points per cell at most
+#: IVF: ``nlist = IVF_LISTS_PER_SQRT_N * sqrt(n)`` cells, ``IVF_NPROBE`` cells visited per
+#: query, the coarse k-means trained on ``IVF_TRAIN_PER_LIST`` points per cell at most; the
+#: lists store float16 residuals (half the bytes IVF-Flat scans per query)
 IVF_LISTS_PER_SQRT_N = 4
 IVF_NPROBE = 16
 IVF_TRAIN_PER_LIST = 40
 IVF_TRAIN_ITER = 10
+#: float16 holds magnitudes up to 65504 and keeps 3 significant digits from about 6e-5 on:
+#: data whose largest magnitude lies outside ``[2**IVF_FP16_MIN_EXPONENT,
+#: 2**IVF_FP16_MAX_EXPONENT]`` is scaled by a power of two (exact in float32) before encoding
+IVF_FP16_MIN_EXPONENT = -6
+IVF_FP16_MAX_EXPONENT = 12
+#: float32 values (16 MiB) of neighbour differences held at once while IVF's distances are
+#: recomputed exactly: ``RERANK_CHUNK_VALUES // (k * d)`` queries at a time
+RERANK_CHUNK_VALUES = 1 << 22
 #: HNSW: links per node and the beam widths while building and searching
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
@@ -276,20 +286,32 @@ def _lloyd_sklearn(X, init, max_iter, seed, verbose):
     return np.ascontiguousarray(model.cluster_centers_, dtype=np.float32)
 
 
-def nearest_centers(X, centers, *, backend: str = "auto"):
+def nearest_centers(X, centers, *, backend: str = "auto", check_input: bool = True):
     """Index of and squared distance to the nearest center for every row of ``X``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    centers : array-like of shape (n_clusters, n_features)
+    backend : {"auto", "faiss", "sklearn"}, default="auto"
+    check_input : bool, default=True
+        ``False`` skips the validation of ``X`` and ``centers``, which must then be finite,
+        C-contiguous float32 arrays with as many columns (as :func:`check_features` returns
+        them): for k-means loops that validated ``X`` once, where the check of every
+        iteration cost about a tenth of the run (``SeededKMeansPropagator`` at 200,000 x 128).
 
     Returns
     -------
     labels : ndarray of shape (n_samples,), int64
     squared_distances : ndarray of shape (n_samples,), float32
     """
-    X = check_features(X, name="X")
-    centers = check_features(centers, name="centers")
-    if centers.shape[1] != X.shape[1]:
-        raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}")
-    # both are validated: search directly (k-means loops call this every iteration, and
-    # re-checking all of X for NaN there doubled the cost of the check)
+    if check_input:
+        X = check_features(X, name="X")
+        centers = check_features(centers, name="centers")
+        if centers.shape[1] != X.shape[1]:
+            raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}")
+    # validated here or by the caller: search directly (k-means loops call this every
+    # iteration, and re-checking all of X for NaN there doubled the cost of the check)
     distances, indices = _search(centers, X, 1, _resolve_backend(backend))
     return indices[:, 0], distances[:, 0]
 
@@ -352,9 +374,17 @@ def knn_search(database, queries, k: int, *, backend: str = "auto", index: str =
 
         * ``"flat"``: exact (``IndexFlatL2``; every database row on a GPU when faiss sees one
           -- that path is written but untested, no GPU was available);
-        * ``"ivf"``: ``IndexIVFFlat`` with ``nlist = 4 sqrt(n)`` cells from a coarse k-means
-          trained on at most 40 points per cell (seed 0, so repeatable), ``nprobe = 16``
-          cells searched per query;
+        * ``"ivf"``: ``IndexIVFScalarQuantizer`` with float16 codes (``QT_fp16``) and
+          ``nlist = 4 sqrt(n)`` cells from a coarse k-means trained on at most 40 points per
+          cell (seed 0, so repeatable), ``nprobe = 16`` cells searched per query. The
+          float16 codes only pick the candidates: the squared distances of the ``k`` rows
+          found are recomputed exactly from ``database`` and each row is re-sorted by them
+          (stable, so equal distances keep the index's order). Data whose largest magnitude
+          is outside about ``[0.016, 4096]`` is scaled by a power of two before encoding, so
+          that float16 neither overflows nor loses its digits (neighbours do not depend on
+          the scale). It replaced ``IndexIVFFlat`` (float32 lists, the same cells): float16
+          lists halve the bytes scanned per query for nearly the same neighbours (time and
+          agreement in docs/results.md "Scale");
         * ``"hnsw"``: ``IndexHNSWFlat`` with ``M = 32``, ``efConstruction = 40``,
           ``efSearch = max(64, 2 k)``; faster to query but its graph depends on the thread
           schedule, so results may differ between runs;
@@ -367,6 +397,9 @@ def knn_search(database, queries, k: int, *, backend: str = "auto", index: str =
     Returns
     -------
     squared_distances : ndarray of shape (n_queries, k), float32, ascending
+        With ``"ivf"`` the exact squared distances of the returned rows: sums of squared
+        differences of the float32 data (as IVF-Flat's scan computed them), not the
+        float16 codes' estimates.
     indices : ndarray of shape (n_queries, k), int64, into ``database``
 
     Examples
@@ -395,7 +428,8 @@ def knn_search(database, queries, k: int, *, backend: str = "auto", index: str =
 
 
 def _search_approximate(database: np.ndarray, queries: np.ndarray, k: int, kind: str):
-    """kNN through a faiss HNSW or IVF-Flat index; rows it cannot fill are searched exactly."""
+    """kNN through a faiss HNSW or IVF (float16 lists) index; rows it cannot fill are searched
+    exactly; IVF distances are recomputed exactly and each row re-sorted by them."""
     faiss = _faiss()
     n_database, dim = database.shape
     if kind == "hnsw":
@@ -403,25 +437,77 @@ def _search_approximate(database: np.ndarray, queries: np.ndarray, k: int, kind:
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.add(database)
         index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * k)
+        distances, indices = index.search(queries, k)
     else:
         nlist = _ivf_nlist(n_database)
+        scale = _fp16_safe_scale(database, queries)
+        encoded, encoded_queries = database, queries
+        if scale != 1.0:
+            encoded = database * scale
+            # a kNN graph queries the database itself: one scaled copy serves both
+            encoded_queries = encoded if queries is database else queries * scale
         quantizer = faiss.IndexFlatL2(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist)
+        index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist,
+                                              faiss.ScalarQuantizer.QT_fp16)
         index.cp.niter = IVF_TRAIN_ITER
         index.cp.seed = 0
         n_train = min(n_database, IVF_TRAIN_PER_LIST * nlist)
         # a fixed-seed sample: the same data give the same cells, so the same neighbours
         rows = np.sort(np.random.RandomState(0).choice(n_database, n_train, replace=False))
-        index.train(np.ascontiguousarray(database[rows]))
-        index.add(database)
+        index.train(np.ascontiguousarray(encoded[rows]))
+        index.add(encoded)
+        del encoded  # the scaled copy, if any: the lists hold their own float16 codes
         index.nprobe = min(IVF_NPROBE, nlist)
-    distances, indices = index.search(queries, k)
+        distances, indices = index.search(encoded_queries, k)
     missing = (indices < 0).any(axis=1)
     if missing.any():
         # a query whose visited cells (IVF) or beam (HNSW) held fewer than k rows
         exact_d, exact_i = _search(database, np.ascontiguousarray(queries[missing]), k, "faiss")
         distances[missing], indices[missing] = exact_d, exact_i
-    return np.maximum(distances, 0).astype(np.float32), indices.astype(np.int64)
+    indices = indices.astype(np.int64, copy=False)
+    if kind == "hnsw":
+        return np.maximum(distances, 0).astype(np.float32), indices
+    return _rerank_exactly(database, queries, indices, distances)
+
+
+def _fp16_safe_scale(database: np.ndarray, queries: np.ndarray) -> float:
+    """A power of two that brings the largest magnitude of the data into float16's range.
+
+    1.0 (no copy needed) when the largest magnitude is already within
+    ``[2**IVF_FP16_MIN_EXPONENT, 2**IVF_FP16_MAX_EXPONENT]``; otherwise the power of two that
+    maps it into ``[1, 2)``: multiplying by a power of two is exact in float32 and leaves the
+    neighbours unchanged, while float16 would overflow above 65504 and keep few digits of
+    residuals below about 6e-5.
+    """
+    largest = max(float(np.abs(database).max()), float(np.abs(queries).max()))
+    if largest == 0 or 2.0**IVF_FP16_MIN_EXPONENT <= largest <= 2.0**IVF_FP16_MAX_EXPONENT:
+        return 1.0
+    # a Python float: numpy keeps float32 data float32 when multiplied by it
+    return float(2.0 ** -np.floor(np.log2(largest)))
+
+
+def _rerank_exactly(database: np.ndarray, queries: np.ndarray, indices: np.ndarray,
+                    distances: np.ndarray):
+    """Exact squared distances from each query to its ``indices`` rows, rows sorted by them.
+
+    Written into ``distances`` and ``indices`` (both ``(n_queries, k)``, modified in place,
+    a chunk of queries at a time: sorting whole copies of them cost ProbCover about 200 MB
+    more at 200,000 points). Sums of squared float32 differences (the arithmetic of faiss'
+    flat scans, free of the cancellation of ``|x|^2 + |y|^2 - 2 x.y``), in float32: a float64
+    pass cost 2.6 times as long for digits beyond float32's. The sort is stable: equal
+    distances keep the order the index returned, so the result is deterministic.
+    """
+    n_queries, k = indices.shape
+    chunk = max(1, RERANK_CHUNK_VALUES // (k * database.shape[1]))
+    for start in range(0, n_queries, chunk):
+        stop = min(start + chunk, n_queries)
+        neighbours = database[indices[start:stop]]  # a copy (fancy indexing): safe to modify
+        neighbours -= queries[start:stop, None, :]
+        exact = np.einsum("qkd,qkd->qk", neighbours, neighbours)
+        order = np.argsort(exact, axis=1, kind="stable")
+        distances[start:stop] = np.take_along_axis(exact, order, axis=1)
+        indices[start:stop] = np.take_along_axis(indices[start:stop], order, axis=1)
+    return distances, indices
 
 
 def _ivf_nlist(n_database: int) -> int:

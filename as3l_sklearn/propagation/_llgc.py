@@ -154,7 +154,8 @@ class LLGCPropagator(_BasePropagator):
     neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
         Index of the neighbour search (:func:`as3l_sklearn.cluster.knn_search`): ``"auto"``
         is exact up to 100,000 samples (faiss flat index; flat on the GPU with faiss-gpu) and
-        approximate above (faiss IVF-Flat, recall@k measured in docs/results.md "Scale"), so
+        approximate above (faiss IVF with float16 lists and exact distances of the neighbours
+        found, recall@k measured in docs/results.md "Scale"), so
         the graph costs near-linear time at large ``n`` instead of O(n^2 d). ``"flat"``
         forces the exact search at any size; ``"ivf"`` and ``"hnsw"`` force an approximate
         one (they need faiss).

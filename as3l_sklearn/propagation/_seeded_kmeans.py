@@ -17,7 +17,7 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import nearest_centers, seeding_sample_size
-from ..utils import check_n_clusters, check_positive_int, check_real
+from ..utils import check_features, check_n_clusters, check_positive_int, check_real
 from ..utils import check_random_state_or_generator
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
@@ -48,7 +48,7 @@ def _update_centers(X, assignment, previous_centers):
 
 
 def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, max_iter=50,
-                  tol=1e-4, random_state=None, seed_of_sample=None):
+                  tol=1e-4, random_state=None, seed_of_sample=None, feature_variance=None):
     """One run of (constrained) seeded k-means (Basu, Banerjee & Mooney, 2002).
 
     Parameters
@@ -73,6 +73,10 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
     seed_of_sample : ndarray of shape (n_samples,), optional
         Seeded cluster of each sample (``-1`` for unlabeled or unseeded ones), for seedings
         other than one cluster per class (e.g. one cluster per labeled sample).
+    feature_variance : float, optional
+        ``np.mean(np.var(X, axis=0))`` for the ``tol`` rule, computed from ``X`` when not
+        given; a caller running several clusterings of the same ``X`` computes it once
+        (a full pass over ``X`` each time otherwise).
 
     Returns
     -------
@@ -81,6 +85,9 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
     n_iter : int
     """
     rng = check_random_state_or_generator(random_state)
+    # validated once here, not by every assignment step below (the same array when X is
+    # float32 and C-contiguous, as fit passes it)
+    X_search = check_features(X, name="X")
     n_classes = int(y_encoded.max()) + 1
     labeled = y_encoded != UNLABELED
     if seed_of_sample is None:
@@ -114,12 +121,14 @@ def seeded_kmeans(X, y_encoded, seeded_classes, n_extra, *, constrained=True, ma
         centers = np.vstack([centers, extra.astype(np.float32)])
 
     def assign(centers):
-        assignment, _ = nearest_centers(X, centers)
+        assignment, _ = nearest_centers(X_search, centers, check_input=False)
         if constrained:
             assignment[fixed_mask] = fixed[fixed_mask]
         return assignment
 
-    shift_tol = tol * float(np.mean(np.var(X, axis=0))) if tol > 0 else 0.0
+    if tol > 0 and feature_variance is None:
+        feature_variance = float(np.mean(np.var(X, axis=0)))
+    shift_tol = tol * feature_variance if tol > 0 else 0.0
     assignment = assign(centers)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -369,6 +378,8 @@ class SeededKMeansPropagator(_BasePropagator):
         n_unlabeled = int((~labeled).sum())
         n_labeled = n_samples - n_unlabeled
         class_sizes = np.bincount(y_encoded[labeled], minlength=n_classes)
+        # the tol rule's scale, once for all clusterings (one full pass over X each)
+        feature_variance = float(np.mean(np.var(X, axis=0))) if self.tol > 0 else None
 
         self.n_clusters_, self.cluster_centers_, self.cluster_distributions_ = [], [], []
         self.n_iter_, assignments, reduced = [], [], []
@@ -394,7 +405,7 @@ class SeededKMeansPropagator(_BasePropagator):
             centers, assignment, n_iter = seeded_kmeans(
                 X, y_encoded, seeded_classes, n_extra, constrained=bool(self.constrained),
                 max_iter=max_iter, tol=float(self.tol), random_state=rng.randint(2**31 - 1),
-                seed_of_sample=seed_of_sample,
+                seed_of_sample=seed_of_sample, feature_variance=feature_variance,
             )
             distributions = _cluster_label_histograms(
                 assignment, y_encoded, centers.shape[0], n_classes

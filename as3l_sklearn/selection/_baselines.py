@@ -309,7 +309,8 @@ class TypiClustSelector(BaseSelector):
     neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
         Index of the typicality kNN search inside each cluster
         (:func:`as3l_sklearn.cluster.knn_search`): ``"auto"`` is exact for clusters of up to
-        100,000 samples and approximate (faiss IVF-Flat) above; ``"flat"`` is always exact.
+        100,000 samples and approximate (faiss IVF, float16 lists) above; ``"flat"`` is
+        always exact.
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds k-means. The same value gives the same indices.
     verbose : int, default=0
@@ -497,7 +498,7 @@ class ProbCoverSelector(BaseSelector):
     neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
         Index of the kNN search behind the delta-graph and the purity distances
         (:func:`as3l_sklearn.cluster.knn_search`): ``"auto"`` is exact up to 100,000 samples
-        and approximate (faiss IVF-Flat) above; ``"flat"`` is exact at any size.
+        and approximate (faiss IVF, float16 lists) above; ``"flat"`` is exact at any size.
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the pseudo-label k-means and the random picks made once everything is covered.
         The same value gives the same indices.

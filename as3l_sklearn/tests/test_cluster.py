@@ -162,6 +162,16 @@ def test_knn_and_nearest_bad_input():
         nearest_centers(np.zeros((3, 2)), np.zeros((2, 3)))
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nearest_centers_without_input_checks_gives_the_same_result(blobs, backend):
+    X, _ = blobs
+    centers = np.ascontiguousarray(X[:6])
+    checked = nearest_centers(X, centers, backend=backend)
+    unchecked = nearest_centers(X, centers, backend=backend, check_input=False)
+    for a, b in zip(checked, unchecked):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_knn_search_names_a_feature_mismatch():
     from as3l_sklearn.cluster import knn_search
 
@@ -202,6 +212,39 @@ def test_ivf_fills_queries_its_cells_cannot_answer():
     assert found.min() >= 0
     assert all(np.unique(row).size == 1500 for row in found)
     assert np.all(np.diff(distances, axis=1) >= 0)
+
+
+@needs_faiss
+def test_ivf_returns_the_exact_distances_of_its_neighbours():
+    # the float16 lists only choose the candidates: the distances are recomputed from the
+    # float32 data and every row is sorted by them
+    X, _ = _clustered(3000)
+    queries = X[::7]
+    distances, found = knn_search(X, queries, 12, index="ivf")
+    exact = ((X[found].astype(np.float64) - queries[:, None, :].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_allclose(distances, exact, rtol=1e-5, atol=1e-6)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    again_distances, again_found = knn_search(X, queries, 12, index="ivf")
+    np.testing.assert_array_equal(found, again_found)
+    np.testing.assert_array_equal(distances, again_distances)
+
+
+@needs_faiss
+@pytest.mark.parametrize("factor", [2.0**20, 1e-7])
+def test_ivf_scales_data_float16_cannot_hold(factor):
+    # values above float16's 65504, and residuals in its subnormal range (recall 0.85 here at
+    # 1e-7 without the scaling): the data are scaled by a power of two before encoding, the
+    # distances stay in the caller's units
+    X, _ = _clustered(2000)
+    assert cluster._fp16_safe_scale(X, X) == 1.0
+    scaled = X * np.float32(factor)
+    assert np.log2(cluster._fp16_safe_scale(scaled, scaled)).is_integer()
+    _, exact = knn_search(scaled, scaled, 10, index="flat")
+    distances, found = knn_search(scaled, scaled, 10, index="ivf")
+    assert np.all(np.isfinite(distances))
+    assert _recall(found, exact) > 0.9
+    reference = ((scaled[found].astype(np.float64) - scaled[:, None, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(distances, reference, rtol=1e-5, atol=1e-6 * factor**2)
 
 
 @needs_faiss
