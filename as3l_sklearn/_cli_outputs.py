@@ -18,6 +18,8 @@ LOCK_NAME = ".as3l.lock"
 #: what ``model.joblib`` holds (a dict) is recognised by this key and version
 MODEL_FORMAT = "as3l-model"
 MODEL_FORMAT_VERSION = 1
+#: the embedding map names at most this many classes in its legend
+MAX_LEGEND_CLASSES = 20
 PREDICTION_COLUMNS = ("file", "label", "confidence", "prior_label", "prior_confidence", "annotated")
 
 
@@ -229,10 +231,15 @@ def _png(fig) -> bytes:
 
 
 def make_figures(f_fine, indices, colour_labels, priors, truth_of_unlabeled, unlabeled, classes,
-                 curves, colour_by_truth=True) -> list[Figure]:
+                 curves, colour_by_truth=True, colour_names=None) -> list[Figure]:
     """The figures that have data: the embedding map always, the reliability diagram when the
     true labels of unlabeled images are known, the learning curve when there is a monitored
-    test set. Empty list when matplotlib is missing."""
+    test set. Empty list when matplotlib is missing.
+
+    ``colour_names``, when given, names the classes of the embedding map: ``colour_labels``
+    are then integer indices into it, and the legend names each class present (up to
+    :data:`MAX_LEGEND_CLASSES`; more colours than that could not be told apart anyway).
+    """
     try:
         import matplotlib
 
@@ -247,13 +254,30 @@ def make_figures(f_fine, indices, colour_labels, priors, truth_of_unlabeled, unl
     coords = PCA(n_components=n_components, random_state=0).fit_transform(f_fine)
     if n_components == 1:
         coords = np.column_stack([coords[:, 0], np.zeros(len(coords))])
-    fig, ax = plt.subplots(figsize=(6, 5))
-    _, codes = np.unique(np.asarray(colour_labels).astype(str), return_inverse=True)
-    ax.scatter(coords[:, 0], coords[:, 1], c=codes, cmap="tab10", s=4, alpha=0.5)
-    ax.scatter(coords[indices, 0], coords[indices, 1], c="black", marker="*", s=120, label="selected")
+    labels = np.asarray(colour_labels)
+    # integer class indices sort as numbers (legend order 0, 1, 2, ..., 10), anything else as text
+    labels = labels.astype(int) if colour_names is not None else labels.astype(str)
+    present, codes = np.unique(labels, return_inverse=True)
+    named = colour_names is not None and len(present) <= MAX_LEGEND_CLASSES
+    palette = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(7.5, 5) if named else (6, 5))
+    ax.scatter(coords[:, 0], coords[:, 1], c=palette(codes % palette.N), s=4, alpha=0.5)
+    selected = ax.scatter(coords[indices, 0], coords[indices, 1], c="black", marker="*", s=120,
+                          label="selected")
     ax.set_title("Fine-tuned features (PCA), selected images marked\n"
                  + ("colour: true class" if colour_by_truth else "colour: prior pseudo-label"), fontsize=10)
-    ax.legend(loc="best")
+    if named:
+        from matplotlib.lines import Line2D
+
+        # proxy markers: the map's own 4-point dots would be too small to read in a legend
+        handles = [Line2D([], [], linestyle="", marker="o", markersize=6,
+                          label=str(colour_names[label]), color=palette(code % palette.N))
+                   for code, label in enumerate(present)]
+        ax.legend(handles=handles + [selected], loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  fontsize=8, title="true class" if colour_by_truth else "prior pseudo-label",
+                  title_fontsize=8)
+    else:
+        ax.legend(loc="best")
     figures.append(Figure("embedding_map.png", "Embedding map", _png(fig)))
 
     if truth_of_unlabeled is not None and unlabeled.any():

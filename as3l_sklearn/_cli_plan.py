@@ -1,25 +1,58 @@
 """The ``as3l`` command's plan: step counts chosen up front from a time budget, and the time
 estimate printed before a run starts. Package-private.
 
-The per-step costs are measured, not modelled: ``small_cnn_2x2`` on 28x28 grayscale images,
-the CPU defaults (SimSiam batch 64; FlexMatch batch 64 labeled + 7 x 64 unlabeled, two views),
-torch 2.14 with 2 threads on the project's shared 2-core x86-64 machine (2026-11-23). Cost is
-taken as proportional to the pixels the encoder sees. Other backbones and CUDA use rough
-factors (not measured here); every estimate is printed as an estimate.
+The cost of an optimizer step is a fixed overhead plus a cost per pixel the encoder sees (and
+a small one per pixel of each channel beyond the first), both measured for ``small_cnn_2x2``
+with the CLI's CPU defaults at 8x8 to 32x32 px (see the constants). Other backbones and CUDA
+use rough factors (not measured here); every estimate is printed as an estimate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: seconds per SimSiam optimizer step, small_cnn_2x2, 28x28, batch 64, CPU. Measured on the
-#: idle machine in a full default run on 10,000 Fashion-MNIST images: 1,000 steps plus the
-#: features of the pool in 109 s (a first, shorter measurement under load gave 0.055, which made
-#: the re-plan read a 2x "slowdown" and halve FlexMatch on an idle machine).
-SIMSIAM_SECONDS_PER_STEP = 0.10
-#: seconds per FlexMatch step, same setting. Measured in the same run: 157 steps in 127.5 s,
-#: of which about 18 s monitored the test set (a short 20-step run gave 1.06 s, start-up included)
-FLEXMATCH_SECONDS_PER_STEP = 0.75
+# Seconds per optimizer step = overhead + per_pixel * h * w + per_extra_channel * h * w * (c - 1)
+# at the encoder's h x w x c. A step has work that does not shrink with the image (Python,
+# the optimizer, the augmentation calls): the former model, proportional to the pixels
+# (0.10 s x h * w / 784 for SimSiam), estimated 8 s for SimSiam on the 8x8 digits; an audit's
+# default run took 60.5 s, and the re-plan read that as a 7.4x slowdown and cut FlexMatch
+# from 540 to 20 steps.
+#
+# Measured 2026-12-07 on the project's shared 2-core x86-64 machine (no GPU), torch 2.14.1,
+# with the CLI's CPU defaults: small_cnn_2x2 at the images' own size, n_threads="auto" (2),
+# SimSiam batch 64, FlexMatch batch 64 labeled + 7 x 64 unlabeled, no monitored test set.
+# Each stage was fitted with n1 and n2 steps and the cost per step is (t2 - t1) / (n2 - n1),
+# so start-up cancels. Pools: the digits (1,257 images 8x8x1,
+# as3l_sklearn.datasets.load_digits_images), otherwise 10,000 random uint8 images. Each run
+# started after 5 s with the CPU >= 90 % idle; runs during which other processes used 0.1
+# core or more were discarded (1-minute load average 0.8-1.6 at the start of the kept runs,
+# mostly the previous timing run's own). Seconds per step:
+#
+#                       8x8x1              16x16x1      28x28x1            32x32x1  32x32x3
+#   SimSiam, later      0.045 (200-1000)   0.054        0.089              0.112    0.128
+#   SimSiam, first      0.035 0.037        0.040 0.043  0.075 0.073        0.105    0.114 0.121
+#   FlexMatch, 5-60     0.064 0.064 0.071  0.179 0.182  0.614 0.581 0.628  0.777    0.840 0.833
+#   FlexMatch, later    0.065 (60-400)                  0.585 (40-80)
+#
+# A SimSiam step costs 7-29 % more after the first 100-200 steps (FlexMatch does not): the
+# SimSiam constants are fitted to the later windows (100-500, 100-400, 200-1000 steps), which
+# a default run of 1,000 steps mostly consists of; the FlexMatch ones to every window. Fit:
+# least squares weighted by 1 / measured (relative error: the small images are where the
+# former model failed); the SimSiam fit is within 5 % of its runs, the FlexMatch fit within
+# 13 %. At 28x28 it gives 0.092 s (SimSiam) and 0.576 s (FlexMatch), at 8x8 0.043 s and
+# 0.064 s; a plain 1,000-step SimSiam fit on the digits took 43.6 s (estimate: 43.3 s).
+#: fixed seconds per SimSiam step, whatever the image size
+SIMSIAM_SECONDS_PER_STEP = 0.039
+#: SimSiam seconds per step per encoder pixel
+SIMSIAM_SECONDS_PER_PIXEL = 6.7e-5
+#: SimSiam seconds per step per encoder pixel of each channel beyond the first
+SIMSIAM_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 1.0e-5
+#: fixed seconds per FlexMatch step, whatever the image size
+FLEXMATCH_SECONDS_PER_STEP = 0.019
+#: FlexMatch seconds per step per encoder pixel
+FLEXMATCH_SECONDS_PER_PIXEL = 7.1e-4
+#: FlexMatch seconds per step per encoder pixel of each channel beyond the first
+FLEXMATCH_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 4.4e-5
 #: seconds per image for everything that passes each image once or a few times: feature
 #: extraction, fine-tuning, selection, propagation, pool predictions (measured order of magnitude)
 SECONDS_PER_IMAGE = 0.003
@@ -27,7 +60,7 @@ SECONDS_PER_IMAGE = 0.003
 SECONDS_PER_MONITORED_IMAGE = 0.00046
 #: start-up cost of the run: imports, data loading, model building
 FIXED_SECONDS = 10.0
-#: the reference the per-step costs were measured at
+#: the image size the per-image costs (SECONDS_PER_IMAGE, SECONDS_PER_MONITORED_IMAGE) hold at
 REFERENCE_PIXELS = 28 * 28
 #: rough cost of other encoders relative to small_cnn_2x2 at the same pixels (not measured
 #: here; the CIFAR ResNet-18 factor is the one stated in as3l_sklearn.nn.auto_backbone_name)
@@ -76,6 +109,9 @@ class Plan:
     flexmatch_from_budget: bool = False
     default_flexmatch_steps: int = 0
     flexmatch_seconds_per_step: float = 0.0
+    #: False for an export run, which stops after selection: FlexMatch is neither printed
+    #: nor estimated (its steps are still chosen, as the import run will use them)
+    trains_classifier: bool = True
 
     @property
     def total_seconds(self) -> float:
@@ -89,8 +125,11 @@ class Plan:
         lines = [
             f"plan: {self.n_images:,} images {'x'.join(str(s) for s in self.image_shape)}, "
             f"backbone {self.backbone} at {h}x{w} px, device {self.device}",
-            f"      SimSiam {self.simsiam_steps:,} steps, FlexMatch {self.flexmatch_steps:,} steps"
-            + (" (twice: --compare)" if self.compare else "") + f"; {budget}",
+            f"      SimSiam {self.simsiam_steps:,} steps, "
+            + (f"FlexMatch {self.flexmatch_steps:,} steps" if self.trains_classifier
+               else "no FlexMatch (export only: stops after the selection)")
+            + (" (twice: --compare)" if self.compare and self.trains_classifier else "")
+            + f"; {budget}",
             f"      estimated time: about {_duration(self.total_seconds)} (a rough estimate from "
             "per-step costs measured on a 2-core CPU; shared or faster machines differ)",
         ]
@@ -127,20 +166,38 @@ def encoder_size(image_shape, image_size, max_side: int) -> tuple:
     return (max(1, round(height * scale)), max(1, round(width * scale)))
 
 
+def seconds_per_step(size, channels: int, overhead: float, per_pixel: float,
+                     per_extra_channel_pixel: float) -> float:
+    """Seconds of one optimizer step at encoder ``size`` (height, width) and ``channels``:
+    a fixed ``overhead`` plus the per-pixel costs (see the measured constants above)."""
+    pixels = int(size[0]) * int(size[1])
+    return overhead + per_pixel * pixels + per_extra_channel_pixel * pixels * (channels - 1)
+
+
 def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, compare, n_test,
               simsiam_steps=None, flexmatch_steps=None, default_simsiam_steps,
-              default_flexmatch_steps) -> Plan:
+              default_flexmatch_steps, trains_classifier=True) -> Plan:
     """Choose the step counts that fit ``time_budget`` (seconds, or None for the defaults).
 
     Explicit ``simsiam_steps`` / ``flexmatch_steps`` (from ``--embed-steps`` / ``--max-iter``) are
-    kept as given; the budget is shared between the stages left to choose.
+    kept as given; the budget is shared between the stages left to choose. With
+    ``trains_classifier=False`` (an export run) the steps are chosen the same way, so that the
+    import run reuses the cached SimSiam stage, but FlexMatch is left out of the estimate.
     """
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
     factor = (size[0] * size[1] / REFERENCE_PIXELS) * BACKBONE_FACTOR.get(backbone, 10.0)
     if kind == "cuda":
         factor /= CUDA_SPEEDUP
-    simsiam_step = SIMSIAM_SECONDS_PER_STEP * factor
-    flexmatch_step = FLEXMATCH_SECONDS_PER_STEP * factor * (2 if compare else 1)
+    # the per-step costs were measured for small_cnn_2x2 on the CPU: other encoders and CUDA
+    # scale the whole step by their rough factor
+    step_factor = BACKBONE_FACTOR.get(backbone, 10.0) / (CUDA_SPEEDUP if kind == "cuda" else 1.0)
+    channels = int(image_shape[-1]) if len(image_shape) == 3 else 1
+    simsiam_step = step_factor * seconds_per_step(
+        size, channels, SIMSIAM_SECONDS_PER_STEP, SIMSIAM_SECONDS_PER_PIXEL,
+        SIMSIAM_SECONDS_PER_EXTRA_CHANNEL_PIXEL)
+    flexmatch_step = step_factor * (2 if compare else 1) * seconds_per_step(
+        size, channels, FLEXMATCH_SECONDS_PER_STEP, FLEXMATCH_SECONDS_PER_PIXEL,
+        FLEXMATCH_SECONDS_PER_EXTRA_CHANNEL_PIXEL)
     n_monitored = min(n_test, MAX_MONITORED)
     per_image = SECONDS_PER_IMAGE * max(1.0, factor)
     fixed = {
@@ -174,12 +231,14 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
     seconds = dict(fixed)
     seconds["SimSiam"] = sim * simsiam_step
     seconds["FlexMatch"] = flex * flexmatch_step
+    if not trains_classifier:
+        del seconds["FlexMatch"], seconds["monitor test accuracy"]
     return Plan(n_images=n_images, image_shape=tuple(image_shape), encoder_size=tuple(size),
                 backbone=backbone, device=device, simsiam_steps=int(sim), flexmatch_steps=int(flex),
                 compare=compare, n_monitored=n_monitored, time_budget=time_budget, seconds=seconds,
                 notes=notes, flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
                 default_flexmatch_steps=int(default_flexmatch_steps),
-                flexmatch_seconds_per_step=flexmatch_step)
+                flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier)
 
 
 def replan_flexmatch(plan: Plan, elapsed: float, simsiam_seconds: float):

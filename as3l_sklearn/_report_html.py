@@ -63,7 +63,33 @@ def headline_rows(report: dict) -> list:
     return rows
 
 
-def render(report: dict, figures, thumbnails) -> str:
+def flexmatch_steps_text(report: dict) -> str:
+    """The FlexMatch steps the run trained, with the planned number beside them when they
+    differ (re-planned after SimSiam ran slower or faster than estimated); what was planned
+    when FlexMatch did not run (an export run) or did not finish (Ctrl-C)."""
+    plan = report.get("plan", {})
+    planned = plan.get("flexmatch_steps")
+    replanned = plan.get("flexmatch_steps_replanned")
+    classifier = report.get("classifier")
+    if classifier is not None:
+        run = classifier["steps"]
+    elif report.get("exported_only"):
+        return f"not run (export only; {planned} planned)"
+    elif report.get("interrupted"):
+        return f"not finished (interrupted; {planned if replanned is None else replanned} planned)"
+    else:
+        run = planned if replanned is None else replanned
+    if run == planned:
+        return str(run)
+    notes = [f"planned {planned}"]
+    if replanned is not None:
+        slowdown = plan.get("measured_slowdown")
+        ran = f"{slowdown}x its estimate" if slowdown is not None else "off its estimate"
+        notes.append(f"re-planned to {replanned} after SimSiam ran {ran}")
+    return f"{run} ({'; '.join(notes)})"
+
+
+def render(report: dict, figures, thumbnails, *, thumbnails_show: str = "selected") -> str:
     """The page as a string.
 
     Parameters
@@ -73,8 +99,15 @@ def render(report: dict, figures, thumbnails) -> str:
     figures : list of Figure
         From ``_cli_outputs.make_figures``.
     thumbnails : list of (png bytes, file, label)
-        The selected images in selection order with the label used ("" when none).
+        The images to show, with their labels ("" when none).
+    thumbnails_show : {"selected", "labeled"}, default="selected"
+        What ``thumbnails`` are: this run's selection in selection order, or (a run with
+        ``--annotations``) the images the user labeled, which this run's selection need not
+        contain.
     """
+    if thumbnails_show not in ("selected", "labeled"):
+        raise ValueError(
+            f"thumbnails_show must be 'selected' or 'labeled', got {thumbnails_show!r}")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              "<title>AS3L report</title>", f"<style>{STYLE}</style></head><body>",
              "<h1>AS3L report</h1>"]
@@ -87,7 +120,7 @@ def render(report: dict, figures, thumbnails) -> str:
     if plan:
         parts.append("<h2>Plan</h2>" + _table([
             ("backbone", plan["backbone"]), ("SimSiam steps", plan["simsiam_steps"]),
-            ("FlexMatch steps", plan["flexmatch_steps"]),
+            ("FlexMatch steps", flexmatch_steps_text(report)),
             ("estimated time (s)", plan["estimated_total_seconds"]),
             ("time budget (s)", plan["time_budget_seconds"] or "none")]))
 
@@ -98,7 +131,18 @@ def render(report: dict, figures, thumbnails) -> str:
         rows.append(("total", f"{sum(seconds.values()):.1f}", ""))
         parts.append("<h2>Stage times</h2>" + _table(rows, header=("stage", "seconds", "from cache")))
 
-    if thumbnails:
+    if thumbnails and thumbnails_show == "labeled":
+        verification = report.get("annotations", {})
+        parts.append("<h2>Labeled images</h2>"
+                     f'<p class="note">The {len(thumbnails)} images labeled in '
+                     f"{html.escape(str(verification.get('path', '--annotations')))}, with their "
+                     "labels (this run's own selection is listed under Annotations).</p>"
+                     '<div class="thumbs">')
+        for png, file, label in thumbnails:
+            parts.append(f"<figure>{_img(png, f'labeled image {file}')}"
+                         f"<figcaption>{html.escape(f'{file}: {label}')}</figcaption></figure>")
+        parts.append("</div>")
+    elif thumbnails:
         parts.append("<h2>Selected images</h2><div class=\"thumbs\">")
         for rank, (png, file, label) in enumerate(thumbnails):
             caption = f"#{rank} {file}" + (f": {label}" if label not in (None, "") else ": (no label)")

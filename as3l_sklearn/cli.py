@@ -58,15 +58,16 @@ _interrupt_requested = threading.Event()
 # argument types: each names its flag in the error and runs before any work
 
 
-def _int_at_least(minimum: int, wording: str):
-    """An argparse type: an integer >= ``minimum``, with ``wording`` in the error."""
+def _int_at_least(minimum: int, wording: str, *, below: int | None = None):
+    """An argparse type: an integer >= ``minimum`` (and < ``below`` when given), with
+    ``wording`` in the error."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        if value is None or value < minimum or (below is not None and value >= below):
             raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
         return value
 
@@ -75,6 +76,8 @@ def _int_at_least(minimum: int, wording: str):
 
 _positive_int = _int_at_least(1, "a positive integer")
 _non_negative_int = _int_at_least(0, "an integer >= 0")
+# numpy's RandomState, which the selectors and the data split use, takes 0 <= seed < 2**32
+_seed = _int_at_least(0, "an integer from 0 to 2**32 - 1 (4294967295)", below=2 ** 32)
 
 
 def _positive_seconds(text: str) -> float:
@@ -192,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--plot", action="store_true",
                     help="also write the figures as PNG files (report.html always has them)")
     io.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda or cuda:N")
-    io.add_argument("--seed", type=int, default=0)
+    io.add_argument("--seed", type=_seed, default=0,
+                    help="random seed, 0 to 2**32 - 1 (default 0)")
     verbosity = io.add_mutually_exclusive_group()
     verbosity.add_argument("--quiet", action="store_true", help="print only the final report")
     verbosity.add_argument("--verbose", action="store_true", help="also print per-epoch training logs")
@@ -257,9 +261,21 @@ def validate_args(parser: argparse.ArgumentParser, args) -> None:
         parser.error("--embed-epochs and --embed-steps both set the SimSiam length: give one")
     if args.time_budget is not None and args.preset != "default":
         parser.error("--time-budget and --preset both set the time budget: give one")
-    for flag, folder in (("--output", args.output), ("--export-annotations", args.export_annotations)):
-        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+    cache_dir = None if args.no_cache else (args.cache_dir or _default_cache_dir())
+    for flag, folder in (("--output", args.output),
+                         ("--export-annotations", args.export_annotations),
+                         ("--cache-dir", cache_dir)):
+        blocker = None if folder is None else _existing_non_folder(Path(folder))
+        if blocker is not None and blocker == Path(folder):
             parser.error(f"{flag} {folder} exists and is not a folder")
+        elif blocker is not None:
+            # creating the folder would fail with NotADirectoryError, after the work
+            parser.error(f"{flag} {folder} cannot be created: {blocker} is a file, not a folder")
+    if (args.export_annotations is not None
+            and Path(args.export_annotations).resolve() == Path(args.output).resolve()):
+        parser.error(f"--export-annotations {args.export_annotations} is the same folder as "
+                     f"--output {args.output}: the images to label and the run's results need "
+                     "separate folders (e.g. --export-annotations to_label)")
     if args.dataset == "folder":
         # anything written inside the input folder would join the pool on the next run
         folder = Path(args.path).resolve()
@@ -272,6 +288,14 @@ def validate_args(parser: argparse.ArgumentParser, args) -> None:
         if existing.exists():
             parser.error(f"--export-annotations {args.export_annotations} already holds {existing.name} "
                          "(perhaps with labels filled in); choose another folder or pass --overwrite")
+
+
+def _existing_non_folder(path: Path) -> Path | None:
+    """``path`` or the first of its parents that exists, when that is not a folder; else None."""
+    for part in (path, *path.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,8 +368,7 @@ def load_data(args) -> dict:
         target_names = [str(n) for n in bunch.target_names]
     elif args.dataset in ("fashion-mnist", "cifar10", "cifar100", "stl10"):
         if args.dataset == "fashion-mnist":
-            train_bunch = datasets.load_fashion_mnist(root=args.root, split="train", return_X_y=False)
-            test_bunch = datasets.load_fashion_mnist(root=args.root, split="test", return_X_y=False)
+            train_bunch, test_bunch = _load_fashion_mnist(args.root)
         elif args.dataset == "stl10":
             train_bunch = datasets.load_stl10(args.root, split="train+unlabeled", return_X_y=False)
             test_bunch = datasets.load_stl10(args.root, split="test", return_X_y=False)
@@ -389,6 +412,26 @@ def load_data(args) -> dict:
             "test_labeled": bool(len(y_test)) and bool(labeled_mask(y_test).all())}
 
 
+def _load_fashion_mnist(root) -> tuple:
+    """Fashion-MNIST's train and test splits; missing files are a :class:`UserError` naming
+    what the command offers (the loader's own message suggests ``download=True``, which the
+    command has no flag for: it never downloads)."""
+    from . import datasets
+
+    try:
+        return tuple(datasets.load_fashion_mnist(root=root, split=split, return_X_y=False)
+                     for split in ("train", "test"))
+    except datasets.DatasetNotFoundError:
+        searched = ", ".join(str(d) for d in datasets._fashion_mnist_dirs(root))
+        raise UserError(
+            f"--dataset fashion-mnist: the Fashion-MNIST files were not found (looked in "
+            f"{searched}). Install them with Debian's package (sudo apt-get install "
+            "dataset-fashion-mnist; then no flag is needed), or pass --root DIR, a folder "
+            "holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in DIR/FashionMNIST/raw/, "
+            "DIR/raw/ or DIR itself (torchvision.datasets.FashionMNIST(DIR, download=True) "
+            "makes one)") from None
+
+
 def _make_selector(name: str, seed: int):
     from . import selection
 
@@ -421,11 +464,24 @@ def _propagation_ks(n_samples: int) -> list[int]:
 
 # --------------------------------------------------------------------------------------------
 # cached stages: module-level functions so that joblib.Memory can key them on their arguments
-# (the data and every parameter; verbose is left out of the key)
+# (the data, every parameter and the code versions; verbose is left out of the key)
 
 
-def embed_stage(X, params: dict, verbose: int):
-    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``."""
+def _code_versions() -> dict:
+    """The versions of the code the stages run, for their cache key: joblib keys a stage on its
+    own source only, so an upgraded package or torch would otherwise be served old results."""
+    import torch
+
+    from . import _version
+
+    return {"as3l_sklearn": str(_version.__version__), "torch": str(torch.__version__)}
+
+
+def embed_stage(X, params: dict, code_versions: dict, verbose: int):
+    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``.
+
+    ``code_versions`` (from :func:`_code_versions`) is unused but part of the cache key.
+    """
     from .embedding import SimSiamEmbedder
 
     embedder = SimSiamEmbedder(**params, verbose=verbose)
@@ -435,7 +491,8 @@ def embed_stage(X, params: dict, verbose: int):
     return embedder, features
 
 
-def finetune_stage(f_self, n_clusters: int, seed: int, device: str, verbose: int):
+def finetune_stage(f_self, n_clusters: int, seed: int, device: str, code_versions: dict,
+                   verbose: int):
     """Fine-tune the features with K = ``n_clusters`` (Eq. 1); return the new features."""
     from .embedding import ClusterFineTuner
 
@@ -446,7 +503,7 @@ def finetune_stage(f_self, n_clusters: int, seed: int, device: str, verbose: int
     return features
 
 
-def select_stage(f_fine, selector: str, budget: int, seed: int):
+def select_stage(f_fine, selector: str, budget: int, seed: int, code_versions: dict):
     """The ``budget`` images ``selector`` chooses on ``f_fine``, best first."""
     return np.asarray(_make_selector(selector, seed).fit(f_fine).select(budget))
 
@@ -506,6 +563,8 @@ def _plan_run(args, data) -> "object":
     return make_plan(
         n_images=len(X), image_shape=X.shape[1:], size=size, backbone=backbone, device=device,
         time_budget=budget, compare=args.compare,
+        # an export run stops after selection; its steps stay the full run's (the cache key)
+        trains_classifier=not args.export_annotations,
         n_test=len(data["X_test"]) if data["test_labeled"] else 0,
         simsiam_steps=simsiam_steps, flexmatch_steps=args.max_iter,
         default_simsiam_steps=AUTO_STEPS[kind],
@@ -617,14 +676,19 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
                     "max_epochs": args.embed_epochs if args.embed_epochs is not None else "auto",
                     "max_steps": plan.simsiam_steps if args.embed_epochs is None else "auto",
                     "device": device, "random_state": args.seed}
-    embedder, f_self = stages.run("embed (SimSiam)", embed, X, embed_params, verbose,
-                                  cached=embed_hit(X, embed_params, verbose))
+    versions = _code_versions()
+    embedder, f_self = stages.run("embed (SimSiam)", embed, X, embed_params, versions, verbose,
+                                  cached=embed_hit(X, embed_params, versions, verbose))
+    # what SimSiam ran with (thread count, torch version): results depend on them
+    report["config"]["torch_settings"] = {"embedder": dict(embedder.torch_settings_)}
     budget = args.budget
     tune_verbose = 2 if verbose >= 2 else 0  # a seconds-long stage needs no progress bar
-    f_fine = stages.run("fine-tune features (Eq. 1)", finetune, f_self, budget, args.seed, device,
-                        tune_verbose, cached=finetune_hit(f_self, budget, args.seed, device, tune_verbose))
-    indices = stages.run(f"select {budget} images ({args.selector})", select, f_fine, args.selector,
-                         budget, args.seed, cached=select_hit(f_fine, args.selector, budget, args.seed))
+    tune_args = (f_self, budget, args.seed, device, versions, tune_verbose)
+    f_fine = stages.run("fine-tune features (Eq. 1)", finetune, *tune_args,
+                        cached=finetune_hit(*tune_args))
+    select_args = (f_fine, args.selector, budget, args.seed, versions)
+    indices = stages.run(f"select {budget} images ({args.selector})", select, *select_args,
+                         cached=select_hit(*select_args))
     indices = [int(i) for i in indices]
     state["selection"] = (files, indices)
     report["selection"] = {"selector": args.selector, "indices": indices,
@@ -644,6 +708,12 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
             write_label_studio_tasks(export / "label_studio_tasks.json", [files[i] for i in indices])
         stages.say(f"wrote {len(indices)} images to label and {written}; fill its 'label' column "
                    f"(or label them in Label Studio / CVAT), then run again with --annotations {written}")
+        if class_names_known is None and (context is None or context.is_main):
+            # no class_names.txt was written: on import nothing tells a typo from a class
+            print(f"as3l: warning: no class list (--classes): {export} has no class_names.txt, so "
+                  "on import every distinct label becomes a class, typos included ('sneaker' "
+                  "beside 'Sneaker', '?'); pass --classes A,B,C with --annotations, or write the "
+                  f"names one per line to {export / 'class_names.txt'}", file=sys.stderr)
         report["selection"]["export"] = str(written)
         report["exported_only"] = True
         return report
@@ -667,16 +737,28 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
     used = {str(v) for v in np.asarray(y_partial, dtype=object)[annotated]}
     report["selection"]["class_coverage"] = len(used)
     report["selection"]["n_classes"] = len(class_names)
-    selected_labels = [str(y_partial[i]) if annotated[i] else "" for i in indices]
-    if data["target_names"] is not None and np.asarray(y_partial).dtype.kind in "iu":
-        selected_labels = [class_names[int(y_partial[i])] if annotated[i] else "" for i in indices]
+    by_class_index = data["target_names"] is not None and np.asarray(y_partial).dtype.kind in "iu"
+
+    def label_name(i: int) -> str:
+        if not annotated[i]:
+            return ""
+        return class_names[int(y_partial[i])] if by_class_index else str(y_partial[i])
+
+    selected_labels = [label_name(i) for i in indices]
     outputs.write_selection(output / "selection.csv", files, indices, selected_labels)
     state["selected_labels"] = selected_labels
+    if args.annotations:
+        # report.html shows what the user labeled (this run's picks may be other images)
+        labeled_indices = np.flatnonzero(annotated).tolist()
+        state["labeled_images"] = (labeled_indices, [label_name(i) for i in labeled_indices])
 
     propagator = _make_propagator(args.prior, len(X), args.seed)
     stages.run(f"propagate prior pseudo-labels ({args.prior})", propagator.fit, f_fine, y_partial)
     priors = propagator.label_distributions_
     evaluable = ~annotated & known & (np.asarray(y_partial).dtype.kind in "iu")
+    # names of the priors' classes (the propagator's), for the map's legend and the tasks
+    prior_names = _display_names(np.asarray(propagator.classes_), class_names, data)
+    state["figure_names"] = {"truth": data["target_names"], "prior": prior_names}
     state["figure_data"] = (f_fine, indices, y_true if known.all() else None, priors, evaluable,
                             propagator.classes_)
     if evaluable.any():
@@ -721,6 +803,7 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
         output, classifier, X, files, priors, propagator.classes_, class_names, annotated, data, args)
     stages.run("train prior-guided FlexMatch", classifier.fit, X, y_partial, **fit_kwargs)
     report["classifier"] = _classifier_report(classifier, data)
+    report["config"]["torch_settings"]["classifier"] = dict(classifier.torch_settings_)
 
     stages.run("predict the pool and save the model", _write_model_outputs, output, classifier, X, files,
                priors, propagator.classes_, class_names, annotated, data, args)
@@ -748,7 +831,6 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
                        "random + plain FlexMatch": _monitor_rows(plain)}
     if args.dataset == "folder":
         # every pool image with its prior as a pre-annotation, for the next labelling round
-        prior_names = _display_names(np.asarray(propagator.classes_), class_names, data)
         write_label_studio_tasks(output / "label_studio_tasks.json", files, priors=priors,
                                  classes=prior_names)
     return report
@@ -820,15 +902,19 @@ def write_reports(args, report: dict, state: dict, stages: _Stages) -> None:
     figures = []
     if "figure_data" in state:
         f_fine, indices, y_true, priors, evaluable, classes = state["figure_data"]
-        # true classes when known, else the prior pseudo-labels
+        # true classes when known, else the prior pseudo-labels (indices into the names)
         colours = y_true if y_true is not None else np.asarray(priors).argmax(axis=1)
+        names = state.get("figure_names", {}).get("truth" if y_true is not None else "prior")
         figures = outputs.make_figures(f_fine, indices, colours, priors,
                                        y_true[evaluable] if y_true is not None else None, evaluable,
-                                       classes, state.get("curves", {}), colour_by_truth=y_true is not None)
+                                       classes, state.get("curves", {}),
+                                       colour_by_truth=y_true is not None, colour_names=names)
     thumbnails = []
     if "selection" in state and "images" in state:
         files, indices = state["selection"]
         labels = state.get("selected_labels") or [""] * len(indices)
+        if "labeled_images" in state:
+            indices, labels = state["labeled_images"]
         thumbnails = [(outputs.thumbnail_png(state["images"][i]), files[i], label)
                       for i, label in zip(indices, labels)]
     if args.plot:
@@ -837,7 +923,9 @@ def write_reports(args, report: dict, state: dict, stages: _Stages) -> None:
             (output / figure.name).write_bytes(figure.png)
             report["plots"].append(str(output / figure.name))
     (output / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
-    (output / "report.html").write_text(_report_html.render(report, figures, thumbnails), encoding="utf-8")
+    (output / "report.html").write_text(_report_html.render(
+        report, figures, thumbnails,
+        thumbnails_show="labeled" if "labeled_images" in state else "selected"), encoding="utf-8")
 
 
 def format_report(report: dict) -> str:
@@ -926,7 +1014,8 @@ def predict_main(argv: list[str]) -> int:
         with outputs.OutputLock(Path(args.output)):
             proba = classifier.predict_proba(X)
             outputs.write_predictions(target, files, proba, bundle["classes"], bundle["class_names"])
-    except (UserError, ValueError, TypeError, FileNotFoundError) as exc:
+    except (UserError, ValueError, TypeError, OSError) as exc:
+        # OSError: a --output under a regular file, a folder that cannot be written
         print(f"as3l predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -1030,7 +1119,8 @@ def _main(args, context) -> int:
             print(f"\nas3l: interrupted during '{stages.current}'; what was done is in {args.output}",
                   file=sys.stderr)
             return EXIT_INTERRUPTED
-        except (UserError, ValueError, TypeError, FileNotFoundError) as exc:
+        except (UserError, ValueError, TypeError, OSError) as exc:
+            # OSError: a folder or file that cannot be written (read-only, a file in the way)
             print(f"as3l: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         _finish(args, report, state, stages)

@@ -81,6 +81,27 @@ def test_folder_needs_a_path(capsys):
     assert "folder path" in capsys.readouterr().err
 
 
+def test_missing_fashion_mnist_says_how_to_get_it_with_this_command(tmp_path, monkeypatch, capsys):
+    """Before: the loader's message said "pass download=True", which the command has no flag
+    for. Now it names the Debian package and --root."""
+    from as3l_sklearn import datasets
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "no-data-home"))
+    assert main(TINY + ["--dataset", "fashion-mnist", "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err and "--root DIR" in err
+    assert "no-debian-package" in err  # where it looked
+    assert "download=True)" in err and "pass download=True" not in err
+    assert "Traceback" not in err
+    empty_root = tmp_path / "empty-root"
+    empty_root.mkdir()
+    assert main(TINY + ["--dataset", "fashion-mnist", "--root", str(empty_root), "--output",
+                        str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "empty-root" in err and "--root DIR" in err
+
+
 def test_parser_defaults():
     args = build_parser().parse_args([])
     assert args.dataset == "digits" and args.budget == 10 and args.selector == "multicluster"

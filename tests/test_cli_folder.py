@@ -48,6 +48,22 @@ def _fill(selection, truth):
     return [row["file"] for row in rows]
 
 
+def _assert_labels_used_are_the_labels_written(run, truth, labeled_files):
+    """The import run used each written label on its own file with its own value: the
+    selection.csv label column, and the prior of each annotated image (a labeled image's
+    prior is its own label, one-hot)."""
+    with open(run / "selection.csv", newline="", encoding="utf-8") as handle:
+        selected = list(csv.DictReader(handle))
+    assert selected
+    for row in selected:
+        assert row["label"] == (truth[row["file"]] if row["file"] in labeled_files else "")
+    with open(run / "predictions.csv", newline="", encoding="utf-8") as handle:
+        annotated = {r["file"]: r for r in csv.DictReader(handle) if r["annotated"] == "1"}
+    assert sorted(annotated) == sorted(labeled_files)
+    for file, row in annotated.items():
+        assert row["prior_label"] == truth[file] and float(row["prior_confidence"]) == 1.0
+
+
 def test_folder_round_trip_with_an_image_added_in_between(tmp_path, capsys):
     """Before: sub-folders became classes and a test set, and labels were matched by row, so
     an image added before the import shifted every label onto the wrong file."""
@@ -79,6 +95,11 @@ def test_folder_round_trip_with_an_image_added_in_between(tmp_path, capsys):
     assert len(rows) == 61 and "aaa_new.png" in {r["file"] for r in rows}
     assert sorted(r["file"] for r in rows if r["annotated"] == "1") == sorted(labeled_files)
     assert {r["label"] for r in rows} <= {"even", "odd"}
+    _assert_labels_used_are_the_labels_written(tmp_path / "run", truth, labeled_files)
+    # report.html shows the images the person labeled, with their labels
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Labeled images</h2>" in page and "<h2>Selected images</h2>" not in page
+    assert all(f"{file}: {truth[file]}</figcaption>" in page for file in labeled_files)
     used = {truth[f] for f in labeled_files}
     assert report["selection"]["class_coverage"] == len(used)
     assert report["selection"]["n_classes"] == 2
@@ -103,11 +124,67 @@ def test_folder_round_trip_with_an_image_added_in_between(tmp_path, capsys):
     assert {r["label"] for r in predicted} <= {"even", "odd"}
 
 
+def test_label_studio_json_min_export_through_the_command(tmp_path):
+    """The export run's label_studio_tasks.json, labelled in Label Studio and exported as
+    JSON-MIN, is read back by main() by file name (one task left unlabelled)."""
+    images = tmp_path / "photos"
+    truth = _write_folder(images, n_images=40)
+    export = tmp_path / "to_label"
+    assert main(SMALL + ["--dataset", "folder", str(images), "--export-annotations", str(export),
+                         "--classes", "even,odd", "--output", str(tmp_path / "run")]) == 0
+    with open(export / "selection.csv", newline="", encoding="utf-8") as handle:
+        selected = [row["file"] for row in csv.DictReader(handle)]
+    tasks = json.loads((export / "label_studio_tasks.json").read_text())
+    assert len(tasks) == len(selected) == 10
+    # as Label Studio writes JSON-MIN: the task's data fields, the <Choices> answer under its
+    # name (a string, or a dict when the tool keeps the list), bookkeeping columns; a skipped
+    # task has no answer
+    items, labeled_files = [], []
+    for i, (task, file) in enumerate(zip(tasks, selected)):
+        item = dict(task["data"], id=i + 1, annotator=1, annotation_id=i + 1,
+                    created_at="2026-12-07T10:00:00Z", updated_at="2026-12-07T10:00:00Z",
+                    lead_time=2.5)
+        if i < len(tasks) - 1:
+            answer = truth[file].capitalize() if i % 3 == 0 else truth[file]
+            item["choice"] = {"choices": [answer]} if i % 2 else answer
+            labeled_files.append(file)
+        items.append(item)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    json_min = downloads / "project-1-at-2026-12-07-10-05-1a2b3c4d.json"
+    json_min.write_text(json.dumps(items, indent=2))
+
+    assert main(SMALL + ["--dataset", "folder", str(images), "--annotations", str(json_min),
+                         "--classes", "even,odd", "--output", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    verification = report["annotations"]
+    assert sorted(verification["selected_labeled"]) == sorted(labeled_files)
+    assert verification["selected_unlabeled"] == [selected[-1]]
+    assert verification["labeled_not_selected"] == []
+    _assert_labels_used_are_the_labels_written(tmp_path / "run", truth, labeled_files)
+
+
 def test_folder_without_labels_needs_the_round_trip(tmp_path, capsys):
     images = tmp_path / "photos"
     _write_folder(images, n_images=12)
     assert main(SMALL + ["--dataset", "folder", str(images), "--output", str(tmp_path / "run")]) == 2
     assert "--export-annotations" in capsys.readouterr().err
+
+
+def test_export_without_a_class_list_warns_that_typos_become_classes(tmp_path, capsys):
+    """Before: nothing said that without --classes no class_names.txt is written, so that on
+    import 'sneaker' beside 'Sneaker', or '?', silently become classes of their own."""
+    images = tmp_path / "photos"
+    _write_folder(images, n_images=20)
+    common = SMALL + ["--dataset", "folder", str(images), "--output", str(tmp_path / "run")]
+    assert main(common + ["--export-annotations", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "as3l: warning: no class list (--classes)" in err and "typos" in err
+    assert not (tmp_path / "a" / "class_names.txt").exists()
+    assert main(common + ["--export-annotations", str(tmp_path / "b"), "--classes", "even,odd",
+                          "--overwrite"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert (tmp_path / "b" / "class_names.txt").read_text().split() == ["even", "odd"]
 
 
 def test_labeled_subfolders_are_classes_only_when_asked(tmp_path):

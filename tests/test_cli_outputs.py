@@ -3,7 +3,10 @@ selection.csv, a model that ``as3l predict`` applies to new images, the plan pri
 and a self-contained report.html. One tiny run is shared by the module."""
 
 import csv
+import html
 import json
+import shutil
+import subprocess
 from html.parser import HTMLParser
 
 import numpy as np
@@ -85,6 +88,15 @@ def test_predict_with_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert "MODEL" in capsys.readouterr().err
 
 
+def test_predict_with_an_output_under_a_file_is_a_clear_error(demo_run, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((3, 8, 8, 1), dtype=np.uint8))
+    (tmp_path / "a_file").write_text("not a folder")
+    assert main(["predict", str(demo_run / "model.joblib"), str(tmp_path / "x.npy"),
+                 "--output", str(tmp_path / "a_file" / "pred")]) == 2
+    err = capsys.readouterr().err
+    assert "as3l predict: error" in err and "Traceback" not in err
+
+
 class _Resources(HTMLParser):
     """Collects every tag and every attribute that could load something."""
 
@@ -124,6 +136,127 @@ def test_report_html_is_self_contained(demo_run):
     assert len(parser.sources) == 10 + 3
 
 
+def _plan_row(page: str, what: str) -> str:
+    start = page.index(f"<td>{what}</td><td>") + len(f"<td>{what}</td><td>")
+    return page[start:page.index("</td>", start)]
+
+
+def test_report_html_plan_shows_the_flexmatch_steps_run():
+    """Before: the Plan table showed the planned FlexMatch steps even after the re-plan had
+    cut them (540 shown, 20 run)."""
+    from as3l_sklearn._report_html import render
+
+    plan = {"backbone": "small_cnn_2x2", "simsiam_steps": 1000, "flexmatch_steps": 540,
+            "estimated_total_seconds": 470.0, "time_budget_seconds": 480.0}
+    replanned = {"plan": dict(plan, flexmatch_steps_replanned=20, measured_slowdown=7.4),
+                 "classifier": {"steps": 20}}
+    assert _plan_row(render(replanned, [], []), "FlexMatch steps") == html.escape(
+        "20 (planned 540; re-planned to 20 after SimSiam ran 7.4x its estimate)")
+    as_planned = {"plan": plan, "classifier": {"steps": 540}}
+    assert _plan_row(render(as_planned, [], []), "FlexMatch steps") == "540"
+    exported = {"plan": plan, "exported_only": True}
+    assert _plan_row(render(exported, [], []), "FlexMatch steps").startswith("not run")
+
+
+def test_report_html_of_the_demo_run_shows_its_flexmatch_steps(demo_run):
+    page = (demo_run / "report.html").read_text(encoding="utf-8")
+    report = json.loads((demo_run / "report.json").read_text())
+    assert _plan_row(page, "FlexMatch steps") == str(report["classifier"]["steps"]) == "4"
+
+
+def test_report_html_shows_the_labeled_images_of_an_import_run():
+    """Before: an import run showed this run's new picks as "Selected images", not the
+    images the user labeled."""
+    from as3l_sklearn._report_html import render
+
+    png = b"\x89PNG fake"
+    report = {"annotations": {"path": "to_label/selection.csv", "selected_labeled": ["b.png"],
+                              "selected_unlabeled": ["c.png"], "labeled_not_selected": ["a.png"]}}
+    page = render(report, [], [(png, "a.png", "cat"), (png, "b.png", "dog")],
+                  thumbnails_show="labeled")
+    assert "<h2>Labeled images</h2>" in page and "Selected images" not in page
+    assert "a.png: cat</figcaption>" in page and "b.png: dog</figcaption>" in page
+    assert "to_label/selection.csv" in page
+    with pytest.raises(ValueError, match="thumbnails_show"):
+        render(report, [], [], thumbnails_show="picked")
+
+
+@pytest.mark.parametrize("colour_by_truth", [False, True])
+def test_embedding_map_legend_names_the_classes(monkeypatch, colour_by_truth):
+    """Before: the map coloured by prior pseudo-label had no legend saying which colour is
+    which class."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    from as3l_sklearn._cli_outputs import make_figures
+
+    legends = []
+    original = Axes.legend
+
+    def recording_legend(self, *args, **kwargs):
+        legend = original(self, *args, **kwargs)
+        legends.append([text.get_text() for text in legend.get_texts()])
+        return legend
+
+    monkeypatch.setattr(Axes, "legend", recording_legend)
+    rng = np.random.RandomState(0)
+    features = rng.normal(size=(60, 5))
+    priors = rng.dirichlet(np.ones(3), size=60)
+    colours = priors.argmax(axis=1)
+    names = ["cat", "dog", "fox"]
+    figures = make_figures(features, [0, 1, 2], colours, priors, None, np.zeros(60, dtype=bool),
+                           np.array(names, dtype=object), {}, colour_by_truth=colour_by_truth,
+                           colour_names=names)
+    assert [f.name for f in figures] == ["embedding_map.png"]
+    assert legends[0] == [names[c] for c in np.unique(colours)] + ["selected"]
+    # more classes than a legend can tell apart: only the selected images are named
+    legends.clear()
+    many = np.arange(60) % 30
+    make_figures(features, [0], many, priors, None, np.zeros(60, dtype=bool), names, {},
+                 colour_names=[f"class {i}" for i in range(30)])
+    assert legends[0] == ["selected"]
+
+
+def _chromium(page, profile, *flags):
+    """Headless Debian chromium on ``page``, offline-minded (no network services, no first-run
+    or sync traffic, a throw-away profile); returns the completed process."""
+    command = [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-quic", "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+               *flags, page.resolve().as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (Debian package)")
+def test_report_html_renders_in_a_headless_browser(demo_run, tmp_path):
+    """report.html as a browser draws it: the DOM chromium builds has every section and every
+    image inline, and the screenshot shows the figures decoded (the page's own style is grey
+    only, so coloured pixels can come from the matplotlib figures alone)."""
+    from PIL import Image
+
+    page = demo_run / "report.html"
+    dom = _chromium(page, tmp_path / "profile-dom", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    parser = _Resources()
+    parser.feed(dom.stdout)
+    assert "<title>AS3L report</title>" in dom.stdout
+    for heading in ("Headline numbers", "Plan", "Stage times", "Selected images", "Embedding map",
+                    "Reliability of the priors", "Test accuracy versus training step"):
+        assert heading in parser.headings
+    assert len(parser.sources) == 10 + 3
+    assert all(src.startswith("data:image/png;base64,") for src in parser.sources)
+
+    screenshot = tmp_path / "report.png"
+    drawn = _chromium(page, tmp_path / "profile-png", f"--screenshot={screenshot}",
+                      "--window-size=1200,3600", "--hide-scrollbars")
+    assert drawn.returncode == 0 and screenshot.is_file(), drawn.stderr[-2000:]
+    with Image.open(screenshot) as image:
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+    assert len(np.unique(pixels, axis=0)) > 50  # text, tables, thumbnails and plots, not blank
+    saturated = (pixels.max(axis=1) - pixels.min(axis=1)) > 80
+    assert saturated.sum() > 2000, "no coloured pixels: the inline figures did not decode"
+
+
 def test_plan_is_printed_before_the_first_stage(tmp_path, capsys):
     """Before: nothing said how long the run would take until it was over."""
     assert main([a for a in TINY if a != "--quiet"] + ["--output", str(tmp_path), "--cache-dir",
@@ -134,6 +267,30 @@ def test_plan_is_printed_before_the_first_stage(tmp_path, capsys):
     assert "\x1b[" not in out  # no ANSI colour codes when stdout is not a terminal
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["plan"]["flexmatch_steps"] == 4 and report["plan"]["estimated_total_seconds"] > 0
+
+
+def test_small_images_keep_the_fixed_cost_of_a_step():
+    """Before: the cost of a step was the 28x28 cost scaled by the pixels, so 8x8 digits got
+    1/12 of it (SimSiam estimated 8 s, ran 60.5 s) and the re-plan then cut FlexMatch from 540
+    to 20 steps. A step has a fixed overhead whatever the image size."""
+    from as3l_sklearn import _cli_plan
+    from as3l_sklearn._cli_plan import make_plan
+
+    common = dict(backbone="small_cnn_2x2", device="cpu", compare=False, n_test=540,
+                  time_budget=None, default_simsiam_steps=1000, default_flexmatch_steps=1000)
+    digits = make_plan(n_images=1257, image_shape=(8, 8, 1), size=(8, 8), **common)
+    fmnist = make_plan(n_images=1257, image_shape=(28, 28, 1), size=(28, 28), **common)
+    for stage, overhead in (("SimSiam", _cli_plan.SIMSIAM_SECONDS_PER_STEP),
+                            ("FlexMatch", _cli_plan.FLEXMATCH_SECONDS_PER_STEP)):
+        per_step = digits.seconds[stage] / 1000
+        assert per_step >= overhead > 0
+        assert per_step < fmnist.seconds[stage] / 1000  # still cheaper than larger images
+    # SimSiam's overhead dominates at 8x8: not the 28x28 estimate scaled by the pixels
+    assert digits.seconds["SimSiam"] > 2 * fmnist.seconds["SimSiam"] * 64 / 784
+    # colour costs a little more than gray at the same size
+    rgb = make_plan(n_images=1257, image_shape=(28, 28, 3), size=(28, 28), **common)
+    gray_seconds = fmnist.seconds["FlexMatch"]
+    assert gray_seconds < rgb.seconds["FlexMatch"] < 1.5 * gray_seconds
 
 
 def test_time_budget_chooses_fewer_steps():
