@@ -185,12 +185,11 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
     import run reuses the cached SimSiam stage, but FlexMatch is left out of the estimate.
     """
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
-    factor = (size[0] * size[1] / REFERENCE_PIXELS) * BACKBONE_FACTOR.get(backbone, 10.0)
-    if kind == "cuda":
-        factor /= CUDA_SPEEDUP
     # the per-step costs were measured for small_cnn_2x2 on the CPU: other encoders and CUDA
     # scale the whole step by their rough factor
     step_factor = BACKBONE_FACTOR.get(backbone, 10.0) / (CUDA_SPEEDUP if kind == "cuda" else 1.0)
+    # the per-image work (features, predictions) scales with the pixels too
+    factor = step_factor * size[0] * size[1] / REFERENCE_PIXELS
     channels = int(image_shape[-1]) if len(image_shape) == 3 else 1
     simsiam_step = step_factor * seconds_per_step(
         size, channels, SIMSIAM_SECONDS_PER_STEP, SIMSIAM_SECONDS_PER_PIXEL,

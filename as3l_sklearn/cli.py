@@ -261,16 +261,11 @@ def validate_args(parser: argparse.ArgumentParser, args) -> None:
         parser.error("--embed-epochs and --embed-steps both set the SimSiam length: give one")
     if args.time_budget is not None and args.preset != "default":
         parser.error("--time-budget and --preset both set the time budget: give one")
-    cache_dir = None if args.no_cache else (args.cache_dir or _default_cache_dir())
+    cache_dir = _cache_location(args)
     for flag, folder in (("--output", args.output),
                          ("--export-annotations", args.export_annotations),
                          ("--cache-dir", cache_dir)):
-        blocker = None if folder is None else _existing_non_folder(Path(folder))
-        if blocker is not None and blocker == Path(folder):
-            parser.error(f"{flag} {folder} exists and is not a folder")
-        elif blocker is not None:
-            # creating the folder would fail with NotADirectoryError, after the work
-            parser.error(f"{flag} {folder} cannot be created: {blocker} is a file, not a folder")
+        _check_folder_flag(parser, flag, folder)
     if (args.export_annotations is not None
             and Path(args.export_annotations).resolve() == Path(args.output).resolve()):
         parser.error(f"--export-annotations {args.export_annotations} is the same folder as "
@@ -296,6 +291,16 @@ def _existing_non_folder(path: Path) -> Path | None:
         if part.exists():
             return None if part.is_dir() else part
     return None
+
+
+def _check_folder_flag(parser, flag: str, folder) -> None:
+    """``parser.error`` when the folder ``flag`` names is, or would sit under, a regular file."""
+    blocker = None if folder is None else _existing_non_folder(Path(folder))
+    if blocker is not None and blocker == Path(folder):
+        parser.error(f"{flag} {folder} exists and is not a folder")
+    elif blocker is not None:
+        # creating the folder would fail with NotADirectoryError, after the work
+        parser.error(f"{flag} {folder} cannot be created: {blocker} is a file, not a folder")
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,24 +469,12 @@ def _propagation_ks(n_samples: int) -> list[int]:
 
 # --------------------------------------------------------------------------------------------
 # cached stages: module-level functions so that joblib.Memory can key them on their arguments
-# (the data, every parameter and the code versions; verbose is left out of the key)
+# (the data and every parameter; verbose is left out of the key) inside a folder per version
+# of the code (_Cache)
 
 
-def _code_versions() -> dict:
-    """The versions of the code the stages run, for their cache key: joblib keys a stage on its
-    own source only, so an upgraded package or torch would otherwise be served old results."""
-    import torch
-
-    from . import _version
-
-    return {"as3l_sklearn": str(_version.__version__), "torch": str(torch.__version__)}
-
-
-def embed_stage(X, params: dict, code_versions: dict, verbose: int):
-    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``.
-
-    ``code_versions`` (from :func:`_code_versions`) is unused but part of the cache key.
-    """
+def embed_stage(X, params: dict, verbose: int):
+    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``."""
     from .embedding import SimSiamEmbedder
 
     embedder = SimSiamEmbedder(**params, verbose=verbose)
@@ -491,8 +484,7 @@ def embed_stage(X, params: dict, code_versions: dict, verbose: int):
     return embedder, features
 
 
-def finetune_stage(f_self, n_clusters: int, seed: int, device: str, code_versions: dict,
-                   verbose: int):
+def finetune_stage(f_self, n_clusters: int, seed: int, device: str, verbose: int):
     """Fine-tune the features with K = ``n_clusters`` (Eq. 1); return the new features."""
     from .embedding import ClusterFineTuner
 
@@ -503,7 +495,7 @@ def finetune_stage(f_self, n_clusters: int, seed: int, device: str, code_version
     return features
 
 
-def select_stage(f_fine, selector: str, budget: int, seed: int, code_versions: dict):
+def select_stage(f_fine, selector: str, budget: int, seed: int):
     """The ``budget`` images ``selector`` chooses on ``f_fine``, best first."""
     return np.asarray(_make_selector(selector, seed).fit(f_fine).select(budget))
 
@@ -513,15 +505,32 @@ def _default_cache_dir() -> Path:
     return Path(base) / "as3l"
 
 
+def _cache_location(args):
+    """The stage cache folder the flags ask for, ``None`` with ``--no-cache``."""
+    return None if args.no_cache else (args.cache_dir or _default_cache_dir())
+
+
+def _code_version_folder() -> str:
+    """The cache sub-folder of this package and torch version: joblib keys a stage on its own
+    source only, so an upgraded package or torch would otherwise be served old results."""
+    import torch
+
+    from . import _version
+
+    return f"as3l-{_version.__version__}-torch-{torch.__version__}"
+
+
 class _Cache:
-    """joblib.Memory around the stage functions, or plain calls with ``--no-cache``."""
+    """joblib.Memory around the stage functions (in a folder per code version, see
+    :func:`_code_version_folder`), or plain calls with ``--no-cache``."""
 
     def __init__(self, location):
         self.memory = None
         if location is not None:
             from joblib import Memory
 
-            self.memory = Memory(location=str(location), verbose=0)
+            self.memory = Memory(location=str(Path(location) / _code_version_folder()),
+                                 verbose=0)
 
     def wrap(self, function):
         if self.memory is None:
@@ -668,7 +677,7 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
     if not args.quiet:
         print(plan.describe(), flush=True)
 
-    cache = _Cache(None if args.no_cache else (args.cache_dir or _default_cache_dir()))
+    cache = _Cache(_cache_location(args))
     embed, embed_hit = cache.wrap(embed_stage)
     finetune, finetune_hit = cache.wrap(finetune_stage)
     select, select_hit = cache.wrap(select_stage)
@@ -676,17 +685,16 @@ def run_pipeline(args, stages: _Stages | None = None, state: dict | None = None)
                     "max_epochs": args.embed_epochs if args.embed_epochs is not None else "auto",
                     "max_steps": plan.simsiam_steps if args.embed_epochs is None else "auto",
                     "device": device, "random_state": args.seed}
-    versions = _code_versions()
-    embedder, f_self = stages.run("embed (SimSiam)", embed, X, embed_params, versions, verbose,
-                                  cached=embed_hit(X, embed_params, versions, verbose))
+    embedder, f_self = stages.run("embed (SimSiam)", embed, X, embed_params, verbose,
+                                  cached=embed_hit(X, embed_params, verbose))
     # what SimSiam ran with (thread count, torch version): results depend on them
     report["config"]["torch_settings"] = {"embedder": dict(embedder.torch_settings_)}
     budget = args.budget
     tune_verbose = 2 if verbose >= 2 else 0  # a seconds-long stage needs no progress bar
-    tune_args = (f_self, budget, args.seed, device, versions, tune_verbose)
+    tune_args = (f_self, budget, args.seed, device, tune_verbose)
     f_fine = stages.run("fine-tune features (Eq. 1)", finetune, *tune_args,
                         cached=finetune_hit(*tune_args))
-    select_args = (f_fine, args.selector, budget, args.seed, versions)
+    select_args = (f_fine, args.selector, budget, args.seed)
     indices = stages.run(f"select {budget} images ({args.selector})", select, *select_args,
                          cached=select_hit(*select_args))
     indices = [int(i) for i in indices]
@@ -979,6 +987,7 @@ def predict_main(argv: list[str]) -> int:
         path = Path(args.path)
         if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".npy")):
             parser.error(f"PATH {path} is neither a folder of images nor a .npy file")
+        _check_folder_flag(parser, "--output", args.output)
         target = Path(args.output) / "predictions.csv"
         if target.exists() and not args.overwrite:
             parser.error(f"--output {args.output} already holds predictions.csv; pass --overwrite "

@@ -207,7 +207,8 @@ def kmeans(
             centers = _lloyd_faiss(X, start, max_iter, seed, verbose)
         else:
             centers = _lloyd_sklearn(X, start, max_iter, seed, verbose)
-        labels, distances = nearest_centers(X, centers, backend=backend)
+        # X was validated above and the Lloyd runs return C-contiguous float32 centers
+        labels, distances = nearest_centers(X, centers, backend=backend, check_input=False)
         # summed in float64: near the float32 limit of check_features the sum would overflow
         result = KMeansResult(centers=centers, labels=labels,
                               inertia=float(distances.sum(dtype=np.float64)))
@@ -479,7 +480,9 @@ def _fp16_safe_scale(database: np.ndarray, queries: np.ndarray) -> float:
     neighbours unchanged, while float16 would overflow above 65504 and keep few digits of
     residuals below about 6e-5.
     """
-    largest = max(float(np.abs(database).max()), float(np.abs(queries).max()))
+    # max and -min: no |x| temporary the size of the data (512 MB at 1M x 128)
+    arrays = (database,) if queries is database else (database, queries)
+    largest = max(max(float(a.max()), -float(a.min())) for a in arrays)
     if largest == 0 or 2.0**IVF_FP16_MIN_EXPONENT <= largest <= 2.0**IVF_FP16_MAX_EXPONENT:
         return 1.0
     # a Python float: numpy keeps float32 data float32 when multiplied by it

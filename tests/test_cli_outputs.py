@@ -94,7 +94,7 @@ def test_predict_with_an_output_under_a_file_is_a_clear_error(demo_run, tmp_path
     assert main(["predict", str(demo_run / "model.joblib"), str(tmp_path / "x.npy"),
                  "--output", str(tmp_path / "a_file" / "pred")]) == 2
     err = capsys.readouterr().err
-    assert "as3l predict: error" in err and "Traceback" not in err
+    assert "--output" in err and "is a file, not a folder" in err and "Traceback" not in err
 
 
 class _Resources(HTMLParser):

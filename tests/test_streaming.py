@@ -197,7 +197,14 @@ def test_flexmatch_on_lazy_folder(tmp_path):
 
 
 @pytest.mark.parametrize("estimator", [PriorGuidedFlexMatchClassifier, SupervisedClassifier])
-def test_flexmatch_on_lazy_folder_with_workers(tmp_path, estimator):
+def test_flexmatch_on_lazy_folder_with_workers(tmp_path, estimator, monkeypatch):
+    from as3l_sklearn.classification import _net
+
+    # count the steps the workers served, so that a reader never built cannot pass unseen
+    served = []
+    take = _net.WorkerBatchReader.take
+    monkeypatch.setattr(_net.WorkerBatchReader, "take",
+                        lambda self, index_arrays: served.append(1) or take(self, index_arrays))
     _write_folder(tmp_path)
     lazy, y = load_image_folder(tmp_path, image_size=(8, 8), lazy=True)
     # four steps in two records: a batch drawn ahead crosses a skorch epoch; X_val is
@@ -207,6 +214,7 @@ def test_flexmatch_on_lazy_folder_with_workers(tmp_path, estimator):
         params["mu"] = 2
     fits = [estimator(num_workers=n, **params).fit(lazy, y, X_val=lazy, y_val=y) for n in (0, 2)]
     serial, parallel = fits
+    assert len(served) == params["max_iter"]  # one read per step, all by the workers' reader
     # workers only read: the same batches, augmentations and weights as without them
     np.testing.assert_array_equal(parallel.predict_proba(lazy), serial.predict_proba(lazy))
     assert [r["loss"] for r in parallel.history_] == [r["loss"] for r in serial.history_]
