@@ -2,8 +2,10 @@
 
 After imbalanced-learn's ``tests/test_common.py``: scikit-learn's estimator checks over every
 public estimator, each expected failure justified here, plus the promises of DESIGN.md that
-hold for all of them -- same ``random_state`` gives the same result, fitted estimators pickle,
-and a model fitted on a GPU reloads on a machine without CUDA.
+hold for all of them -- every parameter is declared in ``_parameter_constraints`` and a bad
+value fails with an error naming it (scikit-learn's ``check_param_validation``), the same
+``random_state`` gives the same result, fitted estimators pickle, and a model fitted on a GPU
+reloads on a machine without CUDA.
 """
 
 import inspect
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 import as3l_sklearn
 from as3l_sklearn import (
@@ -101,6 +103,16 @@ def test_sklearn_estimator_checks(estimator, check):
         # sklearn.semi_supervised does, and tiny check data trips the "few samples" warnings.
         warnings.simplefilter("ignore", UserWarning)
         check(estimator)
+
+
+@pytest.mark.parametrize("estimator", _checked_instances(), ids=lambda e: type(e).__name__)
+def test_check_param_validation(estimator):
+    """scikit-learn's own test of ``_parameter_constraints`` (sklearn/tests/test_common.py):
+    every parameter is declared, and a value of a wrong type or out of range raises
+    ``InvalidParameterError`` (a ValueError and a TypeError) naming the parameter, from fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check_param_validation(type(estimator).__name__, estimator)
 
 
 # --------------------------------------------------------------------------------------------
