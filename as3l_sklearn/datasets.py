@@ -74,7 +74,17 @@ class DatasetNotFoundError(FileNotFoundError, ValueError):
     """The data set's files (or the given folder) are not there.
 
     Both a :class:`FileNotFoundError` and a :class:`ValueError`, so either ``except`` catches it.
+
+    Attributes
+    ----------
+    searched : tuple of pathlib.Path
+        The folders looked in, in order, when the loader searches several
+        (:func:`load_fashion_mnist`); empty otherwise.
     """
+
+    def __init__(self, message: str, *, searched=()):
+        super().__init__(message)
+        self.searched = tuple(Path(folder) for folder in searched)
 
 
 def _result(X, y, target_names, return_X_y, descr, **extra):
@@ -258,7 +268,8 @@ def load_fashion_mnist(root=None, split: str = "train", *, download: bool = Fals
             f"Fashion-MNIST {split!r} files ({images_stem}[.gz], {labels_stem}[.gz]) not found in "
             f"{searched}. Either install the Debian package (sudo apt-get install "
             "dataset-fashion-mnist; then root=None finds it) or pass download=True to fetch them "
-            "with torchvision into root (network access needed)."
+            "with torchvision into root (network access needed).",
+            searched=_fashion_mnist_dirs(root),
         )
     images_path, labels_path = found
     X = _read_idx(images_path)

@@ -2,12 +2,17 @@
 on array data (the folder round trip, the outputs and the faults have their own files)."""
 
 import csv
+import dataclasses
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from as3l_sklearn.cli import build_parser, main
+from as3l_sklearn.cli import RunConfig, _stages, build_parser, main, parse_command
 
 #: tiny settings every CLI test starts from (200 digits, 1 SimSiam epoch, 4 FlexMatch steps)
 TINY = ["--n-train", "200", "--embed-epochs", "1", "--max-iter", "4", "--budget", "10", "--quiet"]
@@ -106,6 +111,78 @@ def test_parser_defaults():
     args = build_parser().parse_args([])
     assert args.dataset == "digits" and args.budget == 10 and args.selector == "multicluster"
     assert args.preset == "default" and args.time_budget is None and not args.overwrite
+
+
+def test_run_is_the_default_sub_command(tmp_path, capsys):
+    """`as3l run ...` and `as3l ...` are the same job, down to every resolved value; the
+    configuration is frozen (no stage changes what was asked)."""
+    labels = tmp_path / "to_label"
+    labels.mkdir()
+    (labels / "selection.csv").write_text("rank,file,label\n0,3,7\n")
+    flags = TINY + ["--output", str(tmp_path / "run"), "--seed", "3", "--annotations", str(labels)]
+    config = parse_command(flags)
+    assert isinstance(config, RunConfig) and parse_command(["run"] + flags) == config
+    assert config.output == str(tmp_path / "run") and config.seed == 3 and config.budget == 10
+    # resolved once, before any work: the folder's selection.csv, the device
+    assert config.annotations == str(labels / "selection.csv") and config.resolved_device == "cpu"
+    assert "resolved_device" not in config.flags()
+    assert config.flags()["annotations"] == config.annotations
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.output = "elsewhere"
+    # the same help and the same errors with or without the sub-command's name
+    for argv in (["-h"], ["run", "-h"]):
+        assert main(argv) == 0
+    default_help, run_help = capsys.readouterr().out.split("usage: ")[1:]
+    assert default_help == run_help and "--budget" in run_help
+    assert main(["--budget", "0"]) == main(["run", "--budget", "0"]) == 2
+    default_error, run_error = capsys.readouterr().err.split("usage: ")[1:]
+    assert default_error == run_error and "as3l: error: argument --budget" in run_error
+
+
+def test_predict_is_a_sub_command(capsys):
+    assert main(["predict", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: as3l predict") and "MODEL" in out and "PATH" in out
+    assert main(["predict"]) == 2
+    assert "as3l predict: error: the following arguments are required: MODEL, PATH" in (
+        capsys.readouterr().err)
+    assert main(["predict", "m.joblib", "x.npy", "--output", "out", "--bogus"]) == 2
+    assert "as3l predict: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_help_and_flag_errors_do_not_wait_for_torch():
+    """`as3l -h` and a mistyped flag answer before torch and the estimators load (seconds
+    on a busy machine; the run and `as3l predict` load them once the flags parsed)."""
+    code = ("import sys; from as3l_sklearn.cli import main; status = main(sys.argv[1:]); "
+            "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules; sys.exit(status)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    for argv, status in ((["-h"], 0), (["predict", "-h"], 0), (["--budget", "0"], 2),
+                         (["--bogus"], 2)):
+        result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert result.returncode == status, result.stderr
+
+
+def test_a_stage_added_to_the_pipeline_sees_the_state_and_reports(tmp_path, monkeypatch):
+    """The contract later stages rely on: a function in PIPELINE runs in order, reads what
+    the stages before it put in the state, adds its report section, and `done` ends the row."""
+    seen = []
+
+    def count_stage(run, state):
+        seen.append(len(state.data.files))
+        state.report["count"] = {"pool": len(state.data.files), "budget": run.config.budget}
+        state.done = True
+
+    def never_stage(run, state):
+        raise AssertionError("a stage after done ran")
+
+    monkeypatch.setattr(_stages, "PIPELINE", (_stages.start_stage, _stages.load_stage,
+                                              count_stage, never_stage))
+    assert main(TINY + ["--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert seen == [200] and report["count"] == {"pool": 200, "budget": 10}
+    assert list(report["seconds"]) == ["load data"] and report["interrupted"] is False
 
 
 def test_no_checkpoint_is_chosen_on_the_test_set(tmp_path, monkeypatch):

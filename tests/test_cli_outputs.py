@@ -144,7 +144,7 @@ def _plan_row(page: str, what: str) -> str:
 def test_report_html_plan_shows_the_flexmatch_steps_run():
     """Before: the Plan table showed the planned FlexMatch steps even after the re-plan had
     cut them (540 shown, 20 run)."""
-    from as3l_sklearn._report_html import render
+    from as3l_sklearn.cli._report_html import render
 
     plan = {"backbone": "small_cnn_2x2", "simsiam_steps": 1000, "flexmatch_steps": 540,
             "estimated_total_seconds": 470.0, "time_budget_seconds": 480.0}
@@ -167,7 +167,7 @@ def test_report_html_of_the_demo_run_shows_its_flexmatch_steps(demo_run):
 def test_report_html_shows_the_labeled_images_of_an_import_run():
     """Before: an import run showed this run's new picks as "Selected images", not the
     images the user labeled."""
-    from as3l_sklearn._report_html import render
+    from as3l_sklearn.cli._report_html import render
 
     png = b"\x89PNG fake"
     report = {"annotations": {"path": "to_label/selection.csv", "selected_labeled": ["b.png"],
@@ -188,7 +188,7 @@ def test_embedding_map_legend_names_the_classes(monkeypatch, colour_by_truth):
     pytest.importorskip("matplotlib")
     from matplotlib.axes import Axes
 
-    from as3l_sklearn._cli_outputs import make_figures
+    from as3l_sklearn.cli._outputs import make_figures
 
     legends = []
     original = Axes.legend
@@ -273,15 +273,15 @@ def test_small_images_keep_the_fixed_cost_of_a_step():
     """Before: the cost of a step was the 28x28 cost scaled by the pixels, so 8x8 digits got
     1/12 of it (SimSiam estimated 8 s, ran 60.5 s) and the re-plan then cut FlexMatch from 540
     to 20 steps. A step has a fixed overhead whatever the image size."""
-    from as3l_sklearn import _cli_plan
-    from as3l_sklearn._cli_plan import make_plan
+    from as3l_sklearn.cli import _plan
+    from as3l_sklearn.cli._plan import make_plan
 
     common = dict(backbone="small_cnn_2x2", device="cpu", compare=False, n_test=540,
                   time_budget=None, default_simsiam_steps=1000, default_flexmatch_steps=1000)
     digits = make_plan(n_images=1257, image_shape=(8, 8, 1), size=(8, 8), **common)
     fmnist = make_plan(n_images=1257, image_shape=(28, 28, 1), size=(28, 28), **common)
-    for stage, overhead in (("SimSiam", _cli_plan.SIMSIAM_SECONDS_PER_STEP),
-                            ("FlexMatch", _cli_plan.FLEXMATCH_SECONDS_PER_STEP)):
+    for stage, overhead in (("SimSiam", _plan.SIMSIAM_SECONDS_PER_STEP),
+                            ("FlexMatch", _plan.FLEXMATCH_SECONDS_PER_STEP)):
         per_step = digits.seconds[stage] / 1000
         assert per_step >= overhead > 0
         assert per_step < fmnist.seconds[stage] / 1000  # still cheaper than larger images
@@ -294,7 +294,7 @@ def test_small_images_keep_the_fixed_cost_of_a_step():
 
 
 def test_time_budget_chooses_fewer_steps():
-    from as3l_sklearn._cli_plan import make_plan
+    from as3l_sklearn.cli._plan import make_plan
 
     common = dict(n_images=10000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
                   device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from as3l_sklearn import cli
-from as3l_sklearn.cli import main
+from as3l_sklearn.cli import _command, main
 from as3l_sklearn.embedding import ClusterFineTuner, SimSiamEmbedder
 
 from .test_cli import TINY
@@ -147,7 +147,7 @@ def test_report_records_the_torch_settings(tmp_path):
 def test_an_export_run_plans_no_flexmatch(tmp_path, capsys):
     """Before: the export run printed "FlexMatch N steps" and an estimate that included them,
     then stopped after the selection."""
-    from as3l_sklearn._cli_plan import make_plan
+    from as3l_sklearn.cli._plan import make_plan
 
     assert main([a for a in TINY if a != "--quiet"] + [
         "--output", str(tmp_path / "run"), "--no-cache",
@@ -168,10 +168,10 @@ def test_an_export_run_plans_no_flexmatch(tmp_path, capsys):
 
 def test_an_os_error_during_the_run_is_a_clean_error(tmp_path, monkeypatch, capsys):
     """Before: an OSError (a read-only or full disk) ended in a traceback with exit 1."""
-    def failing(args, stages=None, state=None):
+    def failing(run, state):
         raise PermissionError(13, "Permission denied", str(tmp_path / "run" / "selection.csv"))
 
-    monkeypatch.setattr(cli, "run_pipeline", failing)
+    monkeypatch.setattr(_command, "run_pipeline", failing)
     assert main(TINY + ["--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("as3l: error: ") and "Permission denied" in err
@@ -193,13 +193,12 @@ def no_work(monkeypatch):
     """Replace the chain by a stub: these tests are about the guards around it."""
     runs = []
 
-    def stub(args, stages=None, state=None):
-        runs.append(args.output)
-        report = state.setdefault("report", {}) if state is not None else {}
-        report.update({"device": "cpu", "interrupted": False})
-        return report
+    def stub(run, state):
+        runs.append(run.config.output)
+        state.report.update({"device": "cpu", "interrupted": False})
+        return state.report
 
-    monkeypatch.setattr(cli, "run_pipeline", stub)
+    monkeypatch.setattr(_command, "run_pipeline", stub)
     return runs
 
 
@@ -222,7 +221,8 @@ def test_a_stale_lock_is_taken_over(tmp_path, no_work):
 
 
 def test_lock_is_exclusive():
-    from as3l_sklearn._cli_outputs import OutputLock, UserError
+    from as3l_sklearn.cli import UserError
+    from as3l_sklearn.cli._outputs import OutputLock
 
     import tempfile
     from pathlib import Path
@@ -328,7 +328,7 @@ def test_ctrl_c_during_training_keeps_the_model_so_far(tmp_path, monkeypatch):
 def test_flexmatch_steps_follow_the_measured_speed():
     """A busy machine (SimSiam 5x slower than estimated) gets fewer FlexMatch steps, so the
     time budget holds; an explicit --max-iter is never changed."""
-    from as3l_sklearn._cli_plan import make_plan, replan_flexmatch
+    from as3l_sklearn.cli._plan import make_plan, replan_flexmatch
 
     common = dict(n_images=10000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
                   device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
@@ -348,9 +348,7 @@ def test_an_unknown_label_is_an_error_before_simsiam(tmp_path, simsiam_fits, cap
     labels = tmp_path / "labels"
     labels.mkdir()
     (labels / "class_names.txt").write_text("0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n")
-    args = cli.build_parser().parse_args(TINY)
-    cli.validate_args(cli.build_parser(), args)
-    pool = cli.load_data(args)["files"]
+    pool = cli.load_data(cli.parse_command(TINY)).files
     (labels / "selection.csv").write_text(f"file,label\n{pool[0]},7\n{pool[1]},sevn\n")
     assert main(TINY + ["--output", str(tmp_path / "run"), "--annotations", str(labels / "selection.csv")]) == 2
     err = capsys.readouterr().err

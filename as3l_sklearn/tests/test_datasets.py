@@ -90,6 +90,8 @@ def test_fashion_mnist_missing_names_both_ways(tmp_path):
         load_fashion_mnist(tmp_path)
     assert "download=True" in str(info.value)
     assert isinstance(info.value, ValueError) and isinstance(info.value, FileNotFoundError)
+    # the folders it looked in, in order, for callers that word their own message (the CLI)
+    assert info.value.searched == (tmp_path / "FashionMNIST" / "raw", tmp_path / "raw", tmp_path)
 
 
 def test_fashion_mnist_download_only_when_allowed(tmp_path, monkeypatch):

@@ -1,5 +1,5 @@
 """``report.html``: one self-contained page (figures and thumbnails inline as base64 PNG, no
-external reference) summarising an ``as3l`` run. Package-private."""
+external reference) summarising an ``as3l`` run."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def render(report: dict, figures, thumbnails, *, thumbnails_show: str = "selecte
     report : dict
         The run's report (as in report.json).
     figures : list of Figure
-        From ``_cli_outputs.make_figures``.
+        From ``as3l_sklearn.cli._outputs.make_figures``.
     thumbnails : list of (png bytes, file, label)
         The images to show, with their labels ("" when none).
     thumbnails_show : {"selected", "labeled"}, default="selected"
@@ -115,7 +115,28 @@ def render(report: dict, figures, thumbnails, *, thumbnails_show: str = "selecte
     if "test_accuracy" in report.get("classifier", {}):
         parts.append('<p class="note">Test accuracy is the final (EMA) model\'s; the test set was '
                      "only monitored, no checkpoint was chosen on it.</p>")
+    parts += _plan_and_times(report)
+    if thumbnails and thumbnails_show == "labeled":
+        parts += _labeled_thumbnails(report, thumbnails)
+    elif thumbnails:
+        parts += _selected_thumbnails(thumbnails)
+    parts += _figures(figures)
+    verification = report.get("annotations")
+    if verification:
+        parts.append("<h2>Annotations</h2>" + _table([
+            ("file", verification.get("path")),
+            ("selected and labeled", len(verification.get("selected_labeled", []))),
+            ("selected, not labeled",
+             ", ".join(verification.get("selected_unlabeled", [])) or "none"),
+            ("labeled, not selected",
+             ", ".join(verification.get("labeled_not_selected", [])) or "none"),
+        ]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
 
+
+def _plan_and_times(report: dict) -> list[str]:
+    parts = []
     plan = report.get("plan")
     if plan:
         parts.append("<h2>Plan</h2>" + _table([
@@ -123,49 +144,48 @@ def render(report: dict, figures, thumbnails, *, thumbnails_show: str = "selecte
             ("FlexMatch steps", flexmatch_steps_text(report)),
             ("estimated time (s)", plan["estimated_total_seconds"]),
             ("time budget (s)", plan["time_budget_seconds"] or "none")]))
-
     seconds = report.get("seconds", {})
     if seconds:
         cached = set(report.get("cached_stages", []))
-        rows = [(name, f"{value:.1f}", "yes" if name in cached else "") for name, value in seconds.items()]
+        rows = [(name, f"{value:.1f}", "yes" if name in cached else "")
+                for name, value in seconds.items()]
         rows.append(("total", f"{sum(seconds.values()):.1f}", ""))
-        parts.append("<h2>Stage times</h2>" + _table(rows, header=("stage", "seconds", "from cache")))
+        parts.append("<h2>Stage times</h2>"
+                     + _table(rows, header=("stage", "seconds", "from cache")))
+    return parts
 
-    if thumbnails and thumbnails_show == "labeled":
-        verification = report.get("annotations", {})
-        parts.append("<h2>Labeled images</h2>"
-                     f'<p class="note">The {len(thumbnails)} images labeled in '
-                     f"{html.escape(str(verification.get('path', '--annotations')))}, with their "
-                     "labels (this run's own selection is listed under Annotations).</p>"
-                     '<div class="thumbs">')
-        for png, file, label in thumbnails:
-            parts.append(f"<figure>{_img(png, f'labeled image {file}')}"
-                         f"<figcaption>{html.escape(f'{file}: {label}')}</figcaption></figure>")
-        parts.append("</div>")
-    elif thumbnails:
-        parts.append("<h2>Selected images</h2><div class=\"thumbs\">")
-        for rank, (png, file, label) in enumerate(thumbnails):
-            caption = f"#{rank} {file}" + (f": {label}" if label not in (None, "") else ": (no label)")
-            parts.append(f"<figure>{_img(png, f'selected image {file}')}"
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        parts.append("</div>")
 
-    names = {f.name for f in figures}
-    for figure in figures:
-        parts.append(f"<h2>{html.escape(figure.title)}</h2>" + _img(figure.png, figure.title))
-    if "prior_reliability.png" not in names:
-        parts.append("<h2>Reliability of the priors</h2><p class=\"note\">Not drawn: the true labels "
-                     "of the unlabeled images are unknown in this run.</p>")
+def _labeled_thumbnails(report: dict, thumbnails) -> list[str]:
+    verification = report.get("annotations", {})
+    parts = ["<h2>Labeled images</h2>"
+             f'<p class="note">The {len(thumbnails)} images labeled in '
+             f"{html.escape(str(verification.get('path', '--annotations')))}, with their "
+             "labels (this run's own selection is listed under Annotations).</p>"
+             '<div class="thumbs">']
+    for png, file, label in thumbnails:
+        parts.append(f"<figure>{_img(png, f'labeled image {file}')}"
+                     f"<figcaption>{html.escape(f'{file}: {label}')}</figcaption></figure>")
+    parts.append("</div>")
+    return parts
+
+
+def _selected_thumbnails(thumbnails) -> list[str]:
+    parts = ["<h2>Selected images</h2><div class=\"thumbs\">"]
+    for rank, (png, file, label) in enumerate(thumbnails):
+        caption = f"#{rank} {file}" + (f": {label}" if label not in (None, "") else ": (no label)")
+        parts.append(f"<figure>{_img(png, f'selected image {file}')}"
+                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append("</div>")
+    return parts
+
+
+def _figures(figures) -> list[str]:
+    parts = [f"<h2>{html.escape(figure.title)}</h2>" + _img(figure.png, figure.title)
+             for figure in figures]
+    if "prior_reliability.png" not in {f.name for f in figures}:
+        parts.append("<h2>Reliability of the priors</h2><p class=\"note\">Not drawn: the true "
+                     "labels of the unlabeled images are unknown in this run.</p>")
     if not figures:
         parts.append('<p class="note">No figures: matplotlib is not installed '
                      '(pip install "as3l-sklearn[plot]").</p>')
-    verification = report.get("annotations")
-    if verification:
-        parts.append("<h2>Annotations</h2>" + _table([
-            ("file", verification.get("path")),
-            ("selected and labeled", len(verification.get("selected_labeled", []))),
-            ("selected, not labeled", ", ".join(verification.get("selected_unlabeled", [])) or "none"),
-            ("labeled, not selected", ", ".join(verification.get("labeled_not_selected", [])) or "none"),
-        ]))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts

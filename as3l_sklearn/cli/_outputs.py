@@ -1,5 +1,5 @@
 """What the ``as3l`` command writes and guards in ``--output``: the lock, the CSV files, the
-saved model, the plots and the run-time plan. Package-private: the CLI is the only caller."""
+saved model, the figures and the thumbnails."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import joblib
 import numpy as np
+from PIL import Image
+from sklearn.decomposition import PCA
+
+from ._errors import UserError
 
 #: name of the lock file an ``as3l`` run holds in its ``--output`` folder
 LOCK_NAME = ".as3l.lock"
@@ -21,10 +26,6 @@ MODEL_FORMAT_VERSION = 1
 #: the embedding map names at most this many classes in its legend
 MAX_LEGEND_CLASSES = 20
 PREDICTION_COLUMNS = ("file", "label", "confidence", "prior_label", "prior_confidence", "annotated")
-
-
-class UserError(Exception):
-    """A problem with what the user asked for: printed as ``as3l: error: ...``, exit code 2."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,8 +176,6 @@ def save_model(path: Path, classifier, class_names, *, input_shape, color_mode, 
     supports it is not enough for skorch nets, so the estimators' own pickling is trusted to
     map GPU storages to the CPU; see docs/persistence.md).
     """
-    import joblib
-
     bundle = {
         "format": MODEL_FORMAT,
         "version": MODEL_FORMAT_VERSION,
@@ -194,8 +193,6 @@ def save_model(path: Path, classifier, class_names, *, input_shape, color_mode, 
 
 def load_model(path) -> dict:
     """Load what :func:`save_model` wrote; a :class:`UserError` names the file otherwise."""
-    import joblib
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"MODEL {path} does not exist (it is the model.joblib an as3l run writes "
@@ -220,9 +217,24 @@ class Figure:
     png: bytes
 
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None without matplotlib.
 
+    Imported here, not at the top of the module: matplotlib is optional (the ``plot``
+    extra; report.html then says the figures are missing), and the backend must be chosen
+    before pyplot is first imported.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _png(plt, fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=90)
@@ -240,16 +252,20 @@ def make_figures(f_fine, indices, colour_labels, priors, truth_of_unlabeled, unl
     are then integer indices into it, and the legend names each class present (up to
     :data:`MAX_LEGEND_CLASSES`; more colours than that could not be told apart anyway).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return []
-    from sklearn.decomposition import PCA
+    figures = [_embedding_map(plt, f_fine, indices, colour_labels, colour_by_truth, colour_names)]
+    if truth_of_unlabeled is not None and unlabeled.any():
+        figures.append(_prior_reliability(plt, priors[unlabeled], truth_of_unlabeled, classes))
+    curves = {name: rows for name, rows in curves.items() if rows}
+    if curves:
+        figures.append(_accuracy_versus_step(plt, curves))
+    return figures
 
-    figures = []
+
+def _embedding_map(plt, f_fine, indices, colour_labels, colour_by_truth, colour_names) -> Figure:
+    """The fine-tuned features in 2-D (PCA), coloured by class, the selected images marked."""
     n_components = min(2, f_fine.shape[1], f_fine.shape[0])
     coords = PCA(n_components=n_components, random_state=0).fit_transform(f_fine)
     if n_components == 1:
@@ -265,53 +281,52 @@ def make_figures(f_fine, indices, colour_labels, priors, truth_of_unlabeled, unl
     selected = ax.scatter(coords[indices, 0], coords[indices, 1], c="black", marker="*", s=120,
                           label="selected")
     ax.set_title("Fine-tuned features (PCA), selected images marked\n"
-                 + ("colour: true class" if colour_by_truth else "colour: prior pseudo-label"), fontsize=10)
+                 + ("colour: true class" if colour_by_truth else "colour: prior pseudo-label"),
+                 fontsize=10)
     if named:
-        from matplotlib.lines import Line2D
-
         # proxy markers: the map's own 4-point dots would be too small to read in a legend
-        handles = [Line2D([], [], linestyle="", marker="o", markersize=6,
-                          label=str(colour_names[label]), color=palette(code % palette.N))
+        handles = [plt.Line2D([], [], linestyle="", marker="o", markersize=6,
+                              label=str(colour_names[label]), color=palette(code % palette.N))
                    for code, label in enumerate(present)]
         ax.legend(handles=handles + [selected], loc="upper left", bbox_to_anchor=(1.02, 1.0),
                   fontsize=8, title="true class" if colour_by_truth else "prior pseudo-label",
                   title_fontsize=8)
     else:
         ax.legend(loc="best")
-    figures.append(Figure("embedding_map.png", "Embedding map", _png(fig)))
+    return Figure("embedding_map.png", "Embedding map", _png(plt, fig))
 
-    if truth_of_unlabeled is not None and unlabeled.any():
-        confidence = priors[unlabeled].max(axis=1)
-        correct = np.asarray(classes)[priors[unlabeled].argmax(axis=1)] == truth_of_unlabeled
-        bins = np.linspace(0, 1, 11)
-        which = np.clip(np.digitize(confidence, bins) - 1, 0, 9)
-        accuracy = [correct[which == b].mean() if (which == b).any() else np.nan for b in range(10)]
-        fig, ax = plt.subplots(figsize=(5, 5))
-        ax.bar(bins[:-1], accuracy, width=0.1, align="edge", edgecolor="black", label="accuracy")
-        ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
-        ax.set_xlabel("prior confidence")
-        ax.set_ylabel("accuracy")
-        ax.set_title("Reliability of the prior pseudo-labels")
-        ax.legend(loc="upper left")
-        figures.append(Figure("prior_reliability.png", "Reliability of the priors", _png(fig)))
 
-    curves = {name: rows for name, rows in curves.items() if rows}
-    if curves:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for name, rows in curves.items():
-            ax.plot([r["step"] for r in rows], [r["monitor_accuracy"] for r in rows], label=name)
-        ax.set_xlabel("training step")
-        ax.set_ylabel("test accuracy")
-        ax.set_title("Accuracy versus step")
-        ax.legend(loc="lower right")
-        figures.append(Figure("accuracy_vs_step.png", "Test accuracy versus training step", _png(fig)))
-    return figures
+def _prior_reliability(plt, priors, truth, classes) -> Figure:
+    """Reliability diagram of the priors of the unlabeled images against their true labels."""
+    confidence = priors.max(axis=1)
+    correct = np.asarray(classes)[priors.argmax(axis=1)] == truth
+    bins = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(confidence, bins) - 1, 0, 9)
+    accuracy = [correct[which == b].mean() if (which == b).any() else np.nan for b in range(10)]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.bar(bins[:-1], accuracy, width=0.1, align="edge", edgecolor="black", label="accuracy")
+    ax.plot([0, 1], [0, 1], "k--", label="perfect calibration")
+    ax.set_xlabel("prior confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Reliability of the prior pseudo-labels")
+    ax.legend(loc="upper left")
+    return Figure("prior_reliability.png", "Reliability of the priors", _png(plt, fig))
+
+
+def _accuracy_versus_step(plt, curves) -> Figure:
+    """The monitored test accuracy of each classifier along its training steps."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in curves.items():
+        ax.plot([r["step"] for r in rows], [r["monitor_accuracy"] for r in rows], label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Accuracy versus step")
+    ax.legend(loc="lower right")
+    return Figure("accuracy_vs_step.png", "Test accuracy versus training step", _png(plt, fig))
 
 
 def thumbnail_png(image, side: int = 96) -> bytes:
     """One ``H x W x C`` uint8 image as PNG bytes, enlarged (nearest) so small images stay visible."""
-    from PIL import Image
-
     pixels = np.asarray(image)
     if pixels.dtype != np.uint8:
         low, high = float(pixels.min()), float(pixels.max())

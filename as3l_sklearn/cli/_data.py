@@ -1,0 +1,195 @@
+"""The data of an ``as3l`` run: the training pool and test set of the chosen data set, and
+the labels a person gave (``--annotations``), matched to the pool by file name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from .. import datasets
+from ..embedding._simsiam import AUTO_MAX_SIDE
+from ..metrics import labeled_mask
+from ..selection import read_annotations
+from ._config import RunConfig
+from ._errors import UserError
+
+#: the data sets read from a torchvision-style local root, with their own test split
+TORCHVISION_STYLE = ("fashion-mnist", "cifar10", "cifar100", "stl10")
+#: pool size on a CPU for the TORCHVISION_STYLE data sets when --n-train is not given
+CPU_POOL_SIZE = 10000
+
+
+@dataclass(frozen=True)
+class PoolData:
+    """The training pool and the test set of a run.
+
+    Attributes
+    ----------
+    X_train, y_train : ndarray
+        The pool's images (``n, H, W, C``) and labels (-1 where unknown).
+    X_test, y_test : ndarray
+        The test images and labels (-1 where unknown; possibly none).
+    files : list of str
+        The name of every pool image: its path relative to the folder, or its row in the
+        data set for array data; the identity the annotation round trip matches labels on.
+    target_names : list of str or None
+        The data set's class names (labels are indices into them); None for an unlabeled
+        folder.
+    color_mode : {"grayscale", "rgb"}
+        How ``as3l predict`` prepares new images for the saved model.
+    test_labeled : bool
+        Whether there is a test set with every label known: the classifier's test accuracy
+        is measured on it (False too when the labels used are the user's own classes).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    files: list
+    target_names: list | None
+    color_mode: str
+    test_labeled: bool
+
+
+class _Split(NamedTuple):
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    files: np.ndarray  # of object: str names, indexable by an array
+    target_names: list | None
+    color_mode: str | None  # None: from the images' channels
+
+
+def load_data(config: RunConfig) -> PoolData:
+    """Load the chosen data set as the training pool and a test set (labels -1 where unknown),
+    with at most ``--n-train`` pool images (10,000 of the big data sets on a CPU)."""
+    rng = np.random.RandomState(config.seed)  # the folder's test split, then the subset
+    if config.dataset == "digits":
+        split = _load_digits(config)
+    elif config.dataset in TORCHVISION_STYLE:
+        split = _load_torchvision_style(config)
+    else:
+        split = _load_folder(config, rng)
+    X_train, y_train, files = split.X_train, split.y_train, split.files
+    n_train = config.n_train
+    if n_train is None and config.dataset in TORCHVISION_STYLE and config.device_kind == "cpu":
+        n_train = CPU_POOL_SIZE
+    if n_train is not None and n_train < len(X_train):
+        keep = np.sort(rng.choice(len(X_train), size=n_train, replace=False))
+        X_train, y_train, files = X_train[keep], y_train[keep], files[keep]
+    y_test = np.asarray(split.y_test)
+    return PoolData(
+        X_train=X_train, y_train=np.asarray(y_train), X_test=split.X_test, y_test=y_test,
+        files=[str(f) for f in files], target_names=split.target_names,
+        color_mode=split.color_mode or ("grayscale" if X_train.shape[-1] == 1 else "rgb"),
+        test_labeled=bool(len(y_test)) and bool(labeled_mask(y_test).all()))
+
+
+def _load_digits(config: RunConfig) -> _Split:
+    bunch = datasets.load_digits_images(return_X_y=False)
+    rows = np.arange(len(bunch.target))
+    train, test = train_test_split(rows, test_size=config.test_size, stratify=bunch.target,
+                                   random_state=config.seed)
+    return _Split(bunch.images[train], bunch.target[train], bunch.images[test],
+                  bunch.target[test], np.array([str(i) for i in train], dtype=object),
+                  [str(n) for n in bunch.target_names], None)
+
+
+def _load_torchvision_style(config: RunConfig) -> _Split:
+    if config.dataset == "fashion-mnist":
+        train_bunch, test_bunch = _load_fashion_mnist(config.root)
+    elif config.dataset == "stl10":
+        train_bunch = datasets.load_stl10(config.root, split="train+unlabeled", return_X_y=False)
+        test_bunch = datasets.load_stl10(config.root, split="test", return_X_y=False)
+    else:
+        loader = datasets.load_cifar10 if config.dataset == "cifar10" else datasets.load_cifar100
+        train_bunch = loader(config.root, split="train", return_X_y=False)
+        test_bunch = loader(config.root, split="test", return_X_y=False)
+    files = np.array([str(i) for i in range(len(train_bunch.images))], dtype=object)
+    return _Split(train_bunch.images, train_bunch.target, test_bunch.images, test_bunch.target,
+                  files, [str(n) for n in train_bunch.target_names], None)
+
+
+def _load_fashion_mnist(root) -> tuple:
+    """Fashion-MNIST's train and test splits; missing files are a :class:`UserError` naming
+    what the command offers (the loader's own message suggests ``download=True``, which the
+    command has no flag for: it never downloads)."""
+    try:
+        return tuple(datasets.load_fashion_mnist(root=root, split=split, return_X_y=False)
+                     for split in ("train", "test"))
+    except datasets.DatasetNotFoundError as exc:
+        searched = ", ".join(str(d) for d in exc.searched)
+        raise UserError(
+            f"--dataset fashion-mnist: the Fashion-MNIST files were not found (looked in "
+            f"{searched}). Install them with Debian's package (sudo apt-get install "
+            "dataset-fashion-mnist; then no flag is needed), or pass --root DIR, a folder "
+            "holding {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] in DIR/FashionMNIST/raw/, "
+            "DIR/raw/ or DIR itself (torchvision.datasets.FashionMNIST(DIR, download=True) "
+            "makes one)") from None
+
+
+def _load_folder(config: RunConfig, rng: np.random.RandomState) -> _Split:
+    """``--dataset folder``: every image unlabeled, or (``--labeled-subfolders``) sub-folders
+    as classes with ``--test-size`` of the labeled images held out as the test set."""
+    bunch = datasets.load_image_folder(
+        config.path, image_size=config.image_size,
+        labels="subfolders" if config.labeled_subfolders else "none",
+        max_size=AUTO_MAX_SIDE[config.device_kind], on_error="warn", return_X_y=False)
+    X, y = bunch.images, bunch.target
+    test = np.zeros(len(y), dtype=bool)
+    target_names = None
+    if config.labeled_subfolders:
+        target_names = [str(n) for n in bunch.target_names]
+        labeled = np.flatnonzero(labeled_mask(y))
+        if labeled.size >= 10 and len(np.unique(y[labeled])) > 1:
+            # hold out part of the labeled images to measure the classifier
+            held_out = rng.choice(labeled, size=int(round(config.test_size * labeled.size)),
+                                  replace=False)
+            test[held_out] = True
+    files = np.asarray(bunch.files, dtype=object)[~test]
+    return _Split(X[~test], y[~test], X[test], y[test], files, target_names,
+                  "grayscale" if X.shape[-1] == 1 else "rgb")
+
+
+# --------------------------------------------------------------------------------------------
+# labels a person gave
+
+
+def read_labels(config: RunConfig, data: PoolData) -> tuple[np.ndarray, list]:
+    """Read ``--annotations`` by file name (before any training: a typo is an error up front);
+    return the labels of the pool (-1 unlabeled) and the class names.
+
+    Labels of the data set's own classes become indices into its names (unless
+    ``--classes`` gives other names); others stay strings.
+    """
+    files = data.files
+    y_partial = read_annotations(config.annotations, n_samples=len(files), files=files,
+                                 class_names=config.classes)
+    labeled = labeled_mask(y_partial)
+    if not labeled.any():
+        raise UserError(f"--annotations {config.annotations}: no label matches an image of "
+                        "the pool")
+    if data.target_names is not None and config.classes is None:
+        return (_to_class_indices(y_partial, data.target_names, config.annotations),
+                list(data.target_names))
+    y_partial = np.asarray(y_partial, dtype=object)
+    present = sorted({str(v) for v in y_partial[labeled]})
+    return y_partial, (list(config.classes) if config.classes else present)
+
+
+def _to_class_indices(y_partial, target_names, source: str) -> np.ndarray:
+    """Labels read from a file, as indices into the data set's class names (-1 unlabeled)."""
+    lookup = {name: i for i, name in enumerate(target_names)}
+    result = np.full(len(y_partial), -1, dtype=np.int64)
+    for i in np.flatnonzero(labeled_mask(y_partial)):
+        label = str(y_partial[i])
+        if label not in lookup:
+            raise UserError(f"--annotations {source}: label {label!r} is not a class of this "
+                            f"data set ({', '.join(target_names)})")
+        result[i] = lookup[label]
+    return result

@@ -1,0 +1,110 @@
+"""The reports of an ``as3l`` run: ``report.json``, ``report.html`` (and with ``--plot`` the
+figures as PNG files), written from whatever the :class:`RunState` holds, and the summary
+printed at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import labeled_mask
+from . import _report_html
+from ._outputs import Figure, make_figures, thumbnail_png
+from ._state import RunContext, RunState
+
+
+def write_reports(run: RunContext, state: RunState) -> None:
+    """Write report.json and report.html (and the figures with ``--plot``) from what is done."""
+    config, report = run.config, state.report
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    report["seconds"] = {k: round(v, 2) for k, v in run.timer.seconds.items()}
+    report["cached_stages"] = list(run.timer.cached)
+    figures, thumbnails = _figures(state), _thumbnails(state)
+    if config.plot:
+        report["plots"] = []
+        for figure in figures:
+            (output / figure.name).write_bytes(figure.png)
+            report["plots"].append(str(output / figure.name))
+    (output / "report.json").write_text(json.dumps(report, indent=2, default=json_default))
+    (output / "report.html").write_text(_report_html.render(
+        report, figures, thumbnails,
+        thumbnails_show="labeled" if state.labeled_images is not None else "selected"),
+        encoding="utf-8")
+
+
+def _figures(state: RunState) -> list[Figure]:
+    """The figures of a run that got through propagation (none before)."""
+    if state.priors is None:
+        return []
+    data = state.data
+    y_true = data.y_train if labeled_mask(data.y_train).all() else None
+    # true classes when known, else the prior pseudo-labels (indices into the names)
+    colours = y_true if y_true is not None else np.asarray(state.priors).argmax(axis=1)
+    names = data.target_names if y_true is not None else state.prior_names
+    return make_figures(state.fine_features, state.indices, colours, state.priors,
+                        y_true[state.evaluable] if y_true is not None else None, state.evaluable,
+                        state.prior_classes, state.curves or {},
+                        colour_by_truth=y_true is not None, colour_names=names)
+
+
+def _thumbnails(state: RunState) -> list:
+    """``(png, file, label)`` of the selected images (of the labeled ones with
+    ``--annotations``), once the selection is made."""
+    if state.indices is None:
+        return []
+    files, indices = state.data.files, state.indices
+    labels = state.selected_labels or [""] * len(indices)
+    if state.labeled_images is not None:
+        indices, labels = state.labeled_images
+    return [(thumbnail_png(state.data.X_train[i]), files[i], label)
+            for i, label in zip(indices, labels)]
+
+
+def json_default(value):
+    """What ``json.dumps`` writes for numpy scalars and arrays (and ``str`` of anything else)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def format_report(report: dict) -> str:
+    """The final report as a few human-readable lines."""
+    lines = ["", "AS3L report", "-----------"]
+    if "data" in report:
+        lines.append(f"data: {report['data']['dataset']}, {report['data']['n_train']} training / "
+                     f"{report['data']['n_test']} test images, device {report['device']}")
+    sel = report.get("selection")
+    if sel:
+        coverage = (f", class coverage {sel['class_coverage']}/{sel['n_classes']} "
+                    "(of the labeled set used)" if "class_coverage" in sel else "")
+        lines.append(f"selection: {len(sel['indices'])} images by {sel['selector']}{coverage}")
+    if "prior" in report:
+        p = report["prior"]
+        lines.append(f"priors: accuracy {p['accuracy']:.3f}, ECE {p['ece']:.3f}, "
+                     f"covered {p['covered_fraction']:.1%}")
+    if "classifier" in report:
+        c = report["classifier"]
+        acc = (f"test accuracy {c['test_accuracy']:.3f}" if "test_accuracy" in c
+               else "no labeled test set")
+        lines.append(f"classifier: {acc} after {c['steps']} steps")
+    if "baseline" in report:
+        b = report["baseline"]
+        acc = b["classifier"].get("test_accuracy")
+        lines.append("baseline (random + plain FlexMatch): class coverage "
+                     f"{b['selection']['class_coverage']}, "
+                     + (f"test accuracy {acc:.3f}" if acc is not None else "no labeled test set"))
+    if report.get("seconds"):
+        lines.append("time per stage: " + ", ".join(f"{k} {v:.1f}s"
+                                                   for k, v in report["seconds"].items()))
+        total = sum(report["seconds"].values())
+        estimate = report.get("plan", {}).get("estimated_total_seconds")
+        lines.append(f"total {total:.0f} s"
+                     + (f" (estimated {estimate:.0f} s)" if estimate else ""))
+    if report.get("interrupted"):
+        lines.append(f"INTERRUPTED during: {report.get('stage_reached')}")
+    return "\n".join(lines)

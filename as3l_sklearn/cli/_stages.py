@@ -1,0 +1,514 @@
+"""The stages of an ``as3l`` run, in order (:data:`PIPELINE`).
+
+embed (SimSiam) -> fine-tune (Eq. 1) -> select ``--budget`` -> annotate -> propagate priors
+-> train prior-guided FlexMatch -> predictions and model -> (``--compare``) baseline.
+
+Every stage is a function ``stage(run, state)``: it reads the :class:`RunContext` (the
+checked flags, the timer, the cache) and the :class:`RunState` the stages before it
+filled, and adds what it produces to the state and its section to ``state.report``. A
+stage that does not apply to this run (``--compare`` not given) returns at once; one after
+which nothing is left to do sets ``state.done``. Adding a stage is writing one such
+function and adding it to :data:`PIPELINE`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..classification import PriorGuidedFlexMatchClassifier
+from ..classification._flexmatch import AUTO_MAX_ITER_CPU, AUTO_MAX_ITER_GPU
+from ..embedding import ClusterFineTuner, SimSiamEmbedder
+from ..embedding._simsiam import AUTO_BATCH_SIZE, AUTO_MAX_SIDE, AUTO_STEPS
+from ..metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
+from ..nn import auto_backbone_name
+from ..propagation import CombinedPropagator, LLGCPropagator, SeededKMeansPropagator
+from ..selection import (CoresetSelector, KMedoidsSelector, MultiClusterSelector,
+                         ProbCoverSelector, RandomSelector, TypiClustSelector,
+                         export_for_annotation, write_label_studio_tasks)
+from ..utils._distributed import get_distributed
+from ._config import RunConfig
+from ._data import PoolData, load_data, read_labels
+from ._errors import UserError
+from ._outputs import save_model, write_predictions, write_selection
+from ._plan import PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
+from ._progress import interrupt_requested
+from ._state import RunContext, RunState
+
+#: the timed step of SimSiam (its time re-plans FlexMatch)
+EMBED_STEP = "embed (SimSiam)"
+
+#: ``--selector`` name -> selector class
+SELECTORS = {
+    "multicluster": MultiClusterSelector,
+    "random": RandomSelector,
+    "kmedoids": KMedoidsSelector,
+    "coreset": CoresetSelector,
+    "typiclust": TypiClustSelector,
+    "probcover": ProbCoverSelector,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# the computations the stage cache keeps: module-level functions so that joblib.Memory can
+# key them on their arguments (the data and every parameter; verbose is left out of the key)
+
+
+def fit_embedding(X, params: dict, verbose: int):
+    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``."""
+    embedder = SimSiamEmbedder(**params, verbose=verbose)
+    features = embedder.fit_transform(X)
+    if interrupt_requested.is_set():
+        raise KeyboardInterrupt  # never cache a fit that Ctrl-C cut short
+    return embedder, features
+
+
+def fine_tune_features(f_self, n_clusters: int, seed: int, device: str, verbose: int):
+    """Fine-tune the features with K = ``n_clusters`` (Eq. 1); return the new features."""
+    tuner = ClusterFineTuner(n_clusters=n_clusters, random_state=seed, device=device,
+                             verbose=verbose)
+    features = tuner.fit_transform(f_self)
+    if interrupt_requested.is_set():
+        raise KeyboardInterrupt
+    return features
+
+
+def select_images(f_fine, selector: str, budget: int, seed: int):
+    """The ``budget`` images ``selector`` chooses on ``f_fine``, best first."""
+    return np.asarray(make_selector(selector, seed).fit(f_fine).select(budget))
+
+
+def make_selector(name: str, seed: int):
+    """The selector ``--selector name`` stands for."""
+    return SELECTORS[name](random_state=seed)
+
+
+def make_propagator(name: str, n_samples: int, seed: int):
+    """The propagator ``--prior name`` stands for."""
+    if name == "llgc":
+        return LLGCPropagator()
+    seeded = SeededKMeansPropagator(n_clusters=propagation_ks(n_samples), random_state=seed)
+    if name == "seeded-kmeans":
+        return seeded
+    return CombinedPropagator(cluster_propagator=seeded, graph_propagator=LLGCPropagator())
+
+
+def propagation_ks(n_samples: int) -> list[int]:
+    """The paper's K list (10..60), kept below the number of samples for tiny data."""
+    return [k for k in (10, 20, 30, 40, 50, 60) if k <= n_samples] or [max(1, n_samples // 2)]
+
+
+# --------------------------------------------------------------------------------------------
+# the stages, in the order of PIPELINE
+
+
+def start_stage(run: RunContext, state: RunState) -> None:
+    """Open the report: the flags, the device, and the process group under ``torchrun``."""
+    config = run.config
+    state.report.update({"config": config.flags(), "device": config.resolved_device,
+                         "interrupted": False})
+    state.distributed = get_distributed(config.resolved_device)
+    if state.distributed is not None:
+        state.report["distributed"] = state.distributed.as_report()
+
+
+def load_stage(run: RunContext, state: RunState) -> None:
+    """Load the pool and the test set; the budget must fit the pool."""
+    config = run.config
+    state.data = run.timer.run("load data", load_data, config)
+    X = state.data.X_train
+    if config.budget > len(X):
+        raise UserError(f"--budget {config.budget} is larger than the {len(X)} images of the "
+                        "pool")
+    state.report["data"] = {"dataset": config.dataset, "n_train": int(len(X)),
+                            "n_test": int(len(state.data.X_test)),
+                            "image_shape": list(np.asarray(X).shape[1:])}
+
+
+def read_annotations_stage(run: RunContext, state: RunState) -> None:
+    """``--annotations``: read the labels now, before any training, so that a typo is an
+    error before SimSiam runs."""
+    if run.config.annotations:
+        state.y_partial, state.class_names = run.timer.run(
+            "read annotations", read_labels, run.config, state.data)
+
+
+def plan_stage(run: RunContext, state: RunState) -> None:
+    """Choose the step counts for the time budget and print the plan before any training."""
+    state.plan = plan_run(run.config, state.data)
+    state.report["plan"] = state.plan.as_dict()
+    if not run.config.quiet:
+        print(state.plan.describe(), flush=True)
+
+
+def plan_run(config: RunConfig, data: PoolData) -> Plan:
+    """The run's :class:`Plan`: the encoder size and backbone, the SimSiam and FlexMatch steps
+    (given by the flags or chosen for the time budget) and the time estimate."""
+    kind = config.device_kind
+    X = data.X_train
+    size = encoder_size(X.shape[1:3], config.image_size, AUTO_MAX_SIDE[kind])
+    backbone = (config.backbone if config.backbone != "auto"
+                else auto_backbone_name(X.shape[-1], size, config.resolved_device))
+    simsiam_steps = config.embed_steps
+    if config.embed_epochs is not None:
+        batch = min(AUTO_BATCH_SIZE[kind], len(X))
+        simsiam_steps = config.embed_epochs * max(1, len(X) // batch)
+    budget = (config.time_budget if config.time_budget is not None
+              else PRESETS[config.preset][kind])
+    return make_plan(
+        n_images=len(X), image_shape=X.shape[1:], size=size, backbone=backbone,
+        device=config.resolved_device, time_budget=budget, compare=config.compare,
+        # an export run stops after selection; its steps stay the full run's (the cache key)
+        trains_classifier=not config.export_annotations,
+        n_test=len(data.X_test) if data.test_labeled else 0,
+        simsiam_steps=simsiam_steps, flexmatch_steps=config.max_iter,
+        default_simsiam_steps=AUTO_STEPS[kind],
+        default_flexmatch_steps=AUTO_MAX_ITER_GPU if kind == "cuda" else AUTO_MAX_ITER_CPU)
+
+
+def embed_stage(run: RunContext, state: RunState) -> None:
+    """Fit SimSiam on the pool (or take it from the stage cache)."""
+    config, plan, X = run.config, state.plan, state.data.X_train
+    embed, is_cached = run.cache.wrap(fit_embedding)
+    params = {"backbone": plan.backbone, "image_size": list(plan.encoder_size),
+              "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
+              "max_steps": plan.simsiam_steps if config.embed_epochs is None else "auto",
+              "device": config.resolved_device, "random_state": config.seed}
+    verbose = config.verbosity
+    state.embedder, state.features = run.timer.run(
+        EMBED_STEP, embed, X, params, verbose, cached=is_cached(X, params, verbose))
+    # what SimSiam ran with (thread count, torch version): results depend on them
+    state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
+
+
+def fine_tune_stage(run: RunContext, state: RunState) -> None:
+    """Fine-tune the features with K = the budget (Eq. 1)."""
+    config = run.config
+    fine_tune, is_cached = run.cache.wrap(fine_tune_features)
+    verbose = 2 if config.verbosity >= 2 else 0  # a seconds-long stage needs no progress bar
+    args = (state.features, config.budget, config.seed, config.resolved_device, verbose)
+    state.fine_features = run.timer.run("fine-tune features (Eq. 1)", fine_tune, *args,
+                                        cached=is_cached(*args))
+
+
+def select_stage(run: RunContext, state: RunState) -> None:
+    """Select the ``--budget`` images to label; write ``selection.csv`` (labels to come)."""
+    config, files = run.config, state.data.files
+    select, is_cached = run.cache.wrap(select_images)
+    args = (state.fine_features, config.selector, config.budget, config.seed)
+    indices = run.timer.run(f"select {config.budget} images ({config.selector})", select, *args,
+                            cached=is_cached(*args))
+    state.indices = [int(i) for i in indices]
+    state.report["selection"] = {"selector": config.selector, "indices": state.indices,
+                                 "files": [files[i] for i in state.indices]}
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    write_selection(output / "selection.csv", files, state.indices)
+    state.report["cached_stages"] = run.timer.cached
+
+
+def export_stage(run: RunContext, state: RunState) -> None:
+    """``--export-annotations DIR``: write the selected images to label, then end the run."""
+    config, data, indices = run.config, state.data, state.indices
+    if not config.export_annotations:
+        return
+    export = Path(config.export_annotations)
+    class_names = config.classes or data.target_names
+    written = export_for_annotation(data.X_train, indices, export, class_names=class_names,
+                                    files=data.files, overwrite=config.overwrite)
+    if config.dataset == "folder":
+        # the labelling tool opens the original files (served from the input folder)
+        write_label_studio_tasks(export / "label_studio_tasks.json",
+                                 [data.files[i] for i in indices])
+    run.timer.say(f"wrote {len(indices)} images to label and {written}; fill its 'label' "
+                  "column (or label them in Label Studio / CVAT), then run again with "
+                  f"--annotations {written}")
+    if class_names is None and (state.distributed is None or state.distributed.is_main):
+        # no class_names.txt was written: on import nothing tells a typo from a class
+        print(f"as3l: warning: no class list (--classes): {export} has no class_names.txt, so "
+              "on import every distinct label becomes a class, typos included ('sneaker' "
+              "beside 'Sneaker', '?'); pass --classes A,B,C with --annotations, or write the "
+              f"names one per line to {export / 'class_names.txt'}", file=sys.stderr)
+    state.report["selection"]["export"] = str(written)
+    state.report["exported_only"] = True
+    state.done = True
+
+
+def annotate_stage(run: RunContext, state: RunState) -> None:
+    """The labels to learn from: those read from ``--annotations`` (checked against the
+    selection) or, in demo mode, the data set's own labels of the selected images."""
+    config, data, indices = run.config, state.data, state.indices
+    if config.annotations:
+        state.report["annotations"] = verify_labels(run, state)
+    else:
+        if not labeled_mask(data.y_train)[indices].all():
+            raise UserError("demo mode needs the data set's labels for the selected images; "
+                            "use --export-annotations DIR, then --annotations DIR/selection.csv")
+        y_partial = np.full(len(data.X_train), -1, dtype=np.int64)
+        y_partial[indices] = data.y_train[indices]
+        state.y_partial, state.class_names = y_partial, list(data.target_names)
+    state.annotated = labeled_mask(state.y_partial)
+    if data.test_labeled and np.asarray(state.y_partial).dtype.kind not in "iu":
+        # labels of the user's own classes (--classes): the data set's test labels do not apply
+        state.data = replace(data, test_labeled=False)
+        run.timer.say("the labels are not the data set's classes: no test accuracy")
+    # coverage of the labeled set actually used (never of labels nobody gave)
+    used = {str(v) for v in np.asarray(state.y_partial, dtype=object)[state.annotated]}
+    state.report["selection"]["class_coverage"] = len(used)
+    state.report["selection"]["n_classes"] = len(state.class_names)
+    state.selected_labels = label_names(state, indices)
+    write_selection(Path(config.output) / "selection.csv", data.files, indices,
+                    state.selected_labels)
+    if config.annotations:
+        # report.html shows what the user labeled (this run's picks may be other images)
+        labeled_indices = np.flatnonzero(state.annotated).tolist()
+        state.labeled_images = (labeled_indices, label_names(state, labeled_indices))
+
+
+def verify_labels(run: RunContext, state: RunState) -> dict:
+    """Which selected images were labeled, and which labeled images were not selected."""
+    files, indices, source = state.data.files, state.indices, run.config.annotations
+    labeled = set(np.flatnonzero(labeled_mask(state.y_partial)).tolist())
+    selected = set(indices)
+    verification = {
+        "path": str(source),
+        "selected_labeled": [files[i] for i in indices if i in labeled],
+        "selected_unlabeled": [files[i] for i in indices if i not in labeled],
+        "labeled_not_selected": [files[i] for i in sorted(labeled - selected)],
+    }
+    say = run.timer.say
+    say(f"annotations: {len(verification['selected_labeled'])} of {len(indices)} selected "
+        f"images labeled in {source}")
+    if verification["selected_unlabeled"]:
+        say("  selected but not labeled: " + ", ".join(verification["selected_unlabeled"]))
+    if verification["labeled_not_selected"]:
+        say("  labeled but not among the selected (used as well): "
+            + ", ".join(verification["labeled_not_selected"]))
+    return verification
+
+
+def label_names(state: RunState, indices) -> list[str]:
+    """The label of each pool image in ``indices`` as a class name ("" when unlabeled)."""
+    y_partial, class_names = state.y_partial, state.class_names
+    by_class_index = (state.data.target_names is not None
+                      and np.asarray(y_partial).dtype.kind in "iu")
+    return ["" if not state.annotated[i]
+            else class_names[int(y_partial[i])] if by_class_index else str(y_partial[i])
+            for i in indices]
+
+
+def propagate_stage(run: RunContext, state: RunState) -> None:
+    """Propagate prior pseudo-labels from the labeled images to the whole pool; score them
+    where the truth is known."""
+    config, data = run.config, state.data
+    propagator = make_propagator(config.prior, len(data.X_train), config.seed)
+    run.timer.run(f"propagate prior pseudo-labels ({config.prior})", propagator.fit,
+                  state.fine_features, state.y_partial)
+    y_true, classes = data.y_train, propagator.classes_
+    priors = propagator.label_distributions_
+    state.evaluable = (~state.annotated & labeled_mask(y_true)
+                       & (np.asarray(state.y_partial).dtype.kind in "iu"))
+    # names of the priors' classes (the propagator's), for the map's legend and the tasks
+    state.prior_names = display_names(np.asarray(classes), state.class_names, data)
+    state.priors, state.prior_classes = priors, classes
+    evaluable = state.evaluable
+    if evaluable.any():
+        valid = np.isin(y_true[evaluable], classes)
+        state.report["prior"] = {
+            "accuracy": float(prior_accuracy(y_true[evaluable], priors[evaluable],
+                                             classes=classes)),
+            "ece": float(expected_calibration_error(y_true[evaluable], priors[evaluable],
+                                                    classes=classes)),
+            "covered_fraction": float(np.mean(propagator.covered_)),
+            "labels_seen_fraction": float(valid.mean()),
+        }
+
+
+def train_stage(run: RunContext, state: RunState) -> None:
+    """Train the prior-guided FlexMatch classifier from the SimSiam encoder."""
+    config, X = run.config, state.data.X_train
+    classifier = PriorGuidedFlexMatchClassifier(
+        encoder=state.embedder, prior_mode=config.prior_mode,
+        max_iter=replanned_flexmatch_steps(run, state), device=config.resolved_device,
+        random_state=config.seed, verbose=config.verbosity)
+    # set before the fit: after Ctrl-C during training the estimator keeps its weights so
+    # far, and the run saves them (see _command.keep_partial_outputs)
+    state.classifier = classifier
+    state.monitor = monitor_set(config, state)
+    run.timer.run("train prior-guided FlexMatch", classifier.fit, X, state.y_partial,
+                  prior_proba=state.priors, **state.monitor)
+    state.report["classifier"] = classifier_report(classifier, state.data)
+    state.report["config"]["torch_settings"]["classifier"] = dict(classifier.torch_settings_)
+
+
+def replanned_flexmatch_steps(run: RunContext, state: RunState) -> int:
+    """The FlexMatch steps that keep the time budget at the speed SimSiam really ran (the
+    plan's when SimSiam came from the cache)."""
+    plan, timer = state.plan, run.timer
+    if EMBED_STEP in timer.cached:
+        return plan.flexmatch_steps
+    steps, slowdown = replan_flexmatch(plan, sum(timer.seconds.values()),
+                                       timer.seconds[EMBED_STEP])
+    if state.distributed is not None:  # measured times differ per rank: all train rank 0's
+        steps, slowdown = state.distributed.broadcast_object((steps, slowdown))
+    if steps != plan.flexmatch_steps:
+        timer.say(f"SimSiam ran {slowdown:.1f}x the estimated time; FlexMatch steps "
+                  f"{plan.flexmatch_steps} -> {steps} to keep the time budget")
+        state.report["plan"]["flexmatch_steps_replanned"] = steps
+        state.report["plan"]["measured_slowdown"] = round(slowdown, 2)
+    return steps
+
+
+def monitor_set(config: RunConfig, state: RunState) -> dict:
+    """The ``fit`` keyword arguments of the test images FlexMatch monitors (none without a
+    labeled test set).
+
+    The test set only monitors training (a learning curve); no checkpoint is chosen on it,
+    and the reported test accuracy is the final EMA model's. A subset keeps the ~20
+    evaluations cheap on CPU; the final accuracy uses the whole test set.
+    """
+    data = state.data
+    if not data.test_labeled:
+        return {}
+    monitored = np.arange(len(data.X_test))
+    if len(monitored) > state.plan.n_monitored:
+        monitored = np.sort(np.random.RandomState(config.seed).choice(
+            monitored, state.plan.n_monitored, replace=False))
+    return {"X_monitor": data.X_test[monitored], "y_monitor": data.y_test[monitored]}
+
+
+def save_model_stage(run: RunContext, state: RunState) -> None:
+    """Predict the pool (``predictions.csv``) and save the model (``model.joblib``)."""
+    run.timer.run("predict the pool and save the model", write_model_outputs, run.config, state)
+
+
+def write_model_outputs(config: RunConfig, state: RunState) -> None:
+    """Write ``predictions.csv`` (with each image's prior) and ``model.joblib`` of
+    ``state.classifier``; also after Ctrl-C, from the weights trained so far."""
+    output, data, classifier = Path(config.output), state.data, state.classifier
+    X = data.X_train
+    classes = np.asarray(classifier.classes_)
+    names = display_names(classes, state.class_names, data)
+    proba = classifier.predict_proba(X)
+    # the priors' columns follow the propagator's classes; align them with the classifier's
+    aligned = np.zeros((len(X), len(classes)))
+    for j, c in enumerate(classes):
+        where = np.flatnonzero(np.asarray(state.prior_classes) == c)
+        if where.size:
+            aligned[:, j] = state.priors[:, where[0]]
+    write_predictions(output / "predictions.csv", data.files, proba, classes, names,
+                      prior=aligned, annotated=state.annotated)
+    save_model(output / "model.joblib", classifier, names, input_shape=X.shape[1:],
+               color_mode=data.color_mode, source=config.dataset)
+
+
+def compare_stage(run: RunContext, state: RunState) -> None:
+    """``--compare``: train random selection + plain FlexMatch with the same budget, encoder
+    and steps; then keep the learning curves to draw."""
+    baseline = train_baseline(run, state) if run.config.compare else None
+    state.curves = {"AS3L (prior-guided)": monitor_rows(state.classifier),
+                    "random + plain FlexMatch": monitor_rows(baseline)}
+
+
+def train_baseline(run: RunContext, state: RunState):
+    """The baseline classifier (None when a randomly chosen image has no label)."""
+    config, X, y_true = run.config, state.data.X_train, state.data.y_train
+    random_indices = make_selector("random", config.seed).fit(state.fine_features).select(
+        config.budget)
+    if not (labeled_mask(y_true)[random_indices].all()
+            and np.asarray(state.y_partial).dtype.kind in "iu"):
+        run.timer.say("--compare skipped: some randomly chosen images have no label")
+        return None
+    y_random = np.full(len(X), -1, dtype=np.int64)
+    y_random[random_indices] = y_true[random_indices]
+    # same SimSiam encoder and steps: the comparison isolates selection and priors
+    plain = PriorGuidedFlexMatchClassifier(
+        encoder=state.embedder, prior=None, max_iter=state.classifier.n_iter_,
+        device=config.resolved_device, random_state=config.seed, verbose=config.verbosity)
+    run.timer.run("baseline: random selection + plain FlexMatch", plain.fit, X, y_random,
+                  **state.monitor)
+    state.report["baseline"] = {
+        "selection": {"selector": "random", "indices": [int(i) for i in random_indices],
+                      "class_coverage": int(class_coverage(y_true, random_indices))},
+        "classifier": classifier_report(plain, state.data),
+    }
+    return plain
+
+
+def next_round_stage(run: RunContext, state: RunState) -> None:
+    """Folder runs: every pool image with its prior as a pre-annotation
+    (``label_studio_tasks.json``), for the next labelling round."""
+    if run.config.dataset == "folder":
+        write_label_studio_tasks(Path(run.config.output) / "label_studio_tasks.json",
+                                 state.data.files, priors=state.priors,
+                                 classes=state.prior_names)
+
+
+#: the run, stage by stage (see the module docstring)
+PIPELINE = (
+    start_stage,
+    load_stage,
+    read_annotations_stage,
+    plan_stage,
+    embed_stage,
+    fine_tune_stage,
+    select_stage,
+    export_stage,
+    annotate_stage,
+    propagate_stage,
+    train_stage,
+    save_model_stage,
+    compare_stage,
+    next_round_stage,
+)
+
+
+def run_pipeline(run: RunContext, state: RunState) -> dict:
+    """Run the stages of :data:`PIPELINE` on ``state`` until one sets ``state.done``;
+    return the report.
+
+    ``state`` holds what is done, stage by stage, so that a run stopped by an exception
+    (Ctrl-C) can still write it (see :func:`~as3l_sklearn.cli._command.run_command`).
+    """
+    for stage in PIPELINE:
+        stage(run, state)
+        if state.done:
+            break
+    return state.report
+
+
+# --------------------------------------------------------------------------------------------
+# report sections
+
+
+def display_names(classes, class_names, data: PoolData) -> list[str]:
+    """Class names aligned with a classifier's ``classes`` (indices into the data set's
+    names, or the label strings themselves)."""
+    if data.target_names is not None and classes.dtype.kind in "iu":
+        return [str(data.target_names[int(c)]) for c in classes]
+    return [str(c) for c in classes]
+
+
+def monitor_rows(model) -> list:
+    """The history rows of ``model`` that hold a monitored test accuracy."""
+    if model is None:
+        return []
+    return [row for row in (getattr(model, "history_", None) or [])
+            if "monitor_accuracy" in row]
+
+
+def classifier_report(classifier, data: PoolData) -> dict:
+    """The report section of a trained classifier: steps, final test accuracy, history."""
+    result = {"steps": int(classifier.n_iter_),
+              "model": "final EMA weights (no checkpoint chosen on any data)"}
+    if data.test_labeled:
+        result["test_accuracy"] = float(classifier.score(data.X_test, data.y_test))
+    history = getattr(classifier, "history_", None) or []
+    result["history"] = [
+        {k: v for k, v in row.items() if k in ("step", "monitor_accuracy", "mask_rate", "loss")}
+        for row in history
+    ]
+    return result
