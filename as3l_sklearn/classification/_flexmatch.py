@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import numbers
 import time
 import warnings
 
@@ -12,27 +11,42 @@ from sklearn.base import BaseEstimator, clone
 from skorch.callbacks import Callback
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ..nn import BACKBONES
+from ..utils._param_validation import (
+    DEVICE,
+    N_THREADS,
+    RANDOM_STATE,
+    Fitted,
+    HasMethods,
+    ImageShape,
+    Integral,
+    Interval,
+    NamedCallbacks,
+    Real,
+    StrOptions,
+    TorchModule,
+    fit_context,
+)
 from ..utils._progress import print_line
 from ..utils._torch import (
     TorchPickleMixin,
-    check_channels,
-    image_range,
-    images_before_array_checks,
     resolve_device,
     resolve_n_threads,
     seed_torch,
     torch_generator,
     torch_settings,
     torch_threads,
-    warn_on_image_range,
 )
 from ..utils._validation import (
     PartiallyLabeledClassifierMixin,
+    check_channels,
     check_image_shape_consistent,
     check_images,
     check_partial_labels,
-    check_positive_int,
+    image_range,
+    images_before_array_checks,
     unlabeled_mask,
+    warn_on_image_range,
 )
 
 #: The paper trains 112 x 1024 steps with the prior switched off after T = 6900 (section 4.1),
@@ -54,16 +68,30 @@ def _auto_switch_iter(max_iter: int) -> int:
     return int(round(AUTO_SWITCH_FRACTION * max_iter))
 
 
-def _check_nonneg_float(value, name, *, upper=None, strictly_positive=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (strictly_positive and value == 0):
-        bound = "> 0" if strictly_positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
-    if upper is not None and value > upper:
-        raise ValueError(f"{name} must be <= {upper}, got {value}")
-    return value
+_COUNT = Interval(Integral, 1, None, closed="left")
+_AUTO = StrOptions({"auto"})
+#: the parameters shared by :class:`PriorGuidedFlexMatchClassifier` and ``SupervisedClassifier``
+TRAINING_CONSTRAINTS = {
+    "backbone": [StrOptions({"auto", *BACKBONES}), TorchModule()],
+    "encoder": [Fitted("net_", "SimSiamEmbedder"), None],
+    "max_iter": [_COUNT, _AUTO],
+    "batch_size": [_COUNT],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    # [0, 1) as in SimSiamEmbedder: a momentum of 1 never forgets a gradient
+    "momentum": [Interval(Real, 0, 1, closed="left")],
+    "nesterov": ["boolean"],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "ema_decay": [Interval(Real, 0, 1, closed="both")],
+    "eval_every": [_COUNT, _AUTO],
+    "device": DEVICE,
+    "image_shape": [ImageShape(inferred=True), None],
+    "warm_start": ["boolean"],
+    "callbacks": [NamedCallbacks(), None],
+    "random_state": RANDOM_STATE,
+    "n_threads": N_THREADS,
+    "num_workers": [Interval(Integral, 0, None, closed="left")],
+    "verbose": ["verbose"],
+}
 
 
 def _check_target(y, n_samples, *, name="y"):
@@ -307,6 +335,18 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
     (3,)
     """
 
+    _parameter_constraints: dict = {
+        **TRAINING_CONSTRAINTS,
+        "prior": [HasMethods(["fit"]), None],
+        "prior_mode": [StrOptions({"remove", "update"})],
+        "switch_iter": [Interval(Integral, 0, None, closed="left"), _AUTO],
+        "update_every": [_COUNT, _AUTO],
+        "mu": [_COUNT],
+        "lambda_u": [Interval(Real, 0, None, closed="left")],
+        "tau": [Interval(Real, 0, 1, closed="both")],
+        "threshold_warmup": ["boolean"],
+    }
+
     def __init__(self, backbone="auto", encoder=None, prior=None, prior_mode="remove",
                  switch_iter="auto", update_every="auto", max_iter="auto", batch_size=64, mu=7,
                  lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
@@ -342,47 +382,19 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
 
     # ------------------------------------------------------------------ validation
     def _validate_params_(self, device):
-        if self.prior_mode not in ("remove", "update"):
-            raise ValueError(f"prior_mode must be 'remove' or 'update', got {self.prior_mode!r}")
-        if isinstance(self.max_iter, str):
-            if self.max_iter != "auto":
-                raise ValueError(f"max_iter must be a positive int or 'auto', got {self.max_iter!r}")
+        """The step counts ``(max_iter, switch_iter, update_every, eval_every)``, ``"auto"``
+        filled in; the parameters themselves are checked by ``_parameter_constraints`` when
+        ``fit`` starts."""
+        if isinstance(self.max_iter, str):  # "auto"
             max_iter = AUTO_MAX_ITER_GPU if device.startswith("cuda") else AUTO_MAX_ITER_CPU
         else:
-            max_iter = check_positive_int(self.max_iter, "max_iter")
-        if isinstance(self.switch_iter, str):
-            if self.switch_iter != "auto":
-                raise ValueError(f"switch_iter must be an int >= 0 or 'auto', got {self.switch_iter!r}")
-            switch_iter = _auto_switch_iter(max_iter)
-        else:
-            switch_iter = check_positive_int(self.switch_iter, "switch_iter", minimum=0)
+            max_iter = int(self.max_iter)
+        switch_iter = _auto_switch_iter(max_iter) if isinstance(self.switch_iter, str) else int(self.switch_iter)
         if isinstance(self.update_every, str):
-            if self.update_every != "auto":
-                raise ValueError(f"update_every must be a positive int or 'auto', got {self.update_every!r}")
             update_every = max(1, switch_iter, max_iter // 10)
         else:
-            update_every = check_positive_int(self.update_every, "update_every")
-        if isinstance(self.eval_every, str):
-            if self.eval_every != "auto":
-                raise ValueError(f"eval_every must be a positive int or 'auto', got {self.eval_every!r}")
-            eval_every = max(1, max_iter // 20)
-        else:
-            eval_every = check_positive_int(self.eval_every, "eval_every")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.num_workers, "num_workers", minimum=0)
-        check_positive_int(self.mu, "mu")
-        _check_nonneg_float(self.lambda_u, "lambda_u")
-        _check_nonneg_float(self.tau, "tau", upper=1.0)
-        _check_nonneg_float(self.lr, "lr", strictly_positive=True)
-        _check_nonneg_float(self.momentum, "momentum", upper=1.0)
-        _check_nonneg_float(self.weight_decay, "weight_decay")
-        _check_nonneg_float(self.ema_decay, "ema_decay", upper=1.0)
-        if self.encoder is not None and not hasattr(self.encoder, "net_"):
-            raise TypeError("encoder must be a fitted SimSiamEmbedder (with a net_ attribute), got "
-                            f"{type(self.encoder).__name__}")
-        if self.prior is not None and not hasattr(self.prior, "fit"):
-            raise TypeError(f"prior must be an estimator with fit (e.g. a Pipeline ending in "
-                            f"SeededKMeansPropagator), got {type(self.prior).__name__}")
+            update_every = int(self.update_every)
+        eval_every = max(1, max_iter // 20) if isinstance(self.eval_every, str) else int(self.eval_every)
         return max_iter, switch_iter, update_every, eval_every
 
     def _check_X(self, X, name="X", fitted=False):
@@ -484,6 +496,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         return proba.astype(np.float32)
 
     # ------------------------------------------------------------------ fit
+    # the prior estimator is fitted inside fit and checks its own parameters there
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, prior_proba=None, X_val=None, y_val=None, y_true=None, X_monitor=None,
             y_monitor=None):
         """Train on images ``X`` with partial labels ``y`` (-1 for unlabeled).
@@ -752,9 +766,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
 
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        # getattr: models pickled before n_threads existed keep the caller's setting
-        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            logits = self.net_.predict_logits(images, num_workers=self._num_workers())
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            logits = self.net_.predict_logits(images, num_workers=self.num_workers)
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
     def predict(self, X):
@@ -769,13 +782,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         """
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            return self.net_.predict_logits(images, features=True,
-                                            num_workers=self._num_workers()).numpy()
-
-    def _num_workers(self) -> int:
-        """``num_workers`` validated (0 for models pickled before it existed)."""
-        return check_positive_int(getattr(self, "num_workers", 0), "num_workers", minimum=0)
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            return self.net_.predict_logits(images, features=True, num_workers=self.num_workers).numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
