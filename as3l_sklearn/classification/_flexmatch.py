@@ -45,6 +45,7 @@ from ..utils._validation import (
     check_partial_labels,
     image_range,
     images_before_array_checks,
+    infer_image_shape,
     unlabeled_mask,
     warn_on_image_range,
 )
@@ -221,19 +222,20 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
     mu : int, default=7
         Unlabeled-to-labeled batch ratio.
     lambda_u : float, default=1.0
-        Weight of the unlabeled loss (0 gives supervised training on the labeled samples).
+        Weight of the unlabeled loss, >= 0 (0 gives supervised training on the labeled samples).
     tau : float, default=0.95
-        FlexMatch's fixed threshold.
+        FlexMatch's fixed threshold, in [0, 1].
     threshold_warmup : bool, default=True
         FlexMatch's threshold warm-up.
     lr : float, default=0.03
-        Initial learning rate of SGD, decayed as ``lr * cos(7 pi k / (16 K))``.
+        Initial learning rate of SGD, > 0, decayed as ``lr * cos(7 pi k / (16 K))``.
     momentum : float, default=0.9
+        SGD momentum, in [0, 1) (as for :class:`~as3l_sklearn.SimSiamEmbedder`).
     nesterov : bool, default=True
     weight_decay : float, default=5e-4
-        Applied to weights only, not to BatchNorm parameters and biases.
+        >= 0; applied to weights only, not to BatchNorm parameters and biases.
     ema_decay : float, default=0.999
-        Decay of the exponential moving average of the weights used for evaluation and
+        Decay, in [0, 1], of the exponential moving average of the weights used for evaluation and
         prediction. Step ``k`` uses ``min(ema_decay, (1 + k) / (10 + k))`` so that short runs
         are not dominated by the initial weights (a simplification of the reference code).
     eval_every : int or "auto", default="auto"
@@ -389,13 +391,14 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             max_iter = AUTO_MAX_ITER_GPU if device.startswith("cuda") else AUTO_MAX_ITER_CPU
         else:
             max_iter = int(self.max_iter)
-        switch_iter = _auto_switch_iter(max_iter) if isinstance(self.switch_iter, str) else int(self.switch_iter)
-        if isinstance(self.update_every, str):
+        switch_iter = self.switch_iter
+        switch_iter = _auto_switch_iter(max_iter) if isinstance(switch_iter, str) else int(switch_iter)
+        update_every = self.update_every
+        if isinstance(update_every, str):
             update_every = max(1, switch_iter, max_iter // 10)
-        else:
-            update_every = int(self.update_every)
-        eval_every = max(1, max_iter // 20) if isinstance(self.eval_every, str) else int(self.eval_every)
-        return max_iter, switch_iter, update_every, eval_every
+        eval_every = self.eval_every
+        eval_every = max(1, max_iter // 20) if isinstance(eval_every, str) else int(eval_every)
+        return max_iter, switch_iter, int(update_every), eval_every
 
     def _check_X(self, X, name="X", fitted=False):
         X = _as_image_array(X, name)
@@ -405,13 +408,13 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             if fitted and hasattr(self, "n_features_in_") and n_features != self.n_features_in_:
                 raise ValueError(f"{name} has {n_features} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input")
-            image_shape = _infer_image_shape(image_shape, n_features)
+            image_shape = infer_image_shape(image_shape, n_features)
         # uint8 images (arrays, memory maps, lazy folders) stay uint8: converted per batch
         images = check_images(X, image_shape=image_shape, name=name, lazy=True)
         if fitted:
             check_channels(images, self.image_shape_[0], type(self).__name__, name=name)
             check_image_shape_consistent(images, self.image_shape_, name=name)
-            warn_on_image_range(getattr(self, "input_range_", None), images, X, type(self).__name__, name=name)
+            warn_on_image_range(self.input_range_, images, X, type(self).__name__, name=name)
         return images
 
     def _encode(self, y_like, name):
@@ -911,20 +914,6 @@ def _as_image_array(X, name="X"):
 
 def _identity_view(x, generator=None):
     return x
-
-
-def _infer_image_shape(image_shape, n_features):
-    """Replace one ``-1`` entry of ``image_shape`` with what ``n_features`` implies (as numpy's reshape)."""
-    try:
-        shape = [int(s) for s in image_shape]
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
-    if shape.count(-1) == 1 and len(shape) == 3:
-        known = int(np.prod([s for s in shape if s != -1]))
-        if known <= 0 or n_features % known:
-            raise ValueError(f"image_shape={tuple(image_shape)!r} cannot hold {n_features} features per sample")
-        shape[shape.index(-1)] = n_features // known
-    return tuple(shape)
 
 
 def _encoder_backbone(encoder):

@@ -96,7 +96,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     max_epochs : int, default=40
         Epochs of training of the linear layer (the paper's 40).
     lr : float, default=0.2
-        SGD step size (momentum 0.9, cosine annealing to 0 over ``max_epochs``), expressed
+        SGD step size, > 0 (momentum 0.9, cosine annealing to 0 over ``max_epochs``), expressed
         in units of ``1 / L`` where ``L`` is the smoothness constant of Eq. 1 on the
         conditioned features (twice the largest eigenvalue of their second-moment matrix).
         The same value therefore works for any feature scale. If training diverges (heavy-

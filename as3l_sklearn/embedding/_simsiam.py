@@ -51,6 +51,7 @@ from ..utils._validation import (
     check_random_state_or_generator,
     image_range,
     images_before_array_checks,
+    infer_image_shape,
     warn_on_image_range,
 )
 
@@ -493,19 +494,19 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         machine, whatever the number of images) and 80,000 on CUDA (about 800 epochs of CIFAR-10 at batch 512). Counting
         steps rather than images seen keeps the budget meaningful at any batch size.
     batch_size : int or "auto", default="auto"
-        Images per step, clipped to the number of samples (the last incomplete batch of an
-        epoch is dropped, as BatchNorm needs at least 2 images). ``"auto"``: 512 on CUDA
+        Images per step, at least 2, clipped to the number of samples (the last incomplete batch
+        of an epoch is dropped, as BatchNorm needs at least 2 images). ``"auto"``: 512 on CUDA
         (SimSiam's CIFAR setting), 64 on CPU (measured best for a fixed CPU time).
     lr : float or "auto", default="auto"
-        Base learning rate at batch 256; the SGD rate is ``lr * sqrt(batch_size / 256)``
+        Base learning rate at batch 256, > 0; the SGD rate is ``lr * sqrt(batch_size / 256)``
         (square-root scaling: linear scaling shrinks the rate 8x at batch 32, which left
         short CPU runs barely moving). It rises linearly over the first 5 % of the steps,
         then follows a cosine to 0 at the last step. ``"auto"``: 0.042 on CUDA (SimSiam's
         0.06 at batch 512) and 0.6 on CPU (0.3 at batch 64; short runs need larger steps).
     momentum : float, default=0.9
-        SGD momentum.
+        SGD momentum, in [0, 1).
     weight_decay : float, default=5e-4
-        SGD weight decay (SimSiam's CIFAR setting).
+        SGD weight decay, >= 0 (SimSiam's CIFAR setting).
     device : str, default="auto"
         torch device; ``"auto"`` uses CUDA when available.
     image_shape : tuple of (C, H, W) or None, default=None
@@ -778,7 +779,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         if ndim <= 2 or sp.issparse(X):
             X2 = check_array(X, dtype="numeric", ensure_all_finite=True, input_name="X", estimator=self)
             validate_data(self, X, skip_check_array=True, reset=reset)
-            shape = _resolve_image_shape(self.image_shape, X2.shape[1]) if reset else self.image_shape_
+            shape = infer_image_shape(self.image_shape, X2.shape[1]) if reset else self.image_shape_
             images = check_images(X2, image_shape=shape, name="X")
         else:
             # uint8 images (arrays, memory maps, lazy folders) are kept, not converted whole
@@ -792,7 +793,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         else:
             check_channels(images, self.image_shape_[0], type(self).__name__)
             check_image_shape_consistent(images, self.image_shape_, name="X")
-            warn_on_image_range(getattr(self, "input_range_", None), images, X, type(self).__name__)
+            warn_on_image_range(self.input_range_, images, X, type(self).__name__)
         return images
 
     def _build_module(self, channels: int, size: tuple, encoder_size: tuple, head_dims: tuple, expected_steps: int, device: str):
@@ -1138,26 +1139,6 @@ def _check_encoder_fits(encoder, channels, size, name):
         encoder.train(was_training)
     if out.ndim != 2:
         raise ValueError(f"backbone {name!r} must return (n, d) features, got shape {tuple(out.shape)}")
-
-
-def _resolve_image_shape(image_shape, n_features: int):
-    """``image_shape`` with a ``-1`` entry inferred from ``n_features`` (as numpy.reshape)."""
-    if image_shape is None:
-        return None
-    try:
-        shape = [int(s) for s in image_shape]
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
-    if len(shape) != 3:
-        raise ValueError(f"image_shape must be a tuple of 3 ints (C, H, W), got {image_shape!r}")
-    if shape.count(-1) == 1:
-        known = int(np.prod([s for s in shape if s != -1]))
-        if known < 1 or n_features % known:
-            raise ValueError(
-                f"image_shape={tuple(image_shape)} cannot un-flatten X with {n_features} features per sample"
-            )
-        shape[shape.index(-1)] = n_features // known
-    return tuple(shape)
 
 
 def _weights_fingerprint(module, image_size=None) -> str:

@@ -137,12 +137,12 @@ class LLGCPropagator(_BasePropagator):
     alpha : float, default=0.99
         Spreading factor in (0, 1): the weight of the graph against the given labels.
     gamma : float, default=3.0
-        Power applied to the cosine similarities (Iscen et al. use 3): larger values trust
-        only the closest neighbours.
+        Power applied to the cosine similarities, > 0 (Iscen et al. use 3): larger values
+        trust only the closest neighbours.
     max_iter : int, default=20
         Conjugate-gradient iterations (Iscen et al. use 20).
     tol : float, default=1e-6
-        Conjugate gradient stops early once every class's residual norm is at most ``tol``
+        > 0. Conjugate gradient stops early once every class's residual norm is at most ``tol``
         times the norm of its right-hand side.
     calibrate : bool, default=True
         Fit the temperature of the priors by leave-one-out on the labeled samples (step 4).

@@ -18,7 +18,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import nearest_centers, seeding_sample_size
 from ..utils import check_features, check_random_state_or_generator
-from ..utils._param_validation import RANDOM_STATE, IntSequence, Integral, Interval, Real, StrOptions, fit_context
+from ..utils._param_validation import (
+    RANDOM_STATE,
+    IntSequence,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    fit_context,
+)
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 # unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers,

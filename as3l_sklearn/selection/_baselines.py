@@ -494,7 +494,7 @@ class ProbCoverSelector(BaseSelector):
     Parameters
     ----------
     delta : float or None, default=None
-        Ball radius (Euclidean, in units of the L2-normalised features when
+        Ball radius, > 0 (Euclidean, in units of the L2-normalised features when
         ``normalize=True``). ``None`` chooses it from purity.
     purity_threshold : float, default=0.95
         The paper's ``alpha``: the fraction of pure balls delta must keep, in ``(0, 1]``.

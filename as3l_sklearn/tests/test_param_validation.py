@@ -82,3 +82,21 @@ def test_own_constraints_work_in_validate_params():
     assert resize((2, 3)) == (2, 3)
     with pytest.raises(InvalidParameterError, match="The 'shape' parameter of .*resize must be a tuple"):
         resize(2, shape=(1, 2))
+
+
+def test_utils_modules_import_one_way():
+    """``_param_validation`` <- ``_validation`` (no torch) <- ``_torch``: a module never imports
+    one that comes after it, so there is no import circle among them."""
+    import ast
+    from pathlib import Path
+
+    import as3l_sklearn.utils as utils
+
+    order = ["_param_validation", "_validation", "_torch"]
+    for position, name in enumerate(order):
+        tree = ast.parse(Path(utils.__file__).with_name(f"{name}.py").read_text())
+        relative = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level}
+        absolute = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not relative & set(order[position:]), f"{name} imports {relative & set(order[position:])}"
+        if name != "_torch":
+            assert "torch" not in absolute, f"{name} imports torch"

@@ -129,7 +129,9 @@ def _is_int(value, minimum) -> bool:
 
 def _sequence(value):
     """``value`` as a list when it is a sequence of values (not a string, not a mapping), else None."""
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+    if isinstance(value, (str, bytes, dict)):
+        return None
+    if not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
         return None
     if getattr(value, "ndim", 1) != 1:  # a 0-d or n-d array
         return None
@@ -172,7 +174,7 @@ class ImageShape(_Test):
         return len(unknown) <= 1 and all(_is_int(s, 1) for s in shape if not (unknown and s == -1))
 
     def _words(self):
-        inferred = ", one of which may be -1" if self.inferred else ""
+        inferred = " (one may be -1)" if self.inferred else ""
         return f"a tuple (C, H, W) of 3 positive ints{inferred}"
 
 
@@ -218,7 +220,8 @@ class MeanStd(_Test):
                 and bool(np.isfinite(std).all()) and bool((std > 0).all()))
 
     def _words(self):
-        return "a pair (mean, std) of numbers or of equally long sequences, with finite means and positive stds"
+        return ("a pair (mean, std) of numbers or of equally long sequences, with finite means "
+                "and positive stds")
 
 
 class Fitted(_Test):
@@ -272,10 +275,12 @@ def check_param(value, name: str, constraints: list, caller_name: str | None = N
     --------
     >>> check_param(3, "n_budget", [Interval(Integral, 1, None, closed="left")])
     3
-    >>> check_param(0, "n_budget", [Interval(Integral, 1, None, closed="left")], "RandomSelector.select")
-    Traceback (most recent call last):
-    ...
-    sklearn.utils._param_validation.InvalidParameterError: The 'n_budget' parameter of RandomSelector.select must be an int in the range [1, inf). Got 0 instead.
+    >>> try:
+    ...     check_param(0, "n_budget", [Interval(Integral, 1, None, closed="left")],
+    ...                 "RandomSelector.select")
+    ... except ValueError as exc:
+    ...     print(exc)
+    The 'n_budget' parameter of RandomSelector.select must be an int in the range [1, inf). Got 0 instead.
     """
     placeholder = caller_name or "<caller>"
     try:

@@ -33,7 +33,15 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from ._param_validation import RANDOM_STATE, ImageShape, ImageSize, IntSequence, Integral, Interval, check_param
+from ._param_validation import (
+    RANDOM_STATE,
+    ImageShape,
+    ImageSize,
+    IntSequence,
+    Integral,
+    Interval,
+    check_param,
+)
 
 UNLABELED = -1
 
@@ -718,6 +726,29 @@ def images_before_array_checks(X, name: str = "X"):
             "array.reshape(1, -1) if it contains a single sample."
         )
     return X
+
+
+def infer_image_shape(image_shape, n_features: int):
+    """``image_shape`` (a valid ``ImageShape(inferred=True)``, or None) with its ``-1`` entry,
+    if any, inferred from ``n_features`` as ``numpy.reshape`` does; a ``ValueError`` when the
+    features do not fill whole images.
+
+    Examples
+    --------
+    >>> infer_image_shape((1, 1, -1), 12)
+    (1, 1, 12)
+    """
+    if image_shape is None:
+        return None
+    shape = [int(s) for s in image_shape]
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if n_features % known:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} cannot un-flatten X with {n_features} features per sample"
+            )
+        shape[shape.index(-1)] = n_features // known
+    return tuple(shape)
 
 
 def check_image_shape_consistent(images: np.ndarray, fitted_shape, *, name: str = "X") -> None:
