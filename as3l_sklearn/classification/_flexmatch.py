@@ -701,16 +701,10 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         self.input_range_ = image_range(images, X)
 
     def _check_callbacks(self):
-        """``callbacks`` as a list of ``(name, skorch Callback)`` pairs (names must not clash with ours)."""
-        from skorch.callbacks import Callback
-
+        """``callbacks`` (``(name, skorch Callback)`` pairs by the constraints) as tuples; the
+        names must not clash with the estimator's own callbacks."""
         callbacks = list(self.callbacks or [])
         for item in callbacks:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
-                raise TypeError(f"callbacks must be a list of (name, callback) pairs, got {item!r}")
-            if not isinstance(item[1], Callback) and not (isinstance(item[1], type) and issubclass(item[1], Callback)):
-                raise TypeError(f"callbacks: {item[0]!r} must be a skorch.callbacks.Callback, got "
-                                f"{type(item[1]).__name__}")
             if item[0].startswith("flexmatch_") or item[0] in ("epoch_timer", "train_loss", "lr_schedule", "ema"):
                 raise ValueError(f"callbacks: the name {item[0]!r} is taken by the estimator's own callbacks")
         return [tuple(item) for item in callbacks]

@@ -10,6 +10,7 @@ from numbers import Integral, Real
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Checkpoint, EarlyStopping
 
 from as3l_sklearn.utils._param_validation import (
     DEVICE,
@@ -37,7 +38,8 @@ from as3l_sklearn.utils._param_validation import (
     (ImageShape(), [(1, 8, 8), [3, 4, 5]], [(1, 8), (0, 8, 8), (1, 1, -1), (1.0, 8, 8), "1x8x8"]),
     (ImageShape(inferred=True), [(1, 1, -1), (3, 4, 5)], [(-1, 1, -1), (1, -2, 4), (1, 0, -1)]),
     (IntSequence(1), [[2, 3], (10,), np.array([4])], [[], [0, 3], [2, 2.5], "23", 3, [True]]),
-    (NamedCallbacks(), [[], [("ckpt", object())]], [("ckpt", object()), [("ckpt",)], [(1, object())]]),
+    (NamedCallbacks(), [[], [("ckpt", Checkpoint())], [("stop", EarlyStopping)]],
+     [(("ckpt", Checkpoint()),), [("ckpt",)], [(1, Checkpoint())], [("ckpt", object())], [Checkpoint()]]),
     (MeanStd(), [(0.5, 0.2), ((0.5, 0.4, 0.3), [0.2, 0.2, 0.2])],
      ["imagenet", (0.5,), (0.5, 0.0), ((0.5, 0.5), (0.2,)), (np.nan, 1.0), ("a", "b")]),
     (TorchModule(), [torch.nn.Linear(2, 2)], [torch.zeros(2), "small_cnn", None]),

@@ -194,14 +194,21 @@ class IntSequence(_Test):
 
 
 class NamedCallbacks(_Test):
-    """skorch callbacks as skorch takes them: a list of ``(name, callback)`` pairs."""
+    """skorch callbacks as skorch takes them: a list of ``(name, callback)`` pairs, each
+    callback a ``skorch.callbacks.Callback`` instance or subclass."""
 
     def _test(self, val):
+        from skorch.callbacks import Callback  # only the torch estimators take callbacks
+
+        def is_callback(obj):
+            return isinstance(obj, Callback) or (isinstance(obj, type) and issubclass(obj, Callback))
+
         return isinstance(val, list) and all(
-            isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str) for item in val)
+            isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+            and is_callback(item[1]) for item in val)
 
     def _words(self):
-        return "a list of (name, callback) pairs"
+        return "a list of (name, skorch.callbacks.Callback) pairs"
 
 
 class MeanStd(_Test):
