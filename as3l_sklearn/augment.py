@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import functools
 import math
-import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .utils import check_image_size
+from .utils._param_validation import ImageSize, Integral, Interval, Real, StrOptions, validate_params
 
 __all__ = ["RANDAUGMENT_OPS", "SIMSIAM_PRESETS", "SimSiamAugment", "StrongAugment", "WeakAugment"]
 
@@ -65,12 +65,9 @@ _LUMA = (0.299, 0.587, 0.114)
 
 
 # --------------------------------------------------------------------------- validation
-def _check_probability(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    return float(value)
+_PROBABILITY = [Interval(Real, 0, 1, closed="both")]
+_IMAGE_SIZE = [ImageSize(2)]
+_PADDING = [Interval(Integral, 0, None, closed="left"), None]
 
 
 def _check_batch(x, generator, size: tuple[int, int], channels: int | None = None) -> None:
@@ -454,15 +451,15 @@ class WeakAugment(nn.Module):
     torch.Size([5, 1, 8, 8])
     """
 
+    @validate_params({"image_size": _IMAGE_SIZE, "padding": _PADDING, "flip_p": _PROBABILITY},
+                     prefer_skip_nested_validation=True)
     def __init__(self, image_size=28, padding: int | None = None, flip_p: float = 0.5):
         super().__init__()
         self.image_size = check_image_size(image_size, minimum=2)
         if padding is None:
             padding = int(round(0.125 * min(self.image_size)))
-        if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
-            raise ValueError(f"padding must be a non-negative int or None, got {padding!r}")
         self.padding = int(padding)
-        self.flip_p = _check_probability(flip_p, "flip_p")
+        self.flip_p = float(flip_p)
 
     def extra_repr(self) -> str:
         return f"image_size={self.image_size}, padding={self.padding}, flip_p={self.flip_p}"
@@ -518,6 +515,12 @@ class StrongAugment(nn.Module):
     (torch.Size([5, 3, 8, 8]), True, True)
     """
 
+    @validate_params(
+        {"image_size": _IMAGE_SIZE, "n_ops": [Interval(Integral, 0, None, closed="left")],
+         "cutout": _PROBABILITY, "flip_crop": ["boolean"], "padding": _PADDING, "fill": _PROBABILITY,
+         "cutout_fill": _PROBABILITY},
+        prefer_skip_nested_validation=True,
+    )
     def __init__(
         self,
         image_size=28,
@@ -530,14 +533,12 @@ class StrongAugment(nn.Module):
     ):
         super().__init__()
         self.image_size = check_image_size(image_size, minimum=2)
-        if isinstance(n_ops, bool) or not isinstance(n_ops, numbers.Integral) or n_ops < 0:
-            raise ValueError(f"n_ops must be a non-negative int, got {n_ops!r}")
         self.n_ops = int(n_ops)
-        self.cutout = _check_probability(cutout, "cutout")
+        self.cutout = float(cutout)
         self.flip_crop = bool(flip_crop)
         self.weak = WeakAugment(self.image_size, padding=padding)
-        self.fill = _check_probability(fill, "fill")
-        self.cutout_fill = _check_probability(cutout_fill, "cutout_fill")
+        self.fill = float(fill)
+        self.cutout_fill = float(cutout_fill)
 
     def extra_repr(self) -> str:
         return (
@@ -621,6 +622,13 @@ class SimSiamAugment(nn.Module):
     torch.Size([4, 1, 28, 28])
     """
 
+    @validate_params(
+        # crop_scale and jitter are checked in the body: their entries bound one another
+        {"image_size": _IMAGE_SIZE, "channels": [Interval(Integral, 1, None, closed="left")],
+         "crop_scale": "no_validation", "flip_p": _PROBABILITY, "jitter": "no_validation",
+         "jitter_p": _PROBABILITY, "grayscale_p": _PROBABILITY},
+        prefer_skip_nested_validation=True,
+    )
     def __init__(
         self,
         image_size=28,
@@ -633,8 +641,6 @@ class SimSiamAugment(nn.Module):
     ):
         super().__init__()
         self.image_size = check_image_size(image_size, minimum=2)
-        if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.channels = int(channels)
         if crop_scale is None:
             crop_scale = (0.5, 1.0) if max(self.image_size) <= 16 else (0.2, 1.0)
@@ -647,7 +653,7 @@ class SimSiamAugment(nn.Module):
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale!r}")
         self.crop_scale = (low, high)
-        self.flip_p = _check_probability(flip_p, "flip_p")
+        self.flip_p = float(flip_p)
         try:
             brightness, contrast, saturation, hue = (float(v) for v in jitter)
         except (TypeError, ValueError):
@@ -657,10 +663,13 @@ class SimSiamAugment(nn.Module):
         if min(brightness, contrast, saturation) < 0 or not 0 <= hue <= 0.5:
             raise ValueError(f"jitter strengths must be >= 0 and hue in [0, 0.5], got {jitter!r}")
         self.jitter = (brightness, contrast, saturation, hue)
-        self.jitter_p = _check_probability(jitter_p, "jitter_p")
-        self.grayscale_p = _check_probability(grayscale_p, "grayscale_p")
+        self.jitter_p = float(jitter_p)
+        self.grayscale_p = float(grayscale_p)
 
     @classmethod
+    @validate_params({"preset": [StrOptions(set(SIMSIAM_PRESETS))], "image_size": _IMAGE_SIZE,
+                      "channels": [Interval(Integral, 1, None, closed="left")]},
+                     prefer_skip_nested_validation=False)  # the constructor checks the rest
     def from_preset(cls, preset: str, image_size=28, channels: int = 1) -> SimSiamAugment:
         """The view recipe of :data:`SIMSIAM_PRESETS` ``[preset]`` for images of this size.
 
@@ -685,8 +694,6 @@ class SimSiamAugment(nn.Module):
         >>> SimSiamAugment.from_preset("grayscale", image_size=28).crop_scale
         (0.4, 1.0)
         """
-        if preset not in SIMSIAM_PRESETS:
-            raise ValueError(f"preset must be one of {sorted(SIMSIAM_PRESETS)}, got {preset!r}")
         params = dict(SIMSIAM_PRESETS[preset])
         if max(check_image_size(image_size, minimum=2)) <= 16:
             params["crop_scale"] = (max(0.5, params["crop_scale"][0]), 1.0)

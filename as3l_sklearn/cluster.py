@@ -39,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import kmeans_plusplus
 
-from .utils import check_features, check_positive_int
-from .utils import check_random_state_or_generator
+from .utils import check_features, check_random_state_or_generator
+from .utils._param_validation import RANDOM_STATE, Integral, Interval, StrOptions, validate_params
 
 BACKENDS = ("auto", "faiss", "sklearn")
 NEIGHBOR_INDEXES = ("auto", "flat", "hnsw", "ivf")
@@ -74,6 +74,11 @@ HNSW_EF_SEARCH = 64
 SEEDING_MIN_SAMPLES = 10_000
 SEEDING_SAMPLES_PER_CLUSTER = 20
 
+_COUNT = Interval(Integral, 1, None, closed="left")
+_BACKEND = StrOptions(set(BACKENDS))
+#: the ``index`` of :func:`knn_search`, the ``neighbor_index`` of the estimators that search
+NEIGHBOR_INDEX = StrOptions(set(NEIGHBOR_INDEXES))
+
 
 def _faiss():
     try:
@@ -100,8 +105,7 @@ def _num_gpus(faiss) -> int:
 
 
 def _resolve_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    """The backend ``"auto"`` stands for; ``"faiss"`` without faiss installed raises."""
     if backend == "auto":
         return "faiss" if _faiss() is not None else "sklearn"
     if backend == "faiss" and _faiss() is None:
@@ -127,6 +131,20 @@ class KMeansResult:
     inertia: float
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "n_clusters": [_COUNT],
+        "init": ["array-like", None],
+        "max_iter": [_COUNT],
+        "n_init": [_COUNT],
+        "random_state": RANDOM_STATE,
+        "backend": [_BACKEND],
+        "verbose": ["verbose"],
+        "init_sample_size": [_COUNT, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def kmeans(
     X,
     n_clusters: int,
@@ -177,9 +195,6 @@ def kmeans(
     (3, 4)
     """
     X = check_features(X, name="X")
-    n_clusters = check_positive_int(n_clusters, "n_clusters")
-    max_iter = check_positive_int(max_iter, "max_iter")
-    n_init = check_positive_int(n_init, "n_init")
     n_samples = X.shape[0]
     if n_clusters > n_samples:
         raise ValueError(f"n_clusters={n_clusters} is larger than the number of samples ({n_samples})")
@@ -197,16 +212,16 @@ def kmeans(
         if init_sample_size is None:
             sample_size = seeding_sample_size(n_clusters)
         else:
-            sample_size = max(check_positive_int(init_sample_size, "init_sample_size"), n_clusters)
+            sample_size = max(int(init_sample_size), n_clusters)
         inits = _kmeans_plusplus_starts(X, n_clusters, n_init, rng, sample_size)
 
     best = None
     for start in inits:
         seed = int(rng.randint(2**31 - 1))
         if backend == "faiss":
-            centers = _lloyd_faiss(X, start, max_iter, seed, verbose)
+            centers = _lloyd_faiss(X, start, int(max_iter), seed, verbose)
         else:
-            centers = _lloyd_sklearn(X, start, max_iter, seed, verbose)
+            centers = _lloyd_sklearn(X, start, int(max_iter), seed, verbose)
         # X was validated above and the Lloyd runs return C-contiguous float32 centers
         labels, distances = nearest_centers(X, centers, backend=backend, check_input=False)
         # summed in float64: near the float32 limit of check_features the sum would overflow
@@ -222,6 +237,7 @@ def kmeans(
 _UPCAST_MAX_BYTES = 1 << 30
 
 
+@validate_params({"n_clusters": [_COUNT]}, prefer_skip_nested_validation=True)
 def seeding_sample_size(n_clusters: int) -> int:
     """Points k-means++ seeding uses by default: ``max(10_000, 20 * n_clusters)``.
 
@@ -287,6 +303,10 @@ def _lloyd_sklearn(X, init, max_iter, seed, verbose):
     return np.ascontiguousarray(model.cluster_centers_, dtype=np.float32)
 
 
+@validate_params(
+    {"X": ["array-like"], "centers": ["array-like"], "backend": [_BACKEND], "check_input": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def nearest_centers(X, centers, *, backend: str = "auto", check_input: bool = True):
     """Index of and squared distance to the nearest center for every row of ``X``.
 
@@ -317,13 +337,11 @@ def nearest_centers(X, centers, *, backend: str = "auto", check_input: bool = Tr
     return indices[:, 0], distances[:, 0]
 
 
-def check_neighbor_index(index, name: str = "index") -> str:
-    """Validate a neighbour-index choice; the error names ``name`` (the caller's parameter)."""
-    if not isinstance(index, str) or index not in NEIGHBOR_INDEXES:
-        raise ValueError(f"{name} must be one of {NEIGHBOR_INDEXES}, got {index!r}")
-    return index
-
-
+@validate_params(
+    {"index": [NEIGHBOR_INDEX], "n_database": [Interval(Integral, 0, None, closed="left")],
+     "backend": [_BACKEND], "name": [str]},
+    prefer_skip_nested_validation=True,
+)
 def resolve_neighbor_index(index: str, n_database: int, *, backend: str = "auto",
                            name: str = "index") -> str:
     """The index :func:`knn_search` builds for ``n_database`` rows.
@@ -345,7 +363,6 @@ def resolve_neighbor_index(index: str, n_database: int, *, backend: str = "auto"
     >>> resolve_neighbor_index("flat", 2_000_000) in ("flat", "brute")
     True
     """
-    index = check_neighbor_index(index, name)
     backend = _resolve_backend(backend)
     if backend != "faiss":
         if index in ("hnsw", "ivf"):
@@ -359,6 +376,11 @@ def resolve_neighbor_index(index: str, n_database: int, *, backend: str = "auto"
     return index
 
 
+@validate_params(
+    {"database": ["array-like"], "queries": ["array-like"], "k": [_COUNT], "backend": [_BACKEND],
+     "index": [NEIGHBOR_INDEX]},
+    prefer_skip_nested_validation=True,
+)
 def knn_search(database, queries, k: int, *, backend: str = "auto", index: str = "auto"):
     """k-nearest-neighbour search under the Euclidean distance, exact or approximate.
 
@@ -413,10 +435,9 @@ def knn_search(database, queries, k: int, *, backend: str = "auto", index: str =
     >>> exact.shape == approx.shape == (50, 5)
     True
     """
-    index = check_neighbor_index(index, "index")
     database = check_features(database, name="database")
     queries = check_features(queries, name="queries")
-    k = check_positive_int(k, "k")
+    k = int(k)
     if k > database.shape[0]:
         raise ValueError(f"k={k} is larger than the database ({database.shape[0]} rows)")
     if database.shape[1] != queries.shape[1]:

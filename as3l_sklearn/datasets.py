@@ -45,6 +45,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from .utils import check_image_size
+from .utils._param_validation import ImageSize, Integral, Interval, StrOptions, check_param, validate_params
+
 __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
     "DatasetNotFoundError",
@@ -97,17 +100,13 @@ def _result(X, y, target_names, return_X_y, descr, **extra):
                  DESCR=descr, **extra)
 
 
-def _check_split(split, allowed, name="split"):
-    if split not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {split!r}")
-    return split
+#: constraints of the loaders' arguments
+_PATH = [str, os.PathLike]
+_TRAIN_TEST = [StrOptions({"train", "test"})]
 
 
 def _check_root(root, name="root") -> Path:
-    if root is None:
-        raise ValueError(f"{name} is required: the directory that holds the data set files")
-    if not isinstance(root, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {type(root).__name__}")
+    """``root`` as a path to an existing directory (its type is the loader's constraint)."""
     path = Path(root).expanduser()
     if not path.exists():
         raise DatasetNotFoundError(f"{name}={str(root)!r} does not exist")
@@ -120,6 +119,7 @@ def _check_root(root, name="root") -> Path:
 # digits (embedded default)
 
 
+@validate_params({"return_X_y": ["boolean"]}, prefer_skip_nested_validation=True)
 def load_digits_images(*, return_X_y: bool = True):
     """scikit-learn's bundled handwritten digits as ``uint8`` images (the embedded default).
 
@@ -199,6 +199,10 @@ def _fashion_mnist_dirs(root):
     return [root / "FashionMNIST" / "raw", root / "raw", root]
 
 
+@validate_params(
+    {"root": [*_PATH, None], "split": _TRAIN_TEST, "download": ["boolean"], "return_X_y": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def load_fashion_mnist(root=None, split: str = "train", *, download: bool = False,
                        return_X_y: bool = True):
     """Fashion-MNIST (60,000 train / 10,000 test 28x28 grayscale images of 10 clothing classes).
@@ -241,10 +245,6 @@ def load_fashion_mnist(root=None, split: str = "train", *, download: bool = Fals
     >>> X.shape  # doctest: +SKIP
     (10000, 28, 28, 1)
     """
-    _check_split(split, ("train", "test"))
-    if root is not None and not isinstance(root, (str, os.PathLike)):
-        raise TypeError(
-            f"root must be a path (str or os.PathLike) or None, got {type(root).__name__}")
     prefix = "train" if split == "train" else "t10k"
     images_stem, labels_stem = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
@@ -320,6 +320,8 @@ def _read_cifar(directory: Path, batch_names, label_key: str, meta_name: str, na
     return X, y, _unpickle(directory / meta_name)[names_key]
 
 
+@validate_params({"root": _PATH, "split": _TRAIN_TEST, "return_X_y": ["boolean"]},
+                 prefer_skip_nested_validation=True)
 def load_cifar10(root, split: str = "train", *, return_X_y: bool = True):
     """CIFAR-10 (50,000 train / 10,000 test 32x32 colour images, 10 classes) from a local root.
 
@@ -343,7 +345,6 @@ def load_cifar10(root, split: str = "train", *, return_X_y: bool = True):
     --------
     >>> X, y = load_cifar10("~/data", split="test")  # doctest: +SKIP
     """
-    _check_split(split, ("train", "test"))
     directory = _cifar_dir(root, "cifar-10-batches-py")
     names = ["data_batch_%d" % i for i in range(1, 6)] if split == "train" else ["test_batch"]
     X, y, class_names = _read_cifar(directory, names, "labels", "batches.meta", "label_names",
@@ -352,6 +353,11 @@ def load_cifar10(root, split: str = "train", *, return_X_y: bool = True):
                    f"CIFAR-10 {split} split, read from {directory}")
 
 
+@validate_params(
+    {"root": _PATH, "split": _TRAIN_TEST, "label_type": [StrOptions({"fine", "coarse"})],
+     "return_X_y": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def load_cifar100(root, split: str = "train", *, label_type: str = "fine",
                   return_X_y: bool = True):
     """CIFAR-100 (50,000 train / 10,000 test 32x32 colour images) from a local root.
@@ -377,8 +383,6 @@ def load_cifar100(root, split: str = "train", *, label_type: str = "fine",
     --------
     >>> X, y = load_cifar100("~/data", split="test")  # doctest: +SKIP
     """
-    _check_split(split, ("train", "test"))
-    _check_split(label_type, ("fine", "coarse"), name="label_type")
     directory = _cifar_dir(root, "cifar-100-python")
     X, y, class_names = _read_cifar(directory, [split], f"{label_type}_labels", "meta",
                                     f"{label_type}_label_names", "CIFAR-100")
@@ -398,6 +402,11 @@ def _stl10_images(path: Path) -> np.ndarray:
     return data.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)
 
 
+@validate_params(
+    {"root": _PATH, "split": [StrOptions({"train", "test", "unlabeled", "train+unlabeled"})],
+     "return_X_y": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def load_stl10(root, split: str = "train", *, return_X_y: bool = True):
     """STL-10 (96x96 colour images, 10 classes; 5,000 train, 8,000 test, 100,000 unlabeled).
 
@@ -423,7 +432,6 @@ def load_stl10(root, split: str = "train", *, return_X_y: bool = True):
     --------
     >>> X, y = load_stl10("~/data", split="train+unlabeled")  # doctest: +SKIP
     """
-    _check_split(split, ("train", "test", "unlabeled", "train+unlabeled"))
     root = _check_root(root)
     directory = root / "stl10_binary" if (root / "stl10_binary").is_dir() else root
     parts = split.split("+")
@@ -510,39 +518,13 @@ def _image_files(directory: Path, visited: set) -> list:
             if key in visited:
                 warnings.warn(f"load_image_folder: skipped {sub}: it leads to a folder that is "
                               "already read (a link loop or a second link to it)",
-                              UserWarning, stacklevel=3)
+                              UserWarning, stacklevel=5)
                 continue
             visited.add(key)
             kept.append(name)
         dirnames[:] = kept
         files.extend(Path(dirpath) / f for f in filenames if _is_image_name(f))
     return sorted(files, key=lambda f: f.parts)
-
-
-def _check_image_size(image_size):
-    if image_size is None:
-        return None
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        size = (int(image_size), int(image_size))
-    else:
-        try:
-            size = tuple(int(s) for s in image_size)
-        except TypeError as exc:
-            raise TypeError(
-                f"image_size must be an int or a (height, width) pair, got {image_size!r}") from exc
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(
-            f"image_size must be a positive int or a (height, width) pair, got {image_size!r}")
-    return size
-
-
-def _check_max_size(max_size):
-    if max_size is None:
-        return None
-    if (not isinstance(max_size, (int, np.integer)) or isinstance(max_size, bool)
-            or max_size < 1):
-        raise ValueError(f"max_size must be a positive int (pixels) or None, got {max_size!r}")
-    return int(max_size)
 
 
 def _folder_entries(root: Path, labels: str, unlabeled_dir: str) -> list:
@@ -559,7 +541,7 @@ def _folder_entries(root: Path, labels: str, unlabeled_dir: str) -> list:
         key = _folder_key(sub)
         if key in visited:
             warnings.warn(f"load_image_folder: skipped {sub}: it leads to a folder that is "
-                          "already read", UserWarning, stacklevel=3)
+                          "already read", UserWarning, stacklevel=4)
             continue
         # reserved before any walk, so that a link inside one class folder into another (or
         # back to the root) is skipped instead of labelling that folder's images twice
@@ -636,6 +618,20 @@ def _read_resized(file: Path, mode: str, width: int, height: int) -> np.ndarray:
         return np.asarray(converted, dtype=np.uint8).reshape(height, width, channels)
 
 
+@validate_params(
+    {
+        "path": _PATH,
+        "image_size": [ImageSize(1), None],
+        "labels": [StrOptions({"subfolders", "none"})],
+        "color_mode": [StrOptions({"auto", "rgb", "grayscale"})],
+        "max_size": [Interval(Integral, 1, None, closed="left"), None],
+        "on_error": [StrOptions({"raise", "warn"})],
+        "unlabeled_dir": [str],
+        "return_X_y": ["boolean"],
+        "lazy": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
                       color_mode: str = "auto", max_size=DEFAULT_MAX_SIZE,
                       on_error: str = "raise", unlabeled_dir: str = "unlabeled",
@@ -733,105 +729,116 @@ def load_image_folder(path, image_size=None, *, labels: str = "subfolders",
     >>> bunch.files.tolist(), bunch.target.tolist()
     (['cat/a.png', 'dog/b.png', 'unlabeled/c.png'], [-1, -1, -1])
     """
-    if path is None or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a folder path (str or os.PathLike), got {path!r}")
     root = Path(path).expanduser().absolute()
     if not root.exists():
         raise DatasetNotFoundError(f"path={str(path)!r} does not exist")
     if not root.is_dir():
         raise ValueError(f"path={str(path)!r} is not a folder")
-    size = _check_image_size(image_size)
-    max_size = _check_max_size(max_size)
-    _check_split(labels, ("subfolders", "none"), name="labels")
-    _check_split(color_mode, ("auto", "rgb", "grayscale"), name="color_mode")
-    _check_split(on_error, ("raise", "warn"), name="on_error")
-
     entries = _folder_entries(root, labels, unlabeled_dir)
     if not entries:
         where = ("at any depth" if labels == "none" else
                  f"in class sub-folders, in {unlabeled_dir}/ and in the folder itself")
         raise ValueError(f"path={str(path)!r} holds no image (looked for "
                          f"{', '.join(IMAGE_EXTENSIONS)} {where})")
-
-    def relative(file):
-        return file.relative_to(root).as_posix()
-
-    skipped = []
-
-    def unreadable(file, exc):
-        if on_error == "raise":
-            raise ValueError(f"cannot read image {file}: {exc} (pass on_error='warn' to skip "
-                             "unreadable files)") from exc
-        warnings.warn(f"load_image_folder: skipped unreadable image {file}: {exc}",
-                      UserWarning, stacklevel=3)
-        skipped.append(relative(file))
-
-    # pass 1: headers only (size, mode, orientation); nothing is decoded
-    headers, kept = [], []
-    for file, class_name in entries:
-        try:
-            problem = _not_regular_file(file)
-        except OSError as exc:
-            unreadable(file, exc)
-            continue
-        if problem is not None:
-            warnings.warn(f"load_image_folder: skipped {file}: {problem}",
-                          UserWarning, stacklevel=2)
-            skipped.append(relative(file))
-            continue
-        try:
-            headers.append(_read_header(file))
-        except Exception as exc:  # PIL raises many types for unreadable files
-            unreadable(file, exc)
-            continue
-        kept.append((file, class_name))
-    if not kept:
-        raise ValueError(f"path={str(path)!r} holds no readable image; skipped: {skipped}")
-
+    reader = _FolderReader(root, on_error, path)
+    kept, headers = reader.read_headers(entries)
     if color_mode == "auto":
         gray = all(mode in _GRAY_MODES for _, _, mode in headers)
         color_mode = "grayscale" if gray else "rgb"
-    mode = "L" if color_mode == "grayscale" else "RGB"
-    if size is None:
-        # PIL sizes are (width, height); the most common wins, ties go to the first seen
-        width, height = Counter((w, h) for w, h, _ in headers).most_common(1)[0][0]
-        if max_size is not None and max(width, height) > max_size:
-            scale = max_size / max(width, height)
-            width, height = max(1, round(width * scale)), max(1, round(height * scale))
-        size = (height, width)
-    height, width = size
-    channels = 1 if mode == "L" else 3
+    height, width = _output_size(image_size, headers, max_size)
+    if lazy:
+        X = ImageFolderArray([str(f) for f, _ in kept], image_size=(height, width), color_mode=color_mode)
+        return reader.result(X, kept, return_X_y, f"image folder {root} (lazy)")
+    X, kept = reader.read_pixels(kept, "L" if color_mode == "grayscale" else "RGB", height, width)
+    return reader.result(X, kept, return_X_y, f"image folder {root}")
 
-    def result(X, description):
-        # classes are the sub-folders with at least one image kept, in sorted order
+
+def _output_size(image_size, headers, max_size) -> tuple:
+    """``(height, width)`` of the loaded images: ``image_size``, else the most common
+    (upright) size of the headers, scaled down so that its longer side is at most ``max_size``."""
+    if image_size is not None:
+        return check_image_size(image_size)
+    # PIL sizes are (width, height); the most common wins, ties go to the first seen
+    width, height = Counter((w, h) for w, h, _ in headers).most_common(1)[0][0]
+    if max_size is not None and max(width, height) > max_size:
+        scale = max_size / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    return height, width
+
+
+class _FolderReader:
+    """The two passes of :func:`load_image_folder` over the files of ``root``, with the
+    ``on_error`` policy and the list of files left out (``skipped``, relative paths).
+
+    Warnings name the caller of :func:`load_image_folder` (``stacklevel`` counts this method,
+    the pass, ``load_image_folder`` and its parameter check).
+    """
+
+    def __init__(self, root: Path, on_error: str, path):
+        self.root = root
+        self.on_error = on_error
+        self.path = path  # as given, for the messages
+        self.skipped = []
+
+    def relative(self, file: Path) -> str:
+        return file.relative_to(self.root).as_posix()
+
+    def leave_out(self, file: Path, exc, *, problem=None) -> None:
+        """An unreadable file: raise with ``on_error="raise"`` (a file that is not a regular
+        file, ``problem``, is always left out), else warn and record it in ``skipped``."""
+        if problem is None and self.on_error == "raise":
+            raise ValueError(f"cannot read image {file}: {exc} (pass on_error='warn' to skip "
+                             "unreadable files)") from exc
+        message = f"skipped {file}: {problem}" if problem else f"skipped unreadable image {file}: {exc}"
+        warnings.warn(f"load_image_folder: {message}", UserWarning, stacklevel=5)
+        self.skipped.append(self.relative(file))
+
+    def read_headers(self, entries):
+        """Pass 1, headers only (size, mode, orientation; nothing decoded): the entries kept
+        and their ``(width, height, mode)``."""
+        headers, kept = [], []
+        for file, class_name in entries:
+            try:
+                problem = _not_regular_file(file)
+                if problem is not None:
+                    self.leave_out(file, None, problem=problem)
+                    continue
+                headers.append(_read_header(file))
+            except Exception as exc:  # OSError for a dangling link; PIL raises many types
+                self.leave_out(file, exc)
+                continue
+            kept.append((file, class_name))
+        if not kept:
+            raise ValueError(f"path={str(self.path)!r} holds no readable image; skipped: {self.skipped}")
+        return kept, headers
+
+    def read_pixels(self, kept, mode: str, height: int, width: int):
+        """Pass 2, one picture at a time straight into the output array: ``(X, kept)``."""
+        X = np.empty((len(kept), height, width, 1 if mode == "L" else 3), dtype=np.uint8)
+        loaded = np.ones(len(kept), dtype=bool)
+        for i, (file, _) in enumerate(kept):
+            try:
+                X[i] = _read_resized(file, mode, width, height)
+            except Exception as exc:  # a header that reads but pixels that do not (truncated)
+                self.leave_out(file, exc)
+                loaded[i] = False
+        if loaded.all():
+            return X, kept
+        kept = [entry for entry, ok in zip(kept, loaded) if ok]
+        if not kept:
+            raise ValueError(f"path={str(self.path)!r} holds no readable image; skipped: {self.skipped}")
+        return X[loaded], kept
+
+    def result(self, X, kept, return_X_y: bool, description: str):
+        """``(X, y)`` or the Bunch; classes are the sub-folders with at least one image kept,
+        in sorted order."""
         class_names = sorted({name for _, name in kept if name is not None})
         code = {name: i for i, name in enumerate(class_names)}
         y = np.array([-1 if name is None else code[name] for _, name in kept], dtype=np.int64)
         return _result(X, y, class_names, return_X_y, description,
                        filenames=np.array([str(f) for f, _ in kept], dtype=object),
-                       files=np.array([relative(f) for f, _ in kept], dtype=object),
-                       skipped=skipped)
-
-    if lazy:
-        X = ImageFolderArray([str(f) for f, _ in kept], image_size=(height, width), color_mode=color_mode)
-        return result(X, f"image folder {root} (lazy)")
-
-    # pass 2: one picture at a time, straight into the output array
-    X = np.empty((len(kept), height, width, channels), dtype=np.uint8)
-    loaded = np.ones(len(kept), dtype=bool)
-    for i, (file, _) in enumerate(kept):
-        try:
-            X[i] = _read_resized(file, mode, width, height)
-        except Exception as exc:  # a header that reads but pixels that do not (truncated)
-            unreadable(file, exc)
-            loaded[i] = False
-    if not loaded.all():
-        X = X[loaded]
-        kept = [entry for entry, ok in zip(kept, loaded) if ok]
-        if not kept:
-            raise ValueError(f"path={str(path)!r} holds no readable image; skipped: {skipped}")
-
-    return result(X, f"image folder {root}")
+                       files=np.array([self.relative(f) for f, _ in kept], dtype=object),
+                       skipped=self.skipped)
 
 
 class ImageFolderArray:
@@ -877,12 +884,10 @@ class ImageFolderArray:
     lazy = True
 
     def __init__(self, files, image_size, color_mode: str = "rgb"):
-        _check_split(color_mode, ("rgb", "grayscale"), name="color_mode")
-        size = _check_image_size(image_size)
-        if size is None:
-            raise ValueError("image_size must be given: (height, width) or an int")
+        check_param(color_mode, "color_mode", [StrOptions({"rgb", "grayscale"})], "ImageFolderArray")
+        check_param(image_size, "image_size", [ImageSize(1)], "ImageFolderArray")
         self.files = [str(f) for f in files]
-        self.image_size = tuple(size)
+        self.image_size = check_image_size(image_size)
         self.color_mode = color_mode
         channels = 1 if color_mode == "grayscale" else 3
         self.shape = (len(self.files), *self.image_size, channels)

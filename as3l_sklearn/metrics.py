@@ -16,12 +16,11 @@ Examples
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.metrics import get_scorer, make_scorer
 from sklearn.utils import _safe_indexing
 
+from .utils._param_validation import Integral, Interval, validate_params
 from .utils._validation import unlabeled_mask
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
 UNLABELED = -1
 
 
+@validate_params({"y": ["array-like"], "name": [str]}, prefer_skip_nested_validation=True)
 def labeled_mask(y, *, name: str = "y") -> np.ndarray:
     """Boolean mask of the labeled samples (``y != -1``).
 
@@ -84,6 +84,11 @@ def _check_indices(indices, n_samples, name="indices"):
     return indices.astype(np.int64)
 
 
+@validate_params(
+    {"y_true": ["array-like"], "indices": ["array-like"], "normalize": ["boolean"],
+     "classes": ["array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def class_coverage(y_true, indices, *, normalize: bool = False, classes=None):
     """Number (or fraction) of classes that the samples ``indices`` cover.
 
@@ -176,6 +181,11 @@ def _scored_samples(y_true, mask, n_samples):
     return keep
 
 
+@validate_params(
+    {"y_true": ["array-like"], "proba": ["array-like"], "classes": ["array-like", None],
+     "mask": ["array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def prior_accuracy(y_true, proba, *, classes=None, mask=None) -> float:
     """Accuracy of the arg-max of prior pseudo-labels (the paper's "accuracy of y_prior").
 
@@ -211,6 +221,12 @@ def prior_accuracy(y_true, proba, *, classes=None, mask=None) -> float:
     return float(np.mean(predicted == y_true[keep]))
 
 
+@validate_params(
+    {"y_true": ["array-like"], "proba": ["array-like"],
+     "n_bins": [Interval(Integral, 1, None, closed="left")], "classes": ["array-like", None],
+     "mask": ["array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def expected_calibration_error(y_true, proba, *, n_bins: int = 15, classes=None,
                                mask=None) -> float:
     """Expected calibration error with equal-width confidence bins (Naeini 2015; Guo 2017).
@@ -243,8 +259,6 @@ def expected_calibration_error(y_true, proba, *, n_bins: int = 15, classes=None,
     >>> round(expected_calibration_error([0, 0], [[0.9, 0.1], [0.7, 0.3]], n_bins=10), 4)
     0.2
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     y_true = _check_labels_1d(y_true, "y_true")
     proba = _check_proba(proba, y_true.shape[0])
     if proba.min() < 0 or proba.max() > 1:
@@ -305,6 +319,7 @@ def _tidy_object_labels(y):
     return y
 
 
+@validate_params({"metric": [str, callable]}, prefer_skip_nested_validation=True)
 def make_labeled_scorer(metric="accuracy", **kwargs) -> LabeledScorer:
     """Make a scorer that ignores unlabeled samples (``y == -1``), for ``GridSearchCV`` and co.
 
@@ -351,8 +366,5 @@ def make_labeled_scorer(metric="accuracy", **kwargs) -> LabeledScorer:
             raise ValueError(f"metric={metric!r} is not a scikit-learn scorer name; see "
                              "sklearn.metrics.get_scorer_names()") from exc
         return LabeledScorer(scorer, metric)
-    if callable(metric):
-        name = getattr(metric, "__name__", repr(metric))
-        return LabeledScorer(make_scorer(metric, **kwargs), name)
-    raise TypeError("metric must be a scorer name or a callable metric(y_true, y_pred), "
-                    f"got {metric!r}")
+    name = getattr(metric, "__name__", repr(metric))
+    return LabeledScorer(make_scorer(metric, **kwargs), name)

@@ -103,11 +103,12 @@ def test_read_annotations_accepts(tmp_path, name, content, encoding, kwargs, exp
 @pytest.mark.parametrize(
     "kwargs, error, pattern",
     [
-        ({"labels": "folders"}, ValueError, r"labels must be one of \('subfolders', 'none'\)"),
-        ({"max_size": 0}, ValueError, r"max_size must be a positive int"),
-        ({"on_error": "skip"}, ValueError, r"on_error must be one of \('raise', 'warn'\)"),
-        ({"image_size": (0, 3)}, ValueError, r"image_size"),
-        ({"color_mode": "cmyk"}, ValueError, r"color_mode"),
+        ({"labels": "folders"}, ValueError, r"The 'labels' parameter of load_image_folder must be a str among"),
+        ({"max_size": 0}, ValueError, r"The 'max_size' parameter of load_image_folder must be an int in the range"),
+        ({"on_error": "skip"}, ValueError, r"The 'on_error' parameter of load_image_folder must be a str among"),
+        ({"image_size": (0, 3)}, ValueError, r"The 'image_size' parameter of load_image_folder must be an int >= 1"),
+        ({"color_mode": "cmyk"}, ValueError, r"The 'color_mode' parameter of load_image_folder must be a str among"),
+        ({"lazy": "yes"}, TypeError, r"The 'lazy' parameter of load_image_folder must be an instance of 'bool'"),
     ],
 )
 def test_load_image_folder_bad_arguments(tmp_path, kwargs, error, pattern):

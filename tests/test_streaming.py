@@ -239,16 +239,17 @@ def test_worker_batch_reader_returns_what_was_asked(uint8_images):
 
 
 def test_num_workers_is_validated(uint8_images):
-    with pytest.raises(ValueError, match="num_workers must be >= 0"):
+    invalid = r"The 'num_workers' parameter of {} must be an int in the range \[0, inf\). Got {} instead"
+    with pytest.raises(ValueError, match=invalid.format("SimSiamEmbedder", "-1")):
         SimSiamEmbedder(num_workers=-1, **TINY).fit(uint8_images)
-    with pytest.raises(TypeError, match="num_workers must be an integer"):
+    with pytest.raises(TypeError, match=invalid.format("SimSiamEmbedder", "1.5")):
         SimSiamEmbedder(num_workers=1.5, **TINY).fit(uint8_images)
     y = np.full(len(uint8_images), -1)
     y[:4] = [0, 1, 0, 1]
     for estimator in (PriorGuidedFlexMatchClassifier, SupervisedClassifier):
-        with pytest.raises(ValueError, match="num_workers must be >= 0"):
+        with pytest.raises(ValueError, match=invalid.format(estimator.__name__, "-1")):
             estimator(num_workers=-1, max_iter=1).fit(uint8_images, y)
-        with pytest.raises(TypeError, match="num_workers must be an integer"):
+        with pytest.raises(TypeError, match=invalid.format(estimator.__name__, "1.5")):
             estimator(num_workers=1.5, max_iter=1).fit(uint8_images, y)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, clone
@@ -13,9 +11,27 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._torch import TorchPickleMixin, check_random_state_or_generator
-from ..utils._validation import PartiallyLabeledClassifierMixin, check_features, check_images
-from ._flexmatch import PriorGuidedFlexMatchClassifier, _check_target
+from ..utils._param_validation import (
+    RANDOM_STATE,
+    HasMethods,
+    ImageShape,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    fit_context,
+)
+from ..utils._torch import TorchPickleMixin
+from ..utils._validation import (
+    PartiallyLabeledClassifierMixin,
+    check_channels,
+    check_features,
+    check_image_shape_consistent,
+    check_images,
+    check_random_state_or_generator,
+    images_before_array_checks,
+)
+from ._flexmatch import TRAINING_CONSTRAINTS, PriorGuidedFlexMatchClassifier, _check_target
 
 
 def _is_fitted(estimator) -> bool:
@@ -51,7 +67,8 @@ class LinearEvaluationClassifier(TorchPickleMixin, PartiallyLabeledClassifierMix
         Standardise features (fitted on the labeled samples) before the regression.
     image_shape : tuple (C, H, W), optional
         For 2-D image input when an embedder is used.
-    random_state : int, RandomState or None, default=None
+    random_state : int, RandomState instance, numpy Generator or None, default=None
+        Seeds the default embedder (``embedder=None``) and the logistic regression.
 
     Attributes
     ----------
@@ -75,6 +92,15 @@ class LinearEvaluationClassifier(TorchPickleMixin, PartiallyLabeledClassifierMix
     [0, 0, 0, 0, 0, 1, 1, 1, 1, 1]
     """
 
+    _parameter_constraints: dict = {
+        "embedder": [StrOptions({"passthrough"}), HasMethods(["transform"]), None],
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
+        "image_shape": [ImageShape(), None],
+        "random_state": RANDOM_STATE,
+    }
+
     def __init__(self, embedder=None, C=1.0, max_iter=1000, standardize=True, image_shape=None,
                  random_state=None):
         self.embedder = embedder
@@ -93,8 +119,6 @@ class LinearEvaluationClassifier(TorchPickleMixin, PartiallyLabeledClassifierMix
                 raise ValueError(f"X has {F.shape[1]} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input")
             return F
-        from ..utils._torch import images_before_array_checks
-
         X = images_before_array_checks(X, "X")  # PIL lists, ragged and 1-D input: messages naming X
         if np.ndim(X) == 2 and fitting:
             self.n_features_in_ = int(np.shape(X)[1])
@@ -107,36 +131,27 @@ class LinearEvaluationClassifier(TorchPickleMixin, PartiallyLabeledClassifierMix
         if fitting:
             self.image_shape_ = tuple(images.shape[1:])
         elif tuple(images.shape[1:]) != tuple(self.image_shape_):
-            from ..utils._torch import check_channels
-            from ..utils._validation import check_image_shape_consistent
-
             check_channels(images, self.image_shape_[0], type(self).__name__)
             check_image_shape_consistent(images, self.image_shape_)
         return np.asarray(self.embedder_.transform(images), dtype=np.float32)
 
+    # an unfitted embedder is fitted inside fit and checks its own parameters there
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Fit the regression on the labeled samples' frozen features (``-1`` = unlabeled)."""
         if sparse.issparse(X):
             raise TypeError("X is a sparse matrix, but dense data is required (images or features)")
-        if isinstance(self.C, bool) or not isinstance(self.C, numbers.Real) or not self.C > 0:
-            raise ValueError(f"C must be a positive number, got {self.C!r}")
-        if isinstance(self.embedder, str) and self.embedder != "passthrough":
-            raise ValueError(f"embedder must be None, 'passthrough' or an embedder, got {self.embedder!r}")
         if self.embedder is None:
             from ..embedding import SimSiamEmbedder
 
             self.embedder_ = SimSiamEmbedder(random_state=self.random_state)
-        elif self.embedder == "passthrough":
+        elif isinstance(self.embedder, str):  # "passthrough"
             self.embedder_ = None
-        elif not hasattr(self.embedder, "transform"):
-            raise TypeError(f"embedder must have a transform method, got {type(self.embedder).__name__}")
         elif _is_fitted(self.embedder):
             self.embedder_ = self.embedder
         else:
             self.embedder_ = clone(self.embedder)
         if self.embedder_ is not None and not _is_fitted(self.embedder_):
-            from ..utils._torch import images_before_array_checks
-
             X = images_before_array_checks(X, "X")
             images = check_images(X, image_shape=self.image_shape, name="X")
             self.embedder_.fit(images)
@@ -212,6 +227,8 @@ verbose
     ...                      random_state=0).fit(X, y).predict(X[:2]).shape
     (2,)
     """
+
+    _parameter_constraints: dict = TRAINING_CONSTRAINTS
 
     # the FlexMatch-only settings, fixed (class attributes, so get_params lists only the above)
     prior = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import numbers
 import time
 import warnings
 
@@ -12,27 +11,43 @@ from sklearn.base import BaseEstimator, clone
 from skorch.callbacks import Callback
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ..nn import BACKBONES
+from ..utils._param_validation import (
+    DEVICE,
+    N_THREADS,
+    RANDOM_STATE,
+    Fitted,
+    HasMethods,
+    ImageShape,
+    Integral,
+    Interval,
+    NamedCallbacks,
+    Real,
+    StrOptions,
+    TorchModule,
+    fit_context,
+)
 from ..utils._progress import print_line
 from ..utils._torch import (
     TorchPickleMixin,
-    check_channels,
-    image_range,
-    images_before_array_checks,
     resolve_device,
     resolve_n_threads,
     seed_torch,
     torch_generator,
     torch_settings,
     torch_threads,
-    warn_on_image_range,
 )
 from ..utils._validation import (
     PartiallyLabeledClassifierMixin,
+    check_channels,
     check_image_shape_consistent,
     check_images,
     check_partial_labels,
-    check_positive_int,
+    image_range,
+    images_before_array_checks,
+    infer_image_shape,
     unlabeled_mask,
+    warn_on_image_range,
 )
 
 #: The paper trains 112 x 1024 steps with the prior switched off after T = 6900 (section 4.1),
@@ -54,16 +69,30 @@ def _auto_switch_iter(max_iter: int) -> int:
     return int(round(AUTO_SWITCH_FRACTION * max_iter))
 
 
-def _check_nonneg_float(value, name, *, upper=None, strictly_positive=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (strictly_positive and value == 0):
-        bound = "> 0" if strictly_positive else ">= 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
-    if upper is not None and value > upper:
-        raise ValueError(f"{name} must be <= {upper}, got {value}")
-    return value
+_COUNT = Interval(Integral, 1, None, closed="left")
+_AUTO = StrOptions({"auto"})
+#: the parameters shared by :class:`PriorGuidedFlexMatchClassifier` and ``SupervisedClassifier``
+TRAINING_CONSTRAINTS = {
+    "backbone": [StrOptions({"auto", *BACKBONES}), TorchModule()],
+    "encoder": [Fitted("net_", "SimSiamEmbedder"), None],
+    "max_iter": [_COUNT, _AUTO],
+    "batch_size": [_COUNT],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    # [0, 1) as in SimSiamEmbedder: a momentum of 1 never forgets a gradient
+    "momentum": [Interval(Real, 0, 1, closed="left")],
+    "nesterov": ["boolean"],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "ema_decay": [Interval(Real, 0, 1, closed="both")],
+    "eval_every": [_COUNT, _AUTO],
+    "device": DEVICE,
+    "image_shape": [ImageShape(inferred=True), None],
+    "warm_start": ["boolean"],
+    "callbacks": [NamedCallbacks(), None],
+    "random_state": RANDOM_STATE,
+    "n_threads": N_THREADS,
+    "num_workers": [Interval(Integral, 0, None, closed="left")],
+    "verbose": ["verbose"],
+}
 
 
 def _check_target(y, n_samples, *, name="y"):
@@ -193,19 +222,20 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
     mu : int, default=7
         Unlabeled-to-labeled batch ratio.
     lambda_u : float, default=1.0
-        Weight of the unlabeled loss (0 gives supervised training on the labeled samples).
+        Weight of the unlabeled loss, >= 0 (0 gives supervised training on the labeled samples).
     tau : float, default=0.95
-        FlexMatch's fixed threshold.
+        FlexMatch's fixed threshold, in [0, 1].
     threshold_warmup : bool, default=True
         FlexMatch's threshold warm-up.
     lr : float, default=0.03
-        Initial learning rate of SGD, decayed as ``lr * cos(7 pi k / (16 K))``.
+        Initial learning rate of SGD, > 0, decayed as ``lr * cos(7 pi k / (16 K))``.
     momentum : float, default=0.9
+        SGD momentum, in [0, 1) (as for :class:`~as3l_sklearn.SimSiamEmbedder`).
     nesterov : bool, default=True
     weight_decay : float, default=5e-4
-        Applied to weights only, not to BatchNorm parameters and biases.
+        >= 0; applied to weights only, not to BatchNorm parameters and biases.
     ema_decay : float, default=0.999
-        Decay of the exponential moving average of the weights used for evaluation and
+        Decay, in [0, 1], of the exponential moving average of the weights used for evaluation and
         prediction. Step ``k`` uses ``min(ema_decay, (1 + k) / (10 + k))`` so that short runs
         are not dominated by the initial weights (a simplification of the reference code).
     eval_every : int or "auto", default="auto"
@@ -307,6 +337,18 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
     (3,)
     """
 
+    _parameter_constraints: dict = {
+        **TRAINING_CONSTRAINTS,
+        "prior": [HasMethods(["fit"]), None],
+        "prior_mode": [StrOptions({"remove", "update"})],
+        "switch_iter": [Interval(Integral, 0, None, closed="left"), _AUTO],
+        "update_every": [_COUNT, _AUTO],
+        "mu": [_COUNT],
+        "lambda_u": [Interval(Real, 0, None, closed="left")],
+        "tau": [Interval(Real, 0, 1, closed="both")],
+        "threshold_warmup": ["boolean"],
+    }
+
     def __init__(self, backbone="auto", encoder=None, prior=None, prior_mode="remove",
                  switch_iter="auto", update_every="auto", max_iter="auto", batch_size=64, mu=7,
                  lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
@@ -342,48 +384,21 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
 
     # ------------------------------------------------------------------ validation
     def _validate_params_(self, device):
-        if self.prior_mode not in ("remove", "update"):
-            raise ValueError(f"prior_mode must be 'remove' or 'update', got {self.prior_mode!r}")
-        if isinstance(self.max_iter, str):
-            if self.max_iter != "auto":
-                raise ValueError(f"max_iter must be a positive int or 'auto', got {self.max_iter!r}")
+        """The step counts ``(max_iter, switch_iter, update_every, eval_every)``, ``"auto"``
+        filled in; the parameters themselves are checked by ``_parameter_constraints`` when
+        ``fit`` starts."""
+        if isinstance(self.max_iter, str):  # "auto"
             max_iter = AUTO_MAX_ITER_GPU if device.startswith("cuda") else AUTO_MAX_ITER_CPU
         else:
-            max_iter = check_positive_int(self.max_iter, "max_iter")
-        if isinstance(self.switch_iter, str):
-            if self.switch_iter != "auto":
-                raise ValueError(f"switch_iter must be an int >= 0 or 'auto', got {self.switch_iter!r}")
-            switch_iter = _auto_switch_iter(max_iter)
-        else:
-            switch_iter = check_positive_int(self.switch_iter, "switch_iter", minimum=0)
-        if isinstance(self.update_every, str):
-            if self.update_every != "auto":
-                raise ValueError(f"update_every must be a positive int or 'auto', got {self.update_every!r}")
+            max_iter = int(self.max_iter)
+        switch_iter = self.switch_iter
+        switch_iter = _auto_switch_iter(max_iter) if isinstance(switch_iter, str) else int(switch_iter)
+        update_every = self.update_every
+        if isinstance(update_every, str):
             update_every = max(1, switch_iter, max_iter // 10)
-        else:
-            update_every = check_positive_int(self.update_every, "update_every")
-        if isinstance(self.eval_every, str):
-            if self.eval_every != "auto":
-                raise ValueError(f"eval_every must be a positive int or 'auto', got {self.eval_every!r}")
-            eval_every = max(1, max_iter // 20)
-        else:
-            eval_every = check_positive_int(self.eval_every, "eval_every")
-        check_positive_int(self.batch_size, "batch_size")
-        check_positive_int(self.num_workers, "num_workers", minimum=0)
-        check_positive_int(self.mu, "mu")
-        _check_nonneg_float(self.lambda_u, "lambda_u")
-        _check_nonneg_float(self.tau, "tau", upper=1.0)
-        _check_nonneg_float(self.lr, "lr", strictly_positive=True)
-        _check_nonneg_float(self.momentum, "momentum", upper=1.0)
-        _check_nonneg_float(self.weight_decay, "weight_decay")
-        _check_nonneg_float(self.ema_decay, "ema_decay", upper=1.0)
-        if self.encoder is not None and not hasattr(self.encoder, "net_"):
-            raise TypeError("encoder must be a fitted SimSiamEmbedder (with a net_ attribute), got "
-                            f"{type(self.encoder).__name__}")
-        if self.prior is not None and not hasattr(self.prior, "fit"):
-            raise TypeError(f"prior must be an estimator with fit (e.g. a Pipeline ending in "
-                            f"SeededKMeansPropagator), got {type(self.prior).__name__}")
-        return max_iter, switch_iter, update_every, eval_every
+        eval_every = self.eval_every
+        eval_every = max(1, max_iter // 20) if isinstance(eval_every, str) else int(eval_every)
+        return max_iter, switch_iter, int(update_every), eval_every
 
     def _check_X(self, X, name="X", fitted=False):
         X = _as_image_array(X, name)
@@ -393,13 +408,13 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             if fitted and hasattr(self, "n_features_in_") and n_features != self.n_features_in_:
                 raise ValueError(f"{name} has {n_features} features, but {type(self).__name__} is expecting "
                                  f"{self.n_features_in_} features as input")
-            image_shape = _infer_image_shape(image_shape, n_features)
+            image_shape = infer_image_shape(image_shape, n_features)
         # uint8 images (arrays, memory maps, lazy folders) stay uint8: converted per batch
         images = check_images(X, image_shape=image_shape, name=name, lazy=True)
         if fitted:
             check_channels(images, self.image_shape_[0], type(self).__name__, name=name)
             check_image_shape_consistent(images, self.image_shape_, name=name)
-            warn_on_image_range(getattr(self, "input_range_", None), images, X, type(self).__name__, name=name)
+            warn_on_image_range(self.input_range_, images, X, type(self).__name__, name=name)
         return images
 
     def _encode(self, y_like, name):
@@ -484,6 +499,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         return proba.astype(np.float32)
 
     # ------------------------------------------------------------------ fit
+    # the prior estimator is fitted inside fit and checks its own parameters there
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, prior_proba=None, X_val=None, y_val=None, y_true=None, X_monitor=None,
             y_monitor=None):
         """Train on images ``X`` with partial labels ``y`` (-1 for unlabeled).
@@ -684,16 +701,10 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         self.input_range_ = image_range(images, X)
 
     def _check_callbacks(self):
-        """``callbacks`` as a list of ``(name, skorch Callback)`` pairs (names must not clash with ours)."""
-        from skorch.callbacks import Callback
-
+        """``callbacks`` (``(name, skorch Callback)`` pairs by the constraints) as tuples; the
+        names must not clash with the estimator's own callbacks."""
         callbacks = list(self.callbacks or [])
         for item in callbacks:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
-                raise TypeError(f"callbacks must be a list of (name, callback) pairs, got {item!r}")
-            if not isinstance(item[1], Callback) and not (isinstance(item[1], type) and issubclass(item[1], Callback)):
-                raise TypeError(f"callbacks: {item[0]!r} must be a skorch.callbacks.Callback, got "
-                                f"{type(item[1]).__name__}")
             if item[0].startswith("flexmatch_") or item[0] in ("epoch_timer", "train_loss", "lr_schedule", "ema"):
                 raise ValueError(f"callbacks: the name {item[0]!r} is taken by the estimator's own callbacks")
         return [tuple(item) for item in callbacks]
@@ -752,9 +763,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
 
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        # getattr: models pickled before n_threads existed keep the caller's setting
-        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            logits = self.net_.predict_logits(images, num_workers=self._num_workers())
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            logits = self.net_.predict_logits(images, num_workers=self.num_workers)
         return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
     def predict(self, X):
@@ -769,13 +779,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         """
         check_is_fitted(self, "net_")
         images = self._check_X(X, fitted=True)
-        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
-            return self.net_.predict_logits(images, features=True,
-                                            num_workers=self._num_workers()).numpy()
-
-    def _num_workers(self) -> int:
-        """``num_workers`` validated (0 for models pickled before it existed)."""
-        return check_positive_int(getattr(self, "num_workers", 0), "num_workers", minimum=0)
+        with torch_threads(resolve_n_threads(self.n_threads)):
+            return self.net_.predict_logits(images, features=True, num_workers=self.num_workers).numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -903,20 +908,6 @@ def _as_image_array(X, name="X"):
 
 def _identity_view(x, generator=None):
     return x
-
-
-def _infer_image_shape(image_shape, n_features):
-    """Replace one ``-1`` entry of ``image_shape`` with what ``n_features`` implies (as numpy's reshape)."""
-    try:
-        shape = [int(s) for s in image_shape]
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
-    if shape.count(-1) == 1 and len(shape) == 3:
-        known = int(np.prod([s for s in shape if s != -1]))
-        if known <= 0 or n_features % known:
-            raise ValueError(f"image_shape={tuple(image_shape)!r} cannot hold {n_features} features per sample")
-        shape[shape.index(-1)] = n_features // known
-    return tuple(shape)
 
 
 def _encoder_backbone(encoder):

@@ -614,7 +614,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         module.eval()
         outputs = []
         if num_workers is None:
-            num_workers = int(getattr(self, "num_workers", 0))  # nets pickled before it existed
+            num_workers = int(self.num_workers)
         if isinstance(images, Uint8Images):  # uint8 read per batch, converted on the device
             if images.in_memory:
                 num_workers = 0  # indexing an array in memory: nothing for workers to do

@@ -22,9 +22,20 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..cluster import kmeans
-from ..utils import check_features, check_positive_int
+from ..utils import check_features, check_random_state_or_generator, resolve_device
+from ..utils._param_validation import (
+    DEVICE,
+    N_THREADS,
+    RANDOM_STATE,
+    Integral,
+    Interval,
+    Real,
+    RealNotInt,
+    StrOptions,
+    fit_context,
+)
 from ..utils._progress import print_line, progress_bar
-from ..utils._torch import check_random_state_or_generator, resolve_n_threads, torch_settings, torch_threads
+from ..utils._torch import resolve_n_threads, torch_settings, torch_threads
 
 PREPROCESSING = ("whiten", "standardize", "l2", None)
 
@@ -85,7 +96,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     max_epochs : int, default=40
         Epochs of training of the linear layer (the paper's 40).
     lr : float, default=0.2
-        SGD step size (momentum 0.9, cosine annealing to 0 over ``max_epochs``), expressed
+        SGD step size, > 0 (momentum 0.9, cosine annealing to 0 over ``max_epochs``), expressed
         in units of ``1 / L`` where ``L`` is the smoothness constant of Eq. 1 on the
         conditioned features (twice the largest eigenvalue of their second-moment matrix).
         The same value therefore works for any feature scale. If training diverges (heavy-
@@ -187,32 +198,30 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.device = device
         self.n_threads = n_threads
 
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_runs": [Interval(Integral, 1, None, closed="left")],
+        "preprocessing": [StrOptions({p for p in PREPROCESSING if p is not None}), None],
+        "n_components": [Interval(Integral, 1, None, closed="left"),
+                         Interval(RealNotInt, 0, 1, closed="neither"), None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "random_state": RANDOM_STATE,
+        "verbose": ["verbose"],
+        "device": DEVICE,
+        "n_threads": N_THREADS,
+    }
+
     # ------------------------------------------------------------------ validation
-    def _check_params(self, n_samples: int, n_features: int):
-        n_clusters = check_positive_int(self.n_clusters, "n_clusters")
-        if n_clusters > n_samples:
+    def _check_n_clusters(self, n_samples: int) -> int:
+        """``n_clusters``, which k-means needs at most as large as the number of samples."""
+        if self.n_clusters > n_samples:
             raise ValueError(
-                f"n_clusters={n_clusters} is larger than the number of samples ({n_samples}); "
+                f"n_clusters={self.n_clusters} is larger than the number of samples ({n_samples}); "
                 "k-means needs at least one sample per cluster"
             )
-        check_positive_int(self.n_runs, "n_runs")
-        check_positive_int(self.max_epochs, "max_epochs")
-        check_positive_int(self.batch_size, "batch_size")
-        if self.preprocessing not in PREPROCESSING:
-            raise ValueError(f"preprocessing must be one of {PREPROCESSING}, got {self.preprocessing!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not self.lr > 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        n_components = self.n_components
-        if n_components is not None:
-            if isinstance(n_components, bool) or not isinstance(n_components, numbers.Real):
-                raise TypeError(f"n_components must be an int, a float in (0, 1) or None, got {n_components!r}")
-            if isinstance(n_components, numbers.Integral):
-                check_positive_int(n_components, "n_components")
-            elif not 0 < n_components < 1:
-                raise ValueError(f"n_components as a float must be in (0, 1), got {n_components!r}")
-        from ..utils import resolve_device
-
-        return n_clusters, resolve_device(self.device)
+        return int(self.n_clusters)
 
     # ------------------------------------------------------------------ conditioning
     def _fit_conditioning(self, F: np.ndarray):
@@ -263,6 +272,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return np.ascontiguousarray(F64, dtype=np.float32)
 
     # ------------------------------------------------------------------ fit
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Cluster ``X`` ``n_runs`` times and train the linear layer of Eq. 1.
 
@@ -279,8 +289,7 @@ class ClusterFineTuner(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=1)
         F = check_features(X, name="X")
-        n_samples, n_features = F.shape
-        n_clusters, device = self._check_params(n_samples, n_features)
+        n_clusters, device = self._check_n_clusters(F.shape[0]), resolve_device(self.device)
         rng = check_random_state_or_generator(self.random_state)
 
         G = self._fit_conditioning(F)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import numbers
 import sys
 import warnings
 
@@ -24,19 +23,35 @@ from skorch.utils import to_tensor
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 
-from ..utils import check_image_shape_consistent, check_image_size, check_images, check_positive_int, resolve_device
+from ..augment import SIMSIAM_PRESETS
+from ..nn import BACKBONES
+from ..utils import check_image_shape_consistent, check_image_size, check_images, resolve_device
 from ..nn._callbacks import DistributedNetMixin, StepProgress
 from ..utils._image_source import RawImageDataset, Uint8Images, uint8_batch_to_float
+from ..utils._param_validation import (
+    DEVICE,
+    N_THREADS,
+    RANDOM_STATE,
+    HasMethods,
+    ImageShape,
+    ImageSize,
+    Integral,
+    Interval,
+    MeanStd,
+    NamedCallbacks,
+    Real,
+    StrOptions,
+    TorchModule,
+    fit_context,
+)
 from ..utils._progress import is_terminal, strip_ansi
-from ..utils._torch import (
-    TorchPickleMixin,
+from ..utils._torch import TorchPickleMixin, resolve_n_threads, torch_settings, torch_threads
+from ..utils._validation import (
     check_channels,
     check_random_state_or_generator,
     image_range,
     images_before_array_checks,
-    resolve_n_threads,
-    torch_settings,
-    torch_threads,
+    infer_image_shape,
     warn_on_image_range,
 )
 
@@ -208,8 +223,7 @@ class _SimSiamNet(DistributedNetMixin, NeuralNet):
         Xi, _ = unpack_data(batch)
         x = to_tensor(Xi, device=self.device)
         if x.dtype == torch.uint8:  # uint8 n x H x W x C: converted here, on the training device
-            # getattr: nets pickled before input_size existed
-            x = uint8_batch_to_float(x, getattr(self, "input_size", None))
+            x = uint8_batch_to_float(x, self.input_size)
         generator = self._augment_generator()
         view1 = self.module_.augment(x, generator=generator)
         view2 = self.module_.augment(x, generator=generator)
@@ -480,19 +494,19 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         machine, whatever the number of images) and 80,000 on CUDA (about 800 epochs of CIFAR-10 at batch 512). Counting
         steps rather than images seen keeps the budget meaningful at any batch size.
     batch_size : int or "auto", default="auto"
-        Images per step, clipped to the number of samples (the last incomplete batch of an
-        epoch is dropped, as BatchNorm needs at least 2 images). ``"auto"``: 512 on CUDA
+        Images per step, at least 2, clipped to the number of samples (the last incomplete batch
+        of an epoch is dropped, as BatchNorm needs at least 2 images). ``"auto"``: 512 on CUDA
         (SimSiam's CIFAR setting), 64 on CPU (measured best for a fixed CPU time).
     lr : float or "auto", default="auto"
-        Base learning rate at batch 256; the SGD rate is ``lr * sqrt(batch_size / 256)``
+        Base learning rate at batch 256, > 0; the SGD rate is ``lr * sqrt(batch_size / 256)``
         (square-root scaling: linear scaling shrinks the rate 8x at batch 32, which left
         short CPU runs barely moving). It rises linearly over the first 5 % of the steps,
         then follows a cosine to 0 at the last step. ``"auto"``: 0.042 on CUDA (SimSiam's
         0.06 at batch 512) and 0.6 on CPU (0.3 at batch 64; short runs need larger steps).
     momentum : float, default=0.9
-        SGD momentum.
+        SGD momentum, in [0, 1).
     weight_decay : float, default=5e-4
-        SGD weight decay (SimSiam's CIFAR setting).
+        SGD weight decay, >= 0 (SimSiam's CIFAR setting).
     device : str, default="auto"
         torch device; ``"auto"`` uses CUDA when available.
     image_shape : tuple of (C, H, W) or None, default=None
@@ -614,6 +628,31 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
     4
     """
 
+    _parameter_constraints: dict = {
+        "backbone": [StrOptions({"auto", *BACKBONES}), TorchModule()],
+        "image_size": [StrOptions({"auto"}), ImageSize(2), None],
+        "normalize": [StrOptions({"imagenet"}), MeanStd(), None],
+        "projector_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "predictor_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        # SimSiam's BatchNorm layers need 2 images per batch
+        "batch_size": [Interval(Integral, 2, None, closed="left"), StrOptions({"auto"})],
+        "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "device": DEVICE,
+        "image_shape": [ImageShape(inferred=True), None],
+        "memory": [None, str, HasMethods(["cache"])],
+        "augment": [StrOptions({"auto", "simsiam", *SIMSIAM_PRESETS}), callable],
+        "amp": ["boolean", StrOptions({"auto"})],
+        "callbacks": [NamedCallbacks(), None],
+        "random_state": RANDOM_STATE,
+        "n_threads": N_THREADS,
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         backbone="auto",
@@ -663,65 +702,38 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self, n_samples: int, device: str) -> dict:
-        """Validated and resolved training settings (the ``"auto"`` values filled in)."""
+        """The training settings with the ``"auto"`` values filled in.
+
+        The parameters themselves are checked by ``_parameter_constraints`` when ``fit``
+        starts; what is left here depends on the data or on two parameters together.
+        """
         kind = "cuda" if device.startswith("cuda") else "cpu"
         auto_projector, auto_predictor = AUTO_HEAD_DIMS[kind]
-        head_dims = (
-            auto_projector if self.projector_dim == "auto" else check_positive_int(self.projector_dim, "projector_dim"),
-            auto_predictor if self.predictor_dim == "auto" else check_positive_int(self.predictor_dim, "predictor_dim"),
-        )
-        lr = AUTO_LR[kind] if isinstance(self.lr, str) and self.lr == "auto" else self.lr
-        for name, value in (("lr", lr), ("momentum", self.momentum), ("weight_decay", self.weight_decay)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise TypeError(f"{name} must be a real number{' or auto' if name == 'lr' else ''}, got {value!r}")
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.amp not in ("auto", True, False):
-            raise ValueError(f"amp must be 'auto', True or False, got {self.amp!r}")
-        if isinstance(self.verbose, bool) or not isinstance(self.verbose, numbers.Integral):
-            raise TypeError(f"verbose must be an int, got {self.verbose!r}")
-
-        if isinstance(self.batch_size, str) and self.batch_size == "auto":
-            batch_size = AUTO_BATCH_SIZE[kind]
-        else:
-            batch_size = check_positive_int(self.batch_size, "batch_size")
-        batch_size = min(batch_size, n_samples)
-        if batch_size < 2:
-            raise ValueError("batch_size must be >= 2: SimSiam's BatchNorm layers need 2 images per batch")
+        head_dims = (auto_projector if self.projector_dim == "auto" else int(self.projector_dim),
+                     auto_predictor if self.predictor_dim == "auto" else int(self.predictor_dim))
+        lr = AUTO_LR[kind] if isinstance(self.lr, str) else float(self.lr)
+        batch_size = AUTO_BATCH_SIZE[kind] if isinstance(self.batch_size, str) else int(self.batch_size)
+        batch_size = min(batch_size, n_samples)  # at least 2: fit refuses fewer samples
         steps_per_epoch = n_samples // batch_size  # the incomplete last batch is dropped
-
-        epochs_auto = isinstance(self.max_epochs, str) and self.max_epochs == "auto"
-        steps_auto = isinstance(self.max_steps, str) and self.max_steps == "auto"
-        if epochs_auto:
-            max_steps = AUTO_STEPS[kind] if steps_auto else check_positive_int(self.max_steps, "max_steps")
+        steps_auto = isinstance(self.max_steps, str)
+        if isinstance(self.max_epochs, str):  # "auto": the budget is in steps
+            max_steps = AUTO_STEPS[kind] if steps_auto else int(self.max_steps)
             max_epochs = -(-max_steps // steps_per_epoch)
+        elif not steps_auto:
+            raise ValueError(
+                f"max_epochs={self.max_epochs!r} and max_steps={self.max_steps!r}: give one budget; "
+                "leave the other at 'auto'"
+            )
         else:
-            if not steps_auto:
-                raise ValueError(
-                    f"max_epochs={self.max_epochs!r} and max_steps={self.max_steps!r}: give one budget; "
-                    "leave the other at 'auto'"
-                )
-            if isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, numbers.Integral):
-                raise TypeError(f"max_epochs must be a non-negative int or 'auto', got {self.max_epochs!r}")
-            if self.max_epochs < 0:
-                raise ValueError(f"max_epochs must be >= 0 (0 = frozen encoder), got {self.max_epochs!r}")
             max_epochs = int(self.max_epochs)
             max_steps = max_epochs * steps_per_epoch
-        callbacks = list(self.callbacks or [])
-        for item in callbacks:
-            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
-                raise TypeError(f"callbacks must be a list of (name, callback) pairs, got {item!r}")
         return {
             "max_epochs": max_epochs,
             "max_steps": max_steps,
             "batch_size": batch_size,
             # square-root scaling: see the lr parameter
-            "lr": float(lr) * float(np.sqrt(batch_size / 256)),
-            "callbacks": callbacks,
+            "lr": lr * float(np.sqrt(batch_size / 256)),
+            "callbacks": list(self.callbacks or []),
             "head_dims": head_dims,
         }
 
@@ -729,9 +741,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         """The ``(H, W)`` the encoder sees, from ``image_size`` and the input size."""
         if self.image_size is None:
             return tuple(size)
-        if isinstance(self.image_size, str):
-            if self.image_size != "auto":
-                raise ValueError(f"image_size must be 'auto', an int, a pair (H, W) or None, got {self.image_size!r}")
+        if isinstance(self.image_size, str):  # "auto"
             cap = AUTO_MAX_SIDE["cuda" if device.startswith("cuda") else "cpu"]
             longest = max(size)
             if longest <= cap:
@@ -740,23 +750,20 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         return check_image_size(self.image_size, minimum=2, name="image_size")
 
     def _resolve_normalize(self, channels: int):
+        """``(mean, std)`` tuples of the normalisation (``(None, None)`` for none); one value,
+        or one per channel of ``X``."""
         if self.normalize is None:
             return None, None
-        if isinstance(self.normalize, str):
-            if self.normalize != "imagenet":
-                raise ValueError(f"normalize must be 'imagenet', a pair (mean, std) or None, got {self.normalize!r}")
+        if isinstance(self.normalize, str):  # "imagenet"
             from ..nn import IMAGENET_MEAN, IMAGENET_STD
 
             return IMAGENET_MEAN, IMAGENET_STD
-        if not (isinstance(self.normalize, (tuple, list)) and len(self.normalize) == 2):
-            raise TypeError(f"normalize must be 'imagenet', a pair (mean, std) or None, got {self.normalize!r}")
         mean, std = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in self.normalize)
-        if mean.ndim != 1 or mean.shape != std.shape or len(mean) not in (1, channels, 3):
+        if len(mean) not in (1, channels, 3):
             raise ValueError(
-                f"normalize must hold one mean and one std per channel ({channels}) or a single pair, got {self.normalize!r}"
+                f"normalize holds {len(mean)} values per statistic, but X has {channels} channel(s): give "
+                f"one mean and one std per channel or a single pair, got {self.normalize!r}"
             )
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-            raise ValueError(f"normalize needs finite means and positive stds, got {self.normalize!r}")
         return tuple(mean.tolist()), tuple(std.tolist())
 
     def _validate_images(self, X, *, reset: bool) -> np.ndarray:
@@ -772,7 +779,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         if ndim <= 2 or sp.issparse(X):
             X2 = check_array(X, dtype="numeric", ensure_all_finite=True, input_name="X", estimator=self)
             validate_data(self, X, skip_check_array=True, reset=reset)
-            shape = _resolve_image_shape(self.image_shape, X2.shape[1]) if reset else self.image_shape_
+            shape = infer_image_shape(self.image_shape, X2.shape[1]) if reset else self.image_shape_
             images = check_images(X2, image_shape=shape, name="X")
         else:
             # uint8 images (arrays, memory maps, lazy folders) are kept, not converted whole
@@ -786,7 +793,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         else:
             check_channels(images, self.image_shape_[0], type(self).__name__)
             check_image_shape_consistent(images, self.image_shape_, name="X")
-            warn_on_image_range(getattr(self, "input_range_", None), images, X, type(self).__name__)
+            warn_on_image_range(self.input_range_, images, X, type(self).__name__)
         return images
 
     def _build_module(self, channels: int, size: tuple, encoder_size: tuple, head_dims: tuple, expected_steps: int, device: str):
@@ -857,6 +864,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         return copy.deepcopy(self.augment)
 
     # ------------------------------------------------------------------ fit
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, monitor=None):
         """Train SimSiam on the images ``X`` (or only build the encoder, with ``max_epochs=0``).
 
@@ -900,7 +908,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         if context is not None:
             device = resolve_distributed_device(device)
         settings = self._check_params(n_samples, device)
-        num_workers = check_positive_int(self.num_workers, "num_workers", minimum=0)
+        num_workers = int(self.num_workers)
         max_epochs, max_steps, batch_size = settings["max_epochs"], settings["max_steps"], settings["batch_size"]
         # DDP: each rank takes batch_size / world_size images of every global batch
         local_batch_size = batch_size
@@ -1047,8 +1055,7 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images = self._validate_images(X, reset=False)
-        # getattr: models pickled before n_threads existed keep the caller's setting
-        with torch_threads(resolve_n_threads(getattr(self, "n_threads", None))):
+        with torch_threads(resolve_n_threads(self.n_threads)):
             if self.memory is None:
                 return np.ascontiguousarray(_encode(None, images, self.net_), dtype=np.float32)
             encode = check_memory(self.memory).cache(_encode, ignore=["net"])
@@ -1132,26 +1139,6 @@ def _check_encoder_fits(encoder, channels, size, name):
         encoder.train(was_training)
     if out.ndim != 2:
         raise ValueError(f"backbone {name!r} must return (n, d) features, got shape {tuple(out.shape)}")
-
-
-def _resolve_image_shape(image_shape, n_features: int):
-    """``image_shape`` with a ``-1`` entry inferred from ``n_features`` (as numpy.reshape)."""
-    if image_shape is None:
-        return None
-    try:
-        shape = [int(s) for s in image_shape]
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
-    if len(shape) != 3:
-        raise ValueError(f"image_shape must be a tuple of 3 ints (C, H, W), got {image_shape!r}")
-    if shape.count(-1) == 1:
-        known = int(np.prod([s for s in shape if s != -1]))
-        if known < 1 or n_features % known:
-            raise ValueError(
-                f"image_shape={tuple(image_shape)} cannot un-flatten X with {n_features} features per sample"
-            )
-        shape[shape.index(-1)] = n_features // known
-    return tuple(shape)
 
 
 def _weights_fingerprint(module, image_size=None) -> str:

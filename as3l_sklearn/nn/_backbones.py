@@ -33,6 +33,9 @@ import torch
 from torch import nn
 
 from ..utils import check_image_size
+from ..utils._param_validation import ImageSize, Integral, Interval, StrOptions, TorchModule, validate_params
+
+_POSITIVE = Interval(Integral, 1, None, closed="left")
 
 __all__ = [
     "BACKBONES",
@@ -296,6 +299,7 @@ class WideResNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
 
+@validate_params({"expected_steps": [_POSITIVE, None]}, prefer_skip_nested_validation=True)
 def wrn_bn_momentum(expected_steps=None) -> float:
     """BatchNorm momentum for a WideResNet trained for ``expected_steps`` optimizer steps.
 
@@ -324,8 +328,6 @@ def wrn_bn_momentum(expected_steps=None) -> float:
     """
     if expected_steps is None:
         return 0.001
-    if isinstance(expected_steps, bool) or not isinstance(expected_steps, numbers.Integral) or expected_steps < 1:
-        raise ValueError(f"expected_steps must be a positive int or None, got {expected_steps!r}")
     return float(min(0.1, max(0.001, 10.0 / expected_steps)))
 
 
@@ -384,18 +386,6 @@ _FACTORIES = {
 BACKBONES = MappingProxyType({name: factory for name, (factory, _) in _FACTORIES.items()})
 
 
-def _valid_names() -> list[str]:
-    return sorted(BACKBONES) + ["auto"]
-
-
-def _check_in_channels(in_channels) -> int:
-    if isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral):
-        raise TypeError(f"in_channels must be a positive int, got {in_channels!r}")
-    if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
-    return int(in_channels)
-
-
 def _infer_out_dim(module: nn.Module, in_channels: int, size: tuple[int, int]) -> int:
     """Run a dummy batch of 2 zero images through ``module`` (eval mode, no grad)."""
     parameter = next(iter(module.parameters()), None)
@@ -452,6 +442,11 @@ def auto_backbone_name(in_channels: int, image_size, device=None) -> str:
     return "resnet18_cifar" if side <= 64 else "resnet18"
 
 
+@validate_params(
+    {"name_or_module": [StrOptions({"auto", *_FACTORIES}), TorchModule()], "in_channels": [_POSITIVE],
+     "image_size": [ImageSize(1)], "device": [str, None], "expected_steps": [_POSITIVE, None]},
+    prefer_skip_nested_validation=True,
+)
 def make_backbone(
     name_or_module="auto", in_channels: int = 1, image_size=28, *, device=None, expected_steps=None
 ) -> nn.Module:
@@ -484,13 +479,15 @@ def make_backbone(
 
     Raises
     ------
+    InvalidParameterError
+        (A ``ValueError`` and a ``TypeError``, naming the argument.) An unknown name (the
+        message lists the valid names), or ``name_or_module``, ``in_channels``,
+        ``image_size``, ``device`` or ``expected_steps`` of the wrong type or range.
     ValueError
-        Unknown name (the message lists the valid names), images smaller than the
-        architecture's minimum (the message names ``image_size``), or a user module that
-        fails on, or does not return ``(n, d)`` for, a dummy batch.
+        Images smaller than the architecture's minimum (the message names ``image_size``),
+        or a user module that fails on, or does not return ``(n, d)`` for, a dummy batch.
     TypeError
-        ``name_or_module`` is neither a string nor a module; ``in_channels`` or
-        ``image_size`` are not integers.
+        A user module whose ``out_dim`` is not a positive int.
 
     Examples
     --------
@@ -504,7 +501,7 @@ def make_backbone(
     >>> make_backbone(custom, in_channels=1, image_size=8).out_dim
     10
     """
-    in_channels = _check_in_channels(in_channels)
+    in_channels = int(in_channels)
     size = check_image_size(image_size)
 
     if isinstance(name_or_module, nn.Module):
@@ -518,16 +515,9 @@ def make_backbone(
             )
         return module
 
-    if not isinstance(name_or_module, str):
-        raise TypeError(
-            f"backbone must be a name (one of {_valid_names()}) or a torch.nn.Module, "
-            f"got {type(name_or_module).__name__}"
-        )
     name = name_or_module
     if name == "auto":
         name = auto_backbone_name(in_channels, size, device)
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown backbone {name_or_module!r}; valid names are {_valid_names()}")
     factory, min_size = _FACTORIES[name]
     if min(size) < min_size:
         raise ValueError(

@@ -8,7 +8,7 @@ expects in front of it, so the features are computed on the input it was trained
 
 from __future__ import annotations
 
-import numbers
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..utils import check_image_size
+from ..utils._param_validation import ImageSize, Integral, Interval, TorchModule, validate_params
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInput", "pretrained_backbone"]
 
@@ -70,6 +71,11 @@ class ImageInput(nn.Module):
     torch.Size([2, 128])
     """
 
+    @validate_params(
+        {"encoder": [TorchModule()], "image_size": [ImageSize(1), None], "mean": ["array-like", None],
+         "std": ["array-like", None], "in_channels": [Interval(Integral, 1, None, closed="left"), None]},
+        prefer_skip_nested_validation=True,
+    )
     def __init__(self, encoder: nn.Module, image_size=None, mean=None, std=None, in_channels=None):
         super().__init__()
         self.encoder = encoder
@@ -86,11 +92,7 @@ class ImageInput(nn.Module):
             self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
         else:
             self.mean = self.std = None
-        if in_channels is not None and (
-            isinstance(in_channels, bool) or not isinstance(in_channels, numbers.Integral) or in_channels < 1
-        ):
-            raise ValueError(f"in_channels must be a positive int or None, got {in_channels!r}")
-        self.in_channels = in_channels
+        self.in_channels = None if in_channels is None else int(in_channels)
         self.out_dim = int(encoder.out_dim)
 
     def extra_repr(self) -> str:
@@ -122,14 +124,12 @@ class _FlatFeatures(nn.Module):
 def _load_state_dict(weights) -> Mapping:
     if isinstance(weights, Mapping):
         state = weights
-    elif isinstance(weights, (str, Path)):
+    else:  # a path (str or os.PathLike)
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ValueError(f"weights: no file at {str(path)!r} (a state_dict saved with torch.save)")
         # weights_only: a weights file must not be able to run code when it is loaded
         state = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        raise TypeError(f"weights must be a path to a state_dict file, a state_dict or None, got {type(weights).__name__}")
     # common checkpoint layouts: {"state_dict": ...} / {"model": ...}, DataParallel's "module." prefix
     for key in ("state_dict", "model"):
         if isinstance(state.get(key), Mapping):
@@ -139,6 +139,12 @@ def _load_state_dict(weights) -> Mapping:
     return state
 
 
+@validate_params(
+    {"architecture": [str, TorchModule()], "weights": [str, os.PathLike, Mapping, None],
+     "image_size": [ImageSize(1)], "in_channels": [Interval(Integral, 1, None, closed="left")],
+     "strict": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def pretrained_backbone(architecture, weights=None, *, image_size=224, in_channels=3, strict=True) -> nn.Module:
     """A torchvision model or your module, with local weights and without its classification layer.
 
@@ -189,10 +195,8 @@ def pretrained_backbone(architecture, weights=None, *, image_size=224, in_channe
         except ValueError as exc:
             raise ValueError(f"architecture: {architecture!r} is not a torchvision model name ({exc})") from None
         strip_head = True
-    elif isinstance(architecture, nn.Module):
+    else:  # a torch.nn.Module
         model, strip_head = architecture, False
-    else:
-        raise TypeError(f"architecture must be a torchvision model name or a torch.nn.Module, got {type(architecture).__name__}")
     if weights is not None:
         state = _load_state_dict(weights)
         try:

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils import check_real
+from ..utils._param_validation import RANDOM_STATE, HasMethods, Interval, Real, fit_context
 from ._base import _BasePropagator, _validate_partial_labels, _validate_X
 from ._llgc import LLGCPropagator
 from ._seeded_kmeans import SeededKMeansPropagator
@@ -85,6 +85,14 @@ class CombinedPropagator(_BasePropagator):
     (1, 2)
     """
 
+    _parameter_constraints: dict = {
+        "cluster_propagator": [HasMethods(["fit", "predict_proba"]), None],
+        "graph_propagator": [HasMethods(["fit", "predict_proba"]), None],
+        "graph_weight": [Interval(Real, 0, 1, closed="both")],
+        "random_state": RANDOM_STATE,
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, cluster_propagator=None, graph_propagator=None, *, graph_weight=0.65,
                  random_state=None, verbose=0):
         self.cluster_propagator = cluster_propagator
@@ -100,10 +108,8 @@ class CombinedPropagator(_BasePropagator):
                  else clone(self.graph_propagator))
         return cluster, graph
 
-    def _check_weight(self):
-        return check_real(self.graph_weight, "graph_weight", low=0, high=1, low_inclusive=True,
-                          high_inclusive=True)
-
+    # the parts are fitted inside fit and check their own parameters there
+    @fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y):
         """Fit both propagators on ``(X, y)`` and average their priors.
 
@@ -118,7 +124,7 @@ class CombinedPropagator(_BasePropagator):
         -------
         self : CombinedPropagator
         """
-        weight = self._check_weight()
+        weight = float(self.graph_weight)
         X = _validate_X(self, X, reset=True)
         classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
         cluster, graph = self._parts()
@@ -147,7 +153,7 @@ class CombinedPropagator(_BasePropagator):
         """
         check_is_fitted(self)
         X = _validate_X(self, X, reset=False)
-        weight = self._check_weight()
+        weight = float(self.graph_weight)
         n_classes = len(self.classes_)
         cluster, graph = self.cluster_propagator_, self.graph_propagator_
         return ((1 - weight) * _columns(cluster, n_classes, cluster.predict_proba(X))

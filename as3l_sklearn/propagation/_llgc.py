@@ -16,8 +16,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_is_fitted
 
-from ..cluster import check_neighbor_index, knn_search
-from ..utils import check_positive_int, check_real
+from ..cluster import NEIGHBOR_INDEX, knn_search
+from ..utils._param_validation import Integral, Interval, Real, fit_context
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 __all__ = ["LLGCPropagator"]
@@ -131,18 +131,18 @@ class LLGCPropagator(_BasePropagator):
 
     Parameters
     ----------
-    n_neighbors : int, default=50
+    n_neighbors : int, default=20
         Neighbours per sample in the graph (Iscen et al. use 50). Capped at the number of
         fitted samples minus one.
     alpha : float, default=0.99
         Spreading factor in (0, 1): the weight of the graph against the given labels.
     gamma : float, default=3.0
-        Power applied to the cosine similarities (Iscen et al. use 3): larger values trust
-        only the closest neighbours.
+        Power applied to the cosine similarities, > 0 (Iscen et al. use 3): larger values
+        trust only the closest neighbours.
     max_iter : int, default=20
         Conjugate-gradient iterations (Iscen et al. use 20).
     tol : float, default=1e-6
-        Conjugate gradient stops early once every class's residual norm is at most ``tol``
+        > 0. Conjugate gradient stops early once every class's residual norm is at most ``tol``
         times the norm of its right-hand side.
     calibrate : bool, default=True
         Fit the temperature of the priors by leave-one-out on the labeled samples (step 4).
@@ -232,6 +232,18 @@ class LLGCPropagator(_BasePropagator):
     array([1])
     """
 
+    _parameter_constraints: dict = {
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, 1, closed="neither")],
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "calibrate": ["boolean"],
+        "normalize": ["boolean"],
+        "neighbor_index": [NEIGHBOR_INDEX],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, n_neighbors=20, *, alpha=0.99, gamma=3.0, max_iter=20, tol=1e-6,
                  calibrate=True, normalize=True, neighbor_index="auto", verbose=0):
         self.n_neighbors = n_neighbors
@@ -244,21 +256,10 @@ class LLGCPropagator(_BasePropagator):
         self.neighbor_index = neighbor_index
         self.verbose = verbose
 
-    def _check_params(self):
-        n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
-        max_iter = check_positive_int(self.max_iter, "max_iter")
-        check_real(self.alpha, "alpha", low=0, high=1)
-        check_real(self.gamma, "gamma", low=0)
-        check_real(self.tol, "tol", low=0)
-        for name in ("calibrate", "normalize"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        check_neighbor_index(self.neighbor_index, "neighbor_index")
-        return n_neighbors, max_iter
-
     def _features(self, X):
         return _l2_normalise(X) if self.normalize else X
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Spread the labels of ``y`` over the weighted kNN graph of ``X``.
 
@@ -274,13 +275,12 @@ class LLGCPropagator(_BasePropagator):
         -------
         self : LLGCPropagator
         """
-        n_neighbors, max_iter = self._check_params()
         X = _validate_X(self, X, reset=True)
         classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
         start = time.perf_counter()
         n_samples, n_classes = X.shape[0], len(classes)
         features = self._features(X)
-        self.n_neighbors_ = min(n_neighbors, n_samples - 1)
+        self.n_neighbors_ = min(int(self.n_neighbors), n_samples - 1)
 
         scores = np.zeros((n_samples, n_classes))
         self.bandwidth_ = None
@@ -288,49 +288,10 @@ class LLGCPropagator(_BasePropagator):
         self.temperature_ = 1.0
         self.n_calibration_samples_ = 0
         if self.n_neighbors_ >= 1:
-            squared, neighbours = knn_search(features, features, self.n_neighbors_ + 1,
-                                              index=self.neighbor_index)
-            # drop each sample's own entry (the first one unless exact duplicates tie with it)
-            own = neighbours == np.arange(n_samples)[:, None]
-            keep = ~own
-            keep[~own.any(axis=1), -1] = False  # no self hit: drop the farthest
-            squared = squared[keep].reshape(n_samples, self.n_neighbors_)
-            neighbours = neighbours[keep].reshape(n_samples, self.n_neighbors_)
-            if not self.normalize:
-                positive = squared[squared > 0]
-                self.bandwidth_ = float(np.median(positive)) if positive.size else 1.0
-            weights = _neighbour_weights(squared, cosine=bool(self.normalize),
-                                         gamma=float(self.gamma),
-                                         bandwidth=self.bandwidth_ or 1.0)
-            rows = np.repeat(np.arange(n_samples), self.n_neighbors_)
-            affinity = sparse.csr_matrix((weights.ravel(), (rows, neighbours.ravel())),
-                                         shape=(n_samples, n_samples))
-            affinity = affinity + affinity.T
-            degree = np.asarray(affinity.sum(axis=1)).ravel()
-            inv_sqrt = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
-            normalised = sparse.diags(inv_sqrt) @ affinity @ sparse.diags(inv_sqrt)
-            system = (sparse.identity(n_samples, format="csr")
-                      - float(self.alpha) * normalised).tocsr()
-
-            labeled_index = np.flatnonzero(y_encoded != UNLABELED)
-            labeled_classes = y_encoded[labeled_index]
-            class_sizes = np.bincount(labeled_classes, minlength=n_classes)
-            targets = np.zeros((n_samples, n_classes))
-            targets[labeled_index, labeled_classes] = 1.0 / class_sizes[labeled_classes]
-            held_out = self._calibration_samples(labeled_index, class_sizes[labeled_classes])
-            # one unit column per held-out sample: A^-1 e_j, its share of its class's solution
-            unit = np.zeros((n_samples, held_out.size))
-            unit[held_out, np.arange(held_out.size)] = 1.0
-            solution, self.n_iter_ = _conjugate_gradient(
-                system, np.hstack([targets, unit]), max_iter=max_iter, tol=float(self.tol))
-            scores = np.maximum(solution[:, :n_classes], 0.0)
-            if held_out.size:
-                self.temperature_ = self._loo_temperature(
-                    solution, held_out, y_encoded[held_out], class_sizes, n_classes)
-                scores = _sharpen(scores, self.temperature_)
+            scores = self._spread(self._graph_system(features), y_encoded, n_classes)
         else:
             warnings.warn("LLGCPropagator was fitted on one sample: there is no graph",
-                          UserWarning, stacklevel=2)
+                          UserWarning, stacklevel=3)
 
         self._set_priors(classes, y_encoded, scores)
         self.fit_features_ = features
@@ -341,6 +302,54 @@ class LLGCPropagator(_BasePropagator):
                 flush=True,
             )
         return self
+
+    def _graph_system(self, features):
+        """``I - alpha S`` of the symmetric, normalised kNN graph of ``features`` (sets
+        ``bandwidth_`` when ``normalize=False``)."""
+        n_samples, k = features.shape[0], self.n_neighbors_
+        squared, neighbours = knn_search(features, features, k + 1, index=self.neighbor_index)
+        # drop each sample's own entry (the first one unless exact duplicates tie with it)
+        own = neighbours == np.arange(n_samples)[:, None]
+        keep = ~own
+        keep[~own.any(axis=1), -1] = False  # no self hit: drop the farthest
+        squared = squared[keep].reshape(n_samples, k)
+        neighbours = neighbours[keep].reshape(n_samples, k)
+        if not self.normalize:
+            positive = squared[squared > 0]
+            self.bandwidth_ = float(np.median(positive)) if positive.size else 1.0
+        weights = _neighbour_weights(squared, cosine=bool(self.normalize), gamma=float(self.gamma),
+                                     bandwidth=self.bandwidth_ or 1.0)
+        rows = np.repeat(np.arange(n_samples), k)
+        affinity = sparse.csr_matrix((weights.ravel(), (rows, neighbours.ravel())),
+                                     shape=(n_samples, n_samples))
+        affinity = affinity + affinity.T
+        degree = np.asarray(affinity.sum(axis=1)).ravel()
+        inv_sqrt = 1.0 / np.sqrt(np.where(degree > 0, degree, 1.0))
+        normalised = sparse.diags(inv_sqrt) @ affinity @ sparse.diags(inv_sqrt)
+        return (sparse.identity(n_samples, format="csr") - float(self.alpha) * normalised).tocsr()
+
+    def _spread(self, system, y_encoded, n_classes):
+        """Per-class scores: ``system^-1`` applied to the class-normalised labels by conjugate
+        gradient, sharpened by the leave-one-out temperature (sets ``n_iter_`` and the
+        calibration attributes)."""
+        n_samples = y_encoded.shape[0]
+        labeled_index = np.flatnonzero(y_encoded != UNLABELED)
+        labeled_classes = y_encoded[labeled_index]
+        class_sizes = np.bincount(labeled_classes, minlength=n_classes)
+        targets = np.zeros((n_samples, n_classes))
+        targets[labeled_index, labeled_classes] = 1.0 / class_sizes[labeled_classes]
+        held_out = self._calibration_samples(labeled_index, class_sizes[labeled_classes])
+        # one unit column per held-out sample: A^-1 e_j, its share of its class's solution
+        unit = np.zeros((n_samples, held_out.size))
+        unit[held_out, np.arange(held_out.size)] = 1.0
+        solution, self.n_iter_ = _conjugate_gradient(
+            system, np.hstack([targets, unit]), max_iter=int(self.max_iter), tol=float(self.tol))
+        scores = np.maximum(solution[:, :n_classes], 0.0)
+        if held_out.size:
+            self.temperature_ = self._loo_temperature(
+                solution, held_out, y_encoded[held_out], class_sizes, n_classes)
+            scores = _sharpen(scores, self.temperature_)
+        return scores
 
     def _calibration_samples(self, labeled_index, own_class_sizes):
         """Labeled samples to hold out: those of classes with >= 2 labels (at most 100,
@@ -387,10 +396,7 @@ class LLGCPropagator(_BasePropagator):
         X = _validate_X(self, X, reset=False)
         k = max(1, min(self.n_neighbors_, self.fit_features_.shape[0]))
         squared, neighbours = knn_search(self.fit_features_, self._features(X), k,
-                                         # models pickled before neighbor_index existed: "auto"
-                                         index=check_neighbor_index(
-                                             getattr(self, "neighbor_index", "auto"),
-                                             "neighbor_index"))
+                                         index=self.neighbor_index)
         weights = _neighbour_weights(squared, cosine=bool(self.normalize),
                                      gamma=float(self.gamma), bandwidth=self.bandwidth_ or 1.0)
         scores = np.einsum("ik,ikc->ic", weights, self.label_distributions_[neighbours])

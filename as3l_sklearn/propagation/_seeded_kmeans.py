@@ -17,8 +17,16 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.utils.validation import check_is_fitted
 
 from ..cluster import nearest_centers, seeding_sample_size
-from ..utils import check_features, check_n_clusters, check_positive_int, check_real
-from ..utils import check_random_state_or_generator
+from ..utils import check_features, check_random_state_or_generator
+from ..utils._param_validation import (
+    RANDOM_STATE,
+    IntSequence,
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    fit_context,
+)
 from ._base import UNLABELED, _BasePropagator, _normalise_rows, _validate_partial_labels, _validate_X
 
 # unlabeled samples drawn at most as k-means++ candidates for the extra (unseeded) centers,
@@ -334,6 +342,17 @@ class SeededKMeansPropagator(_BasePropagator):
     array([1])
     """
 
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), IntSequence(1)],
+        "constrained": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "vote_normalization": [StrOptions({"clusterings", "received"})],
+        "seeding": [StrOptions({"sample", "class"})],
+        "random_state": RANDOM_STATE,
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, n_clusters=(10, 20, 30, 40, 50, 60), *, constrained=True, max_iter=20,
                  tol=1e-4, vote_normalization="clusterings", seeding="sample", random_state=None,
                  verbose=0):
@@ -346,6 +365,7 @@ class SeededKMeansPropagator(_BasePropagator):
         self.random_state = random_state
         self.verbose = verbose
 
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Cluster ``X`` once per entry of ``n_clusters`` and propagate the labels of ``y``.
 
@@ -361,14 +381,8 @@ class SeededKMeansPropagator(_BasePropagator):
         -------
         self : SeededKMeansPropagator
         """
-        n_clusters_list = check_n_clusters(self.n_clusters, None)
-        max_iter = check_positive_int(self.max_iter, "max_iter")
-        check_real(self.tol, "tol", low=0, low_inclusive=True)
-        if not isinstance(self.constrained, (bool, np.bool_)):
-            raise TypeError(f"constrained must be True or False, got {self.constrained!r}")
-        if self.seeding not in ("class", "sample"):
-            raise ValueError(f"seeding must be 'class' or 'sample', got {self.seeding!r}")
-        self._check_vote_normalization()
+        n_clusters_list = [int(k) for k in np.atleast_1d(self.n_clusters)]
+        max_iter = int(self.max_iter)
         X = _validate_X(self, X, reset=True)
         classes, y_encoded = _validate_partial_labels(self, y, X.shape[0])
         rng = check_random_state_or_generator(self.random_state)
@@ -376,7 +390,6 @@ class SeededKMeansPropagator(_BasePropagator):
         n_samples, n_classes = X.shape[0], len(classes)
         labeled = y_encoded != UNLABELED
         n_unlabeled = int((~labeled).sum())
-        n_labeled = n_samples - n_unlabeled
         class_sizes = np.bincount(y_encoded[labeled], minlength=n_classes)
         # the tol rule's scale, once for all clusterings (one full pass over X each)
         feature_variance = float(np.mean(np.var(X, axis=0))) if self.tol > 0 else None
@@ -385,20 +398,7 @@ class SeededKMeansPropagator(_BasePropagator):
         self.n_iter_, assignments, reduced = [], [], []
         for k in n_clusters_list:
             start = time.perf_counter()
-            n_seeded = min(k, n_classes)
-            if n_seeded < n_classes:
-                # largest classes first, random tie-break
-                order = np.lexsort((rng.permutation(n_classes), -class_sizes))
-                seeded_classes = np.sort(order[:n_seeded])
-            else:
-                seeded_classes = np.arange(n_classes)
-            seed_of_sample = None
-            if self.seeding == "sample" and k >= n_labeled:
-                # one cluster per labeled sample: large K splits a class into its labels'
-                # neighbourhoods instead of leaving the extra clusters without labels
-                seed_of_sample = np.full(n_samples, -1, dtype=np.int64)
-                seed_of_sample[labeled] = np.arange(n_labeled)
-                n_seeded = n_labeled
+            seeded_classes, seed_of_sample, n_seeded = self._seeds(k, class_sizes, labeled, rng)
             n_extra = min(k - n_seeded, n_unlabeled)
             if n_seeded + n_extra < k:
                 reduced.append((k, n_seeded + n_extra))
@@ -437,6 +437,30 @@ class SeededKMeansPropagator(_BasePropagator):
         self.cluster_assignments_ = np.stack(assignments, axis=1)
         return self
 
+    def _seeds(self, k, class_sizes, labeled, rng):
+        """``(seeded_classes, seed_of_sample, n_seeded)`` of one clustering with ``k`` clusters.
+
+        The ``k`` largest classes when ``k`` is below the number of classes (ties broken from
+        ``rng``); with ``seeding="sample"`` and ``k`` at least the number of labeled samples,
+        one seeded cluster per labeled sample (``seed_of_sample``, else None).
+        """
+        n_classes = class_sizes.shape[0]
+        n_seeded = min(k, n_classes)
+        if n_seeded < n_classes:
+            # largest classes first, random tie-break
+            order = np.lexsort((rng.permutation(n_classes), -class_sizes))
+            seeded_classes = np.sort(order[:n_seeded])
+        else:
+            seeded_classes = np.arange(n_classes)
+        n_labeled = int(labeled.sum())
+        if self.seeding != "sample" or k < n_labeled:
+            return seeded_classes, None, n_seeded
+        # one cluster per labeled sample: large K splits a class into its labels'
+        # neighbourhoods instead of leaving the extra clusters without labels
+        seed_of_sample = np.full(labeled.shape[0], -1, dtype=np.int64)
+        seed_of_sample[labeled] = np.arange(n_labeled)
+        return seeded_classes, seed_of_sample, n_labeled
+
     def predict_proba(self, X):
         """Prior pseudo-labels of (new) samples from their nearest center in each clustering.
 
@@ -451,15 +475,9 @@ class SeededKMeansPropagator(_BasePropagator):
             Combined over the clusterings as in :meth:`fit` (``vote_normalization``).
         """
         check_is_fitted(self)
-        self._check_vote_normalization()
         X = _validate_X(self, X, reset=False)
         nearest = [nearest_centers(X, centers)[0] for centers in self.cluster_centers_]
         votes, n_reached = _sum_votes(self.cluster_distributions_, nearest, X.shape[0])
         proba, _ = combine_votes(votes, n_reached, len(self.cluster_centers_),
                                  self.vote_normalization)
         return proba
-
-    def _check_vote_normalization(self):
-        if self.vote_normalization not in ("clusterings", "received"):
-            raise ValueError("vote_normalization must be 'clusterings' or 'received', got "
-                             f"{self.vote_normalization!r}")

@@ -14,7 +14,6 @@ import codecs
 import csv
 import io
 import json
-import numbers
 import os
 import re
 import warnings
@@ -24,6 +23,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import numpy as np
 
 from ..utils import check_images
+from ..utils._param_validation import Integral, Interval, validate_params
 
 SELECTION = "selection.csv"
 MANIFEST = "manifest.csv"  # written by as3l-sklearn before the export by file name; still read
@@ -52,6 +52,11 @@ _MAX_INFERRED_SAMPLES = 2 ** 24
 # export
 
 
+@validate_params(
+    {"X": ["array-like"], "indices": ["array-like"], "path": [str, os.PathLike],
+     "class_names": ["array-like", None], "files": ["array-like", None], "overwrite": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def export_for_annotation(X, indices, path, class_names=None, *, files=None,
                           overwrite: bool = False) -> Path:
     """Write ``selection.csv`` naming the selected images, with PNG previews, to fill in.
@@ -152,11 +157,10 @@ def _safe_name(stem: str) -> str:
 
 
 def _check_class_names(class_names):
+    """The class names as a list of str (one string is refused by the callers' constraints),
+    distinct, non-blank, without ``-1`` and distinct case-insensitively."""
     if class_names is None:
         return None
-    if isinstance(class_names, str):
-        raise TypeError("class_names must be a sequence of names, not one string; "
-                        f"got {class_names!r}")
     class_names = [str(name) for name in class_names]
     bad = [name for name in class_names
            if not name.strip() or name.strip() != name or "\n" in name]
@@ -327,6 +331,11 @@ def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_ro
 # import
 
 
+@validate_params(
+    {"path": [str, os.PathLike], "n_samples": [Interval(Integral, 1, None, closed="left"), None],
+     "files": ["array-like", None], "class_names": ["array-like", None]},
+    prefer_skip_nested_validation=True,
+)
 def read_annotations(path, n_samples: int | None = None, *, files=None,
                      class_names=None) -> np.ndarray:
     """Read labels back as a partial label vector (``-1`` for every image left unlabeled).
@@ -409,34 +418,44 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
     """
     source = _annotation_file(path)
     files = _check_files(files, None)
-    if n_samples is not None:
-        is_int = (isinstance(n_samples, numbers.Integral)
-                  and not isinstance(n_samples, (bool, np.bool_)))
-        if not is_int or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer or None, got {n_samples!r}")
-        n_samples = int(n_samples)
-        if files is not None and len(files) != n_samples:
-            raise ValueError(f"files names {len(files)} images but n_samples={n_samples}")
-    elif files is not None:
+    if n_samples is None and files is not None:
         n_samples = len(files)
-    names_origin = None
-    if class_names is not None:
-        class_names = _check_class_names(class_names)
-        names_origin = "class_names"
-    else:
-        names_file = source.parent / CLASS_NAMES
-        if names_file.is_file():
-            names_origin = str(names_file)
-            try:
-                class_names = _check_class_names(
-                    [line.strip() for line in _read_text(names_file).splitlines()
-                     if line.strip()])
-            except ValueError as exc:
-                raise ValueError(f"{names_file}: {exc}") from None
-
+    elif files is not None and len(files) != n_samples:
+        raise ValueError(f"files names {len(files)} images but n_samples={n_samples}")
+    class_names, names_origin = _class_list(class_names, source)
     rows, legacy = _read_rows(source)
+    entries = _labeled_rows(rows, legacy, files, n_samples, source)
+    values = _parse_labels(entries, class_names, names_origin)
+    if class_names is None:
+        _warn_if_labels_look_like_typos(source, entries)
+    integer = all(isinstance(v, int) for v in values.values())
+    y = np.full(max(entries) + 1 if n_samples is None else int(n_samples), -1,
+                dtype=np.int64 if integer else object)
+    for index, value in values.items():
+        y[index] = value
+    return y
+
+
+def _class_list(class_names, source: Path):
+    """``(class_names, where they come from)``: the argument, else ``class_names.txt``
+    beside ``source``, else ``(None, None)``."""
+    if class_names is not None:
+        return _check_class_names(class_names), "class_names"
+    names_file = source.parent / CLASS_NAMES
+    if not names_file.is_file():
+        return None, None
+    try:
+        return _check_class_names([line.strip() for line in _read_text(names_file).splitlines()
+                                   if line.strip()]), str(names_file)
+    except ValueError as exc:
+        raise ValueError(f"{names_file}: {exc}") from None
+
+
+def _labeled_rows(rows, legacy: bool, files, n_samples, source: Path) -> dict:
+    """Image index -> ``(where, label)`` of every labeled row; rows of files not in the pool
+    are left out with one warning listing them."""
     lookup = _pool_lookup(files)
-    entries = {}  # image index -> (where, label)
+    entries = {}
     not_in_pool = []
     for where, index, file, label in rows:
         if label is None:
@@ -446,27 +465,12 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
             continue  # an image the labeller skipped stays unlabeled
         if _is_minus_one(label):
             raise ValueError(f"{where}: the label -1 is reserved for unlabeled samples")
-        if index is None and file is not None and files is None:
-            if _INTEGER.match(file) and "." not in file:
-                index = int(file)
-            else:
-                raise ValueError(
-                    f"{where}: the row names the file {file!r}; pass files= (the pool's "
-                    "relative paths, e.g. load_image_folder(..., return_X_y=False).files) to "
-                    "match rows to images by file name")
         if index is None:
-            if file is None:
-                raise ValueError(f"{where}: the row names no image")
-            index = _match_file(file, files, lookup, where)
+            index = _row_image(where, file, files, lookup)
             if index is None:
                 not_in_pool.append(file)
                 continue
-        if index < 0 or (n_samples is not None and index >= n_samples):
-            bound = "" if n_samples is None else f" (n_samples={n_samples})"
-            raise ValueError(f"{where}: index {index} is out of range{bound}")
-        if n_samples is None and index >= _MAX_INFERRED_SAMPLES:
-            raise ValueError(f"{where}: index {index} is larger than {_MAX_INFERRED_SAMPLES - 1}; "
-                             "pass n_samples (the number of images in the pool)")
+        _check_row_index(where, index, n_samples)
         if index in entries and _label_key(entries[index][1]) != _label_key(label):
             what = f"index {index}" if file is None or files is None else f"file {file!r}"
             there = entries[index][0].rsplit(", ", 1)[-1]
@@ -475,27 +479,42 @@ def read_annotations(path, n_samples: int | None = None, *, files=None,
         entries.setdefault(index, (where, label))
     if not_in_pool:
         shown = ", ".join(not_in_pool[:10]) + (" ..." if len(not_in_pool) > 10 else "")
+        # stacklevel: this function, read_annotations, its parameter check, the caller
         warnings.warn(f"{source}: {len(not_in_pool)} labeled file(s) are not in the pool (removed "
-                      f"since the export?) and were left out: {shown}", UserWarning, stacklevel=2)
+                      f"since the export?) and were left out: {shown}", UserWarning, stacklevel=4)
     if not entries:
         raise ValueError(f"{source}: no annotated rows (every label is blank"
                          f"{' or names a file not in the pool' if not_in_pool else ''})")
+    return entries
 
-    values = _parse_labels(entries, class_names, names_origin)
-    if class_names is None:
-        _warn_if_labels_look_like_typos(source, entries)
-    if n_samples is None:
-        n_samples = max(entries) + 1
-    integer = all(isinstance(v, int) for v in values.values())
-    y = np.full(n_samples, -1, dtype=np.int64 if integer else object)
-    for index, value in values.items():
-        y[index] = value
-    return y
+
+def _row_image(where: str, file, files, lookup):
+    """The index of the image a row without an index names: its row number when there is no
+    pool (array data), else the pool's image of that file (None: not in the pool)."""
+    if file is None:
+        raise ValueError(f"{where}: the row names no image")
+    if files is None:
+        if _INTEGER.match(file) and "." not in file:
+            return int(file)
+        raise ValueError(
+            f"{where}: the row names the file {file!r}; pass files= (the pool's relative "
+            "paths, e.g. load_image_folder(..., return_X_y=False).files) to match rows to "
+            "images by file name")
+    return _match_file(file, files, lookup, where)
+
+
+def _check_row_index(where: str, index: int, n_samples) -> None:
+    if index < 0 or (n_samples is not None and index >= n_samples):
+        bound = "" if n_samples is None else f" (n_samples={n_samples})"
+        raise ValueError(f"{where}: index {index} is out of range{bound}")
+    if n_samples is None and index >= _MAX_INFERRED_SAMPLES:
+        raise ValueError(f"{where}: index {index} is larger than {_MAX_INFERRED_SAMPLES - 1}; "
+                         "pass n_samples (the number of images in the pool)")
 
 
 def _annotation_file(path) -> Path:
-    if path is None or not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a file or folder path, got {path!r}")
+    """The annotation file ``path`` names: the file itself, or a folder's ``selection.csv``
+    (else its ``manifest.csv``)."""
     path = Path(path)
     if path.is_dir():
         for name in (SELECTION, MANIFEST):
@@ -836,7 +855,7 @@ def _warn_if_labels_look_like_typos(source: Path, entries) -> None:
         warnings.warn(
             f"{source}: without a class list every distinct label becomes a class, and these "
             f"look like typos: {listed}. Pass class_names (as3l: --classes, or a "
-            f"{CLASS_NAMES} beside the file) to check the labels", UserWarning, stacklevel=3)
+            f"{CLASS_NAMES} beside the file) to check the labels", UserWarning, stacklevel=4)
 
 
 def _label_key(label: str):

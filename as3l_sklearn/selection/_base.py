@@ -19,19 +19,26 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..cluster import KMeansResult, kmeans
-from ..utils import check_budget, check_features, check_n_clusters, check_positive_int
-from ..utils import check_random_state_or_generator
-from ..utils._validation import validate_random_state
+from ..utils import check_budget, check_features, check_n_clusters, check_random_state_or_generator
+from ..utils._param_validation import RANDOM_STATE, Integral, Interval, fit_context
+
+#: a count of one or more
+COUNT = Interval(Integral, 1, None, closed="left")
 
 
 class BaseSelector(BaseEstimator):
     """Base class of the selectors: ``fit`` stores validated features, ``select`` picks.
 
-    Subclasses implement ``_select(n_budget)`` returning indices (best first); the base class
-    validates the budget, checks that the result holds ``n_budget`` distinct valid indices and
-    records it as ``selected_indices_``.
+    Subclasses implement ``_select(n_budget)`` returning indices (best first) and declare
+    their parameters in ``_parameter_constraints``; the base class checks them in ``fit`` and
+    again in ``select`` (where they are used, after any ``set_params``), validates the budget,
+    checks that the result holds ``n_budget`` distinct valid indices and records it as
+    ``selected_indices_``.
     """
 
+    _parameter_constraints: dict = {"random_state": RANDOM_STATE, "verbose": ["verbose"]}
+
+    @fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Validate and store the features of the candidate pool.
 
@@ -48,8 +55,6 @@ class BaseSelector(BaseEstimator):
         self : object
             The fitted selector.
         """
-        # the selectors draw from random_state only in select: a bad one fails here, by name
-        validate_random_state(getattr(self, "random_state", None))
         # sets n_features_in_ (and feature_names_in_ for data frames); check_features validates
         validate_data(self, X, skip_check_array=True, reset=True)
         self.features_ = check_features(X, name="X", estimator=self)
@@ -73,10 +78,19 @@ class BaseSelector(BaseEstimator):
         -------
         indices : ndarray of shape (n_budget,), int64
             Distinct indices into the samples passed to ``fit``.
+
+        Raises
+        ------
+        InvalidParameterError
+            (A ``ValueError`` and a ``TypeError``.) ``n_budget`` is not an int ``>= 1``, or a
+            parameter of the selector is invalid (set with ``set_params`` after ``fit``).
+        ValueError
+            ``n_budget`` exceeds the number of samples seen in ``fit``.
         """
         check_is_fitted(self, "features_")
+        self._validate_params()
         n_samples = self.features_.shape[0]
-        n_budget = check_budget(n_budget, n_samples)
+        n_budget = check_budget(n_budget, n_samples, caller_name=f"{type(self).__name__}.select")
         indices = np.asarray(self._select(n_budget), dtype=np.int64)
         # a selector bug must never reach a person as a silent short or duplicated list
         if indices.shape != (n_budget,) or np.unique(indices).size != n_budget:
@@ -119,17 +133,16 @@ class BaseSelector(BaseEstimator):
     def _kmeans_once(self, n_clusters: int) -> KMeansResult:
         """One k-means run on the fitted features with ``max_iter`` and one seed drawn from
         ``random_state`` (the single-run selectors all cluster this way)."""
-        return kmeans(self.features_, n_clusters,
-                      max_iter=check_positive_int(self.max_iter, "max_iter"),
+        return kmeans(self.features_, n_clusters, max_iter=self.max_iter,
                       random_state=int(draw_seeds(self.random_state, 1)[0]))
 
 
 def resolve_n_clusters(n_clusters, n_budget: int, n_samples: int, name: str = "n_clusters") -> int:
-    """``n_budget`` when ``n_clusters`` is None, else ``n_clusters`` checked to be an int in
-    ``[1, n_samples]`` (the error names ``name``)."""
+    """``n_budget`` when ``n_clusters`` is None, else ``n_clusters`` (an int ``>= 1`` by the
+    selector's constraints) checked to be at most ``n_samples`` (the error names ``name``)."""
     if n_clusters is None:
         return n_budget
-    return check_n_clusters(check_positive_int(n_clusters, name), n_samples, name=name)[0]
+    return check_n_clusters(n_clusters, n_samples, name=name)[0]
 
 
 def draw_seeds(random_state, n: int) -> np.ndarray:

@@ -12,16 +12,15 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import column_or_1d
 
-from ..cluster import check_neighbor_index, kmeans, knn_search
-from ..utils import check_positive_int
+from ..cluster import NEIGHBOR_INDEX, kmeans, knn_search
 from ..utils import check_random_state_or_generator
+from ..utils._param_validation import Interval, Real, StrOptions
 from ._base import (
+    COUNT,
     BaseSelector,
     closest_to,
     draw_seeds,
@@ -70,14 +69,14 @@ class RandomSelector(BaseSelector):
     [2, 2]
     """
 
+    _parameter_constraints: dict = {**BaseSelector._parameter_constraints, "stratified": ["boolean"]}
+
     def __init__(self, stratified=False, random_state=None, verbose=0):
         self.stratified = stratified
         self.random_state = random_state
         self.verbose = verbose
 
     def _fit_labels(self, y):
-        if not isinstance(self.stratified, (bool, np.bool_)):
-            raise TypeError(f"stratified must be True or False, got {self.stratified!r}")
         if not self.stratified:
             return
         if y is None:
@@ -167,6 +166,12 @@ class KMedoidsSelector(BaseSelector):
     [True, False]
     """
 
+    _parameter_constraints: dict = {
+        **BaseSelector._parameter_constraints,
+        "n_clusters": [COUNT, None],
+        "max_iter": [COUNT],
+    }
+
     def __init__(self, n_clusters=None, max_iter=50, random_state=None, verbose=0):
         self.n_clusters = n_clusters
         self.max_iter = max_iter
@@ -237,6 +242,9 @@ class CoresetSelector(BaseSelector):
     [2, 0, 3]
     """
 
+    _parameter_constraints: dict = {**BaseSelector._parameter_constraints,
+                                    "init": [StrOptions({"random", "mean"})]}
+
     def __init__(self, init="random", random_state=None, verbose=0):
         self.init = init
         self.random_state = random_state
@@ -246,10 +254,8 @@ class CoresetSelector(BaseSelector):
         X = self.features_
         if self.init == "random":
             first = int(check_random_state_or_generator(self.random_state).randint(X.shape[0]))
-        elif self.init == "mean":
+        else:  # "mean"
             first = closest_to(X, np.arange(X.shape[0]), X.mean(axis=0))
-        else:
-            raise ValueError(f"init must be 'random' or 'mean', got {self.init!r}")
         return kcenter_greedy(X, n_budget, first=first)
 
 
@@ -348,6 +354,17 @@ class TypiClustSelector(BaseSelector):
     [0, 1]
     """
 
+    _parameter_constraints: dict = {
+        **BaseSelector._parameter_constraints,
+        "n_neighbors": [COUNT],
+        "n_clusters": [COUNT, None],
+        "max_clusters": [COUNT],
+        "min_cluster_size": [COUNT],
+        "normalize": ["boolean"],
+        "max_iter": [COUNT],
+        "neighbor_index": [NEIGHBOR_INDEX],
+    }
+
     def __init__(self, n_neighbors=20, n_clusters=None, max_clusters=500, min_cluster_size=6,
                  normalize=True, max_iter=50, neighbor_index="auto", random_state=None,
                  verbose=0):
@@ -362,17 +379,15 @@ class TypiClustSelector(BaseSelector):
         self.verbose = verbose
 
     def _select(self, n_budget):
-        n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
-        max_clusters = check_positive_int(self.max_clusters, "max_clusters")
-        min_cluster_size = check_positive_int(self.min_cluster_size, "min_cluster_size")
-        index = check_neighbor_index(self.neighbor_index, "neighbor_index")
+        n_neighbors, min_cluster_size = int(self.n_neighbors), int(self.min_cluster_size)
+        index = self.neighbor_index
         F = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = F.shape[0]
         if self.n_clusters is None:
-            n_clusters = min(n_budget, max_clusters)
+            n_clusters = min(n_budget, int(self.max_clusters))
         else:
             n_clusters = resolve_n_clusters(self.n_clusters, n_budget, n_samples)
-        result = kmeans(F, n_clusters, max_iter=check_positive_int(self.max_iter, "max_iter"),
+        result = kmeans(F, n_clusters, max_iter=self.max_iter,
                         random_state=int(draw_seeds(self.random_state, 1)[0]))
         labels = result.labels
         sizes = np.bincount(labels, minlength=n_clusters)
@@ -414,8 +429,6 @@ class TypiClustSelector(BaseSelector):
 
 def _maybe_l2_normalize(F, normalize):
     """``F`` with unit-norm rows when ``normalize`` (zero rows stay zero), else ``F``."""
-    if not isinstance(normalize, (bool, np.bool_)):
-        raise TypeError(f"normalize must be True or False, got {normalize!r}")
     if not normalize:
         return F
     norms = np.linalg.norm(F, axis=1, keepdims=True)
@@ -481,7 +494,7 @@ class ProbCoverSelector(BaseSelector):
     Parameters
     ----------
     delta : float or None, default=None
-        Ball radius (Euclidean, in units of the L2-normalised features when
+        Ball radius, > 0 (Euclidean, in units of the L2-normalised features when
         ``normalize=True``). ``None`` chooses it from purity.
     purity_threshold : float, default=0.95
         The paper's ``alpha``: the fraction of pure balls delta must keep, in ``(0, 1]``.
@@ -538,6 +551,17 @@ class ProbCoverSelector(BaseSelector):
     1.0
     """
 
+    _parameter_constraints: dict = {
+        **BaseSelector._parameter_constraints,
+        "delta": [Interval(Real, 0, None, closed="neither"), None],
+        "purity_threshold": [Interval(Real, 0, 1, closed="right")],
+        "n_classes": [COUNT, None],
+        "normalize": ["boolean"],
+        "max_neighbors": [COUNT],
+        "max_iter": [COUNT],
+        "neighbor_index": [NEIGHBOR_INDEX],
+    }
+
     def __init__(self, delta=None, purity_threshold=0.95, n_classes=None, normalize=True,
                  max_neighbors=100, max_iter=50, neighbor_index="auto", random_state=None,
                  verbose=0):
@@ -554,21 +578,13 @@ class ProbCoverSelector(BaseSelector):
     def _select(self, n_budget):
         X = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = X.shape[0]
-        max_neighbors = check_positive_int(self.max_neighbors, "max_neighbors")
-        index = check_neighbor_index(self.neighbor_index, "neighbor_index")
         rng = check_random_state_or_generator(self.random_state)
-        if self.delta is not None:
-            if isinstance(self.delta, (bool, np.bool_)) or not isinstance(self.delta, numbers.Real):
-                raise TypeError(f"delta must be a positive number or None, got {self.delta!r}")
-            if not np.isfinite(self.delta) or self.delta <= 0:
-                raise ValueError(
-                    f"delta must be a positive finite number or None, got {self.delta!r}")
-        else:
-            self._check_purity_params(n_budget, n_samples)  # fail before the search
+        if self.delta is None:  # n_classes against the samples, before the search
+            resolve_n_clusters(self.n_classes, n_budget, n_samples, name="n_classes")
 
         # one capped kNN search serves both the purity-chosen delta and the delta-graph
-        k = min(max_neighbors, n_samples)
-        squared, neighbors = knn_search(X, X, k, index=index)
+        k = min(int(self.max_neighbors), n_samples)
+        squared, neighbors = knn_search(X, X, k, index=self.neighbor_index)
         if self.delta is None:
             delta, purity = self._delta_from_purity(X, n_budget, rng, squared, neighbors)
         else:
@@ -629,16 +645,10 @@ class ProbCoverSelector(BaseSelector):
         self.n_random_picks_ = int(n_random)
         return picked
 
-    def _check_purity_params(self, n_budget, n_samples):
-        threshold = self.purity_threshold
-        if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real) \
-                or not 0 < threshold <= 1:
-            raise ValueError(f"purity_threshold must be a number in (0, 1], got {threshold!r}")
-        return threshold, resolve_n_clusters(self.n_classes, n_budget, n_samples, name="n_classes")
-
     def _delta_from_purity(self, X, n_budget, rng, squared, neighbors):
-        threshold, n_classes = self._check_purity_params(n_budget, X.shape[0])
-        result = kmeans(X, n_classes, max_iter=check_positive_int(self.max_iter, "max_iter"),
+        threshold = float(self.purity_threshold)
+        n_classes = resolve_n_clusters(self.n_classes, n_budget, X.shape[0], name="n_classes")
+        result = kmeans(X, n_classes, max_iter=self.max_iter,
                         random_state=int(rng.randint(np.iinfo(np.int32).max)))
         labels = result.labels
         n_pure = int(np.ceil(threshold * X.shape[0] - 1e-9))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..cluster import kmeans
-from ..utils import check_positive_int
-from ._base import BaseSelector, closest_to, draw_seeds, kcenter_greedy, resolve_n_clusters
+from ..utils._param_validation import StrOptions
+from ._base import COUNT, BaseSelector, closest_to, draw_seeds, kcenter_greedy, resolve_n_clusters
+
+GROUP_POLICIES = ("one_per_cluster", "largest")
 
 
 class MultiClusterSelector(BaseSelector):
@@ -118,6 +120,14 @@ class MultiClusterSelector(BaseSelector):
     [20, 20]
     """
 
+    _parameter_constraints: dict = {
+        **BaseSelector._parameter_constraints,
+        "n_runs": [COUNT],
+        "n_clusters": [COUNT, None],
+        "group_policy": [StrOptions(set(GROUP_POLICIES))],
+        "max_iter": [COUNT],
+    }
+
     def __init__(self, n_runs=6, n_clusters=None, group_policy="one_per_cluster", max_iter=50,
                  random_state=None, verbose=0):
         self.n_runs = n_runs
@@ -130,12 +140,8 @@ class MultiClusterSelector(BaseSelector):
     def _select(self, n_budget):
         X = self.features_
         n_samples = X.shape[0]
-        n_runs = check_positive_int(self.n_runs, "n_runs")
-        max_iter = check_positive_int(self.max_iter, "max_iter")
+        n_runs, max_iter = int(self.n_runs), int(self.max_iter)
         n_clusters = resolve_n_clusters(self.n_clusters, n_budget, n_samples)
-        if self.group_policy not in GROUP_POLICIES:
-            raise ValueError(
-                f"group_policy must be one of {GROUP_POLICIES}, got {self.group_policy!r}")
 
         seeds = draw_seeds(self.random_state, n_runs)
         run_labels = np.empty((n_runs, n_samples), dtype=np.int64)
@@ -185,9 +191,6 @@ class MultiClusterSelector(BaseSelector):
             "seeds": [int(s) for s in seeds],
         }
         return np.asarray(picked, dtype=np.int64)
-
-
-GROUP_POLICIES = ("one_per_cluster", "largest")
 
 
 def _choose_groups(group_run_labels, n_picks, n_clusters, policy):

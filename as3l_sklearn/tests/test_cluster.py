@@ -134,8 +134,9 @@ def test_faiss_uses_all_points(monkeypatch):
 
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"X": np.zeros((5, 2)), "n_clusters": 6}, ValueError, "n_clusters=6"),
-    ({"X": np.zeros((5, 2)), "n_clusters": 0}, ValueError, "n_clusters"),
-    ({"X": np.zeros((5, 2)), "n_clusters": 2.0}, TypeError, "n_clusters"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 0}, ValueError, "'n_clusters' parameter of kmeans must be"),
+    ({"X": np.zeros((5, 2)), "n_clusters": 2.0}, TypeError, "'n_clusters' parameter of kmeans must be"),
+    ({"X": np.zeros((5, 2)), "n_clusters": True}, TypeError, "'n_clusters' parameter of kmeans must be"),
     ({"X": np.array([[np.nan, 0.0]] * 5), "n_clusters": 2}, ValueError, "X"),
     ({"X": np.zeros(5), "n_clusters": 2}, ValueError, "X"),
     ({"X": np.zeros((5, 2)), "n_clusters": 2, "backend": "gpu"}, ValueError, "backend"),
@@ -154,7 +155,7 @@ def test_kmeans_bad_input_names_the_argument(kwargs, error, match):
 def test_knn_and_nearest_bad_input():
     with pytest.raises(ValueError, match="k=4 is larger than the database"):
         knn_search(np.zeros((3, 2)), np.zeros((1, 2)), 4)
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match=r"The 'k' parameter of knn_search must be an int in the range \[1, inf\)"):
         knn_search(np.zeros((3, 2)), np.zeros((1, 2)), 0)
     with pytest.raises(ValueError, match="queries"):
         knn_search(np.zeros((3, 2)), np.full((1, 2), np.nan), 1)
@@ -271,10 +272,10 @@ def test_auto_index_is_exact_up_to_the_threshold(monkeypatch):
 
 @pytest.mark.parametrize("bad", ["exact", "HNSW", None, 3])
 def test_bad_neighbor_index_is_named(bad):
-    with pytest.raises(ValueError, match="index must be one of"):
+    with pytest.raises(ValueError, match="The 'index' parameter of knn_search must be a str among"):
         knn_search(np.zeros((5, 2)), np.zeros((1, 2)), 1, index=bad)
-    with pytest.raises(ValueError, match="neighbor_index must be one of"):
-        cluster.check_neighbor_index(bad, "neighbor_index")
+    with pytest.raises(ValueError, match="The 'index' parameter of resolve_neighbor_index must be a str among"):
+        cluster.resolve_neighbor_index(bad, 10)
 
 
 def test_approximate_index_without_faiss_is_refused(monkeypatch):

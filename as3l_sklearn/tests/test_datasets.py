@@ -218,7 +218,7 @@ def test_cifar_missing(tmp_path):
         load_cifar10(tmp_path)
     with pytest.raises(ValueError, match="root"):
         load_cifar100(tmp_path / "nope")
-    with pytest.raises(ValueError, match="root is required"):
+    with pytest.raises(ValueError, match="The 'root' parameter of load_cifar10 must be an instance of 'str'"):
         load_cifar10(None)
 
 

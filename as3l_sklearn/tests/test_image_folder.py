@@ -244,7 +244,7 @@ def test_labels_none_reads_every_image_unlabeled(tmp_path):
     # the default stays the documented sub-folder layout
     assert load_image_folder(tmp_path, return_X_y=False).target_names.tolist() == [
         "batch2", "nested"]
-    with pytest.raises(ValueError, match="labels must be one of"):
+    with pytest.raises(ValueError, match="The 'labels' parameter of load_image_folder must be a str among"):
         load_image_folder(tmp_path, labels="folders")
 
 

@@ -6,12 +6,12 @@ import pytest
 from as3l_sklearn.utils import (
     check_budget,
     check_features,
-    check_real,
     check_image_shape_consistent,
+    check_image_size,
     check_images,
     check_n_clusters,
     check_partial_labels,
-    check_positive_int,
+    check_random_state_or_generator,
     resolve_device,
     seed_torch,
     torch_generator,
@@ -167,17 +167,6 @@ def test_partial_labels_length_mismatch():
 
 # ------------------------------------------------------------------------------ counts
 
-def test_check_positive_int():
-    assert check_positive_int(np.int64(3), "n_runs") == 3
-    assert check_positive_int(0, "verbose", minimum=0) == 0
-    with pytest.raises(ValueError, match="n_runs must be >= 1"):
-        check_positive_int(0, "n_runs")
-    with pytest.raises(TypeError, match="n_runs must be an integer"):
-        check_positive_int(2.0, "n_runs")
-    with pytest.raises(TypeError, match="n_runs must be an integer"):
-        check_positive_int(True, "n_runs")
-
-
 def test_check_n_clusters():
     assert check_n_clusters(3, 10) == [3]
     assert check_n_clusters(np.array([2, 5]), 10) == [2, 5]
@@ -185,9 +174,9 @@ def test_check_n_clusters():
         check_n_clusters([5, 12], 10)
     with pytest.raises(ValueError, match="n_clusters=11.*only 10 samples"):
         check_n_clusters(11, 10)
-    with pytest.raises(ValueError, match="n_clusters must not be empty"):
+    with pytest.raises(ValueError, match="^n_clusters must be an int in the range .* non-empty sequence"):
         check_n_clusters([], 10)
-    with pytest.raises(ValueError, match="n_clusters must be >= 1"):
+    with pytest.raises(ValueError, match="^n_clusters must be an int in the range .* ints >= 1"):
         check_n_clusters([0, 3], 10)
     with pytest.raises(TypeError, match="n_clusters"):
         check_n_clusters(2.5, 10)
@@ -199,14 +188,16 @@ def test_check_n_clusters():
 
 def test_check_budget():
     assert check_budget(10, 10) == 10
-    with pytest.raises(ValueError, match="n_budget must be >= 1"):
+    with pytest.raises(ValueError, match=r"^n_budget must be an int in the range \[1, inf\). Got 0 instead"):
         check_budget(0, 10)
     with pytest.raises(ValueError, match=r"n_budget=11 exceeds the number of fitted samples"):
         check_budget(11, 10)
-    with pytest.raises(TypeError, match="n_budget"):
+    with pytest.raises(TypeError, match="^n_budget must be an int"):
         check_budget(2.0, 10)
-    with pytest.raises(ValueError, match="budget"):
+    with pytest.raises(ValueError, match="^budget must be an int"):
         check_budget(-3, 10, name="budget")
+    with pytest.raises(ValueError, match="^The 'n_budget' parameter of RandomSelector.select must be"):
+        check_budget(0, 10, caller_name="RandomSelector.select")
 
 
 # ------------------------------------------------------------------------------ torch helpers
@@ -218,7 +209,7 @@ def test_resolve_device():
     assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="device='gpu-please'"):
         resolve_device("gpu-please")
-    with pytest.raises(TypeError, match="device"):
+    with pytest.raises(TypeError, match="The 'device' parameter of resolve_device must be"):
         resolve_device(0)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
@@ -254,10 +245,17 @@ def test_check_images_scales_flattened_uint8_like_uint8_images():
     np.testing.assert_allclose(check_images(flat, image_shape=(1, 2, 2)), 1.0)
 
 
-def test_check_real_interval_bounds_and_types():
-    assert check_real(1, "w", low=0, high=1, high_inclusive=True) == 1.0
-    assert check_real(0, "tol", low=0, low_inclusive=True) == 0.0
-    for value, kwargs in [(0, dict(low=0)), (1.0, dict(high=1)), (True, {}), ("0.5", {}),
-                          (float("nan"), {}), (float("inf"), {}), (-1e-9, dict(low=0))]:
-        with pytest.raises(ValueError, match="^alpha must be a real number in"):
-            check_real(value, "alpha", **kwargs)
+def test_check_image_size():
+    assert check_image_size(28) == (28, 28)
+    assert check_image_size(np.array([32, 16])) == (32, 16)
+    for bad in (1, (1, 4), (4, 4, 4), "28", True, (4.0, 4), None):
+        with pytest.raises(ValueError, match=r"^image_size must be an int >= 2 or a pair \(height, width\)"):
+            check_image_size(bad, minimum=2)
+
+
+def test_check_random_state_or_generator_names_the_argument():
+    assert isinstance(check_random_state_or_generator(np.random.default_rng(0)), np.random.RandomState)
+    assert check_random_state_or_generator(3).randint(100) == np.random.RandomState(3).randint(100)
+    for bad in ("seed", -1, 2.5):
+        with pytest.raises(ValueError, match="^seed must be an int in the range"):
+            check_random_state_or_generator(bad, name="seed")

@@ -18,7 +18,9 @@ Conventions (the same as scikit-learn's semi-supervised module):
   :class:`numpy.random.Generator` (see
   :func:`~as3l_sklearn.utils.check_random_state_or_generator`).
 
-Every error is a ``ValueError`` or ``TypeError`` whose message names the argument.
+Every error is a ``ValueError`` or ``TypeError`` whose message names the argument. Nothing
+here imports torch (``_torch.py`` builds on this module, never the reverse); the parameters of
+the estimators are checked by their ``_parameter_constraints`` (``_param_validation.py``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,18 @@ import warnings
 
 import numpy as np
 from sklearn.base import ClassifierMixin
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
-from ._torch import check_random_state_or_generator  # torch-free: torch loads inside functions
+from ._param_validation import (
+    RANDOM_STATE,
+    ImageShape,
+    ImageSize,
+    IntSequence,
+    Integral,
+    Interval,
+    check_param,
+)
 
 UNLABELED = -1
 
@@ -182,53 +193,25 @@ def warn_if_unlabeled_in_score(y, estimator_name: str, *, stacklevel: int = 3) -
     return True
 
 
-def validate_random_state(random_state, name: str = "random_state") -> None:
-    """Raise a ``ValueError`` naming ``name`` unless ``random_state`` is accepted by
-    :func:`~as3l_sklearn.utils.check_random_state_or_generator`, without drawing from it.
+def check_random_state_or_generator(random_state, name: str = "random_state") -> np.random.RandomState:
+    """``check_random_state`` that also accepts a :class:`numpy.random.Generator`.
 
-    For estimators that draw only at a later call (the selectors draw in ``select``), so
-    that a bad value fails in ``fit`` rather than later.
-    """
-    if not isinstance(random_state, np.random.Generator):  # a Generator would be drawn from
-        check_random_state_or_generator(random_state, name)
-
-
-def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int, raising if it is not an integer ``>= minimum``.
+    A ``Generator`` cannot seed a ``RandomState`` directly, so one 31-bit seed is drawn from
+    it (advancing it, as drawing from a ``RandomState`` instance would) and seeds a fresh
+    ``RandomState``. Anything else goes to :func:`sklearn.utils.check_random_state`; a value
+    that is none of these raises ``InvalidParameterError`` naming ``name``.
 
     Examples
     --------
-    >>> check_positive_int(3, "n_runs")
-    3
+    >>> import numpy as np
+    >>> rs = check_random_state_or_generator(np.random.default_rng(0))
+    >>> isinstance(rs, np.random.RandomState)
+    True
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def check_real(value, name: str, *, low=None, high=None, low_inclusive=False,
-               high_inclusive=False) -> float:
-    """Return ``value`` as a float, or raise a ``ValueError`` naming ``name`` unless it is a
-    finite real number (not a bool) inside the interval given by ``low`` / ``high``.
-
-    Examples
-    --------
-    >>> check_real(0.5, "alpha", low=0, high=1)
-    0.5
-    """
-    inside = (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
-              and bool(np.isfinite(value)))
-    if inside and low is not None:
-        inside = value >= low if low_inclusive else value > low
-    if inside and high is not None:
-        inside = value <= high if high_inclusive else value < high
-    if not inside:
-        interval = ("[" if low_inclusive else "(") + ("-inf" if low is None else f"{low:g}") \
-            + ", " + ("inf" if high is None else f"{high:g}") + ("]" if high_inclusive else ")")
-        raise ValueError(f"{name} must be a real number in {interval}, got {value!r}")
-    return float(value)
+    check_param(random_state, name, RANDOM_STATE)
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(int(random_state.integers(0, 2**31 - 1)))
+    return check_random_state(random_state)
 
 
 def check_features(F, *, name: str = "X", min_samples: int = 1, estimator=None) -> np.ndarray:
@@ -392,6 +375,23 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
     >>> check_images(np.zeros((2, 12)), image_shape=(3, 2, 2)).shape
     (2, 3, 2, 2)
     """
+    X = _unwrap_images(X, name)
+    if lazy:
+        from ._image_source import Uint8Images  # imports torch: only the estimators ask for lazy
+
+        if isinstance(X, Uint8Images):  # checked already (handed on by another estimator)
+            return X
+        if getattr(X, "dtype", None) == np.uint8 and len(getattr(X, "shape", ())) in (3, 4):
+            return _lazy_uint8_images(X, name, min_samples)
+    X = _numeric_image_array(X, name)
+    X, channels_last = _as_4d(X, image_shape, name)
+    if X.shape[0] < min_samples:
+        raise ValueError(f"{name} has {X.shape[0]} images but at least {min_samples} are required")
+    return _float32_channels_first(X, channels_last, name)
+
+
+def _unwrap_images(X, name: str):
+    """A torch tensor as a numpy array, a list of PIL images stacked; a single PIL image refused."""
     if hasattr(X, "detach") and hasattr(X, "cpu"):  # a torch tensor
         X = X.detach().cpu().numpy()
     if _is_pil_image(X):
@@ -400,13 +400,11 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
         )
     if isinstance(X, (list, tuple)) and len(X) > 0 and all(_is_pil_image(v) for v in X):
         X = _stack_pil_images(X, name)
-    if lazy:
-        from ._image_source import Uint8Images  # imports torch: only the estimators ask for lazy
+    return X
 
-        if isinstance(X, Uint8Images):  # checked already (handed on by another estimator)
-            return X
-        if getattr(X, "dtype", None) == np.uint8 and len(getattr(X, "shape", ())) in (3, 4):
-            return _lazy_uint8_images(X, name, min_samples)
+
+def _numeric_image_array(X, name: str) -> np.ndarray:
+    """``X`` as an ndarray of uint8, of another unambiguous integer layout, or of floats."""
     if not isinstance(X, np.ndarray):
         try:
             X = np.asarray(X)
@@ -418,7 +416,6 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
         raise TypeError(f"{name} must hold numbers (uint8 or float images), got dtype {X.dtype}")
     if X.dtype.kind == "c":
         raise TypeError(f"{name} must hold real numbers, got complex dtype {X.dtype}")
-
     if X.ndim in (3, 4) and X.dtype.kind in "iu" and X.dtype != np.uint8:
         # int64 images (e.g. from nested lists) are ambiguous: 0..255 channels-last, or
         # channels-first values? Guessing would silently give wrong images.
@@ -426,13 +423,19 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
             f"{name} has integer dtype {X.dtype}; pass uint8 images (n x H x W x C, 0..255) or "
             "float images (n x C x H x W), e.g. X.astype(np.uint8)"
         )
+    return X
+
+
+def _as_4d(X: np.ndarray, image_shape, name: str):
+    """``(images, channels_last)``: 2-D input un-flattened with ``image_shape`` (uint8 scaled
+    to [0, 1]), 3-D grayscale given a channel axis, 4-D read channels-first or -last."""
     if X.ndim == 2:
         if image_shape is None:
             raise ValueError(
                 f"{name} is 2-D with shape {X.shape}; pass image_shape=(C, H, W) to use flattened "
                 "images, or pass images as n x H x W x C (uint8) or n x C x H x W (float)"
             )
-        shape = _check_image_shape(image_shape)
+        shape = tuple(int(s) for s in check_param(image_shape, "image_shape", [ImageShape()]))
         if X.shape[1] != int(np.prod(shape)):
             raise ValueError(
                 f"{name} has {X.shape[1]} features per sample but image_shape={tuple(shape)} "
@@ -441,30 +444,29 @@ def check_images(X, *, image_shape=None, name: str = "X", min_samples: int = 1, 
         X = X.reshape((X.shape[0],) + shape)
         if X.dtype == np.uint8:  # flattened pixel values: same 0..1 scale as uint8 images
             X = X.astype(np.float32) / 255.0
-        channels_last = False
-    elif X.ndim == 3:
+        return X, False
+    if X.ndim == 3:
         X = X[:, None, :, :] if X.dtype != np.uint8 else X[..., None]
-        channels_last = X.dtype == np.uint8
-    elif X.ndim == 4:
-        channels_last = X.dtype == np.uint8 or _float_layout_is_channels_last(X.shape, name)
-    else:
-        raise ValueError(
-            f"{name} must be 4-D images (n x H x W x C uint8 or n x C x H x W float), 3-D grayscale "
-            f"images, or 2-D flattened images with image_shape; got an array of shape {X.shape}"
-        )
+        return X, X.dtype == np.uint8
+    if X.ndim == 4:
+        return X, X.dtype == np.uint8 or _float_layout_is_channels_last(X.shape, name)
+    raise ValueError(
+        f"{name} must be 4-D images (n x H x W x C uint8 or n x C x H x W float), 3-D grayscale "
+        f"images, or 2-D flattened images with image_shape; got an array of shape {X.shape}"
+    )
 
-    if X.shape[0] < min_samples:
-        raise ValueError(f"{name} has {X.shape[0]} images but at least {min_samples} are required")
 
+def _float32_channels_first(X: np.ndarray, channels_last: bool, name: str) -> np.ndarray:
+    """4-D images as C-contiguous float32 ``n x C x H x W`` (uint8 scaled to [0, 1]), checked
+    finite after the cast and non-empty."""
     from_uint8 = X.dtype == np.uint8
     if channels_last:
         if X.shape[-1] not in _CHANNEL_COUNTS:
             _raise_uint8_channel_count(X.shape[-1], name)
+        with np.errstate(over="ignore"):  # reported just below
+            images = X.transpose(0, 3, 1, 2).astype(np.float32)
         if from_uint8:
-            images = X.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        else:
-            with np.errstate(over="ignore"):  # reported just below
-                images = X.transpose(0, 3, 1, 2).astype(np.float32)
+            images /= 255.0
     else:
         with np.errstate(over="ignore"):  # float64 beyond float32's range: reported just below
             images = X.astype(np.float32, copy=False)
@@ -593,20 +595,12 @@ def _stack_pil_images(images, name: str) -> np.ndarray:
     return np.stack([np.asarray(image) for image in converted])
 
 
-def _check_image_shape(image_shape) -> tuple:
-    try:
-        shape = tuple(int(s) for s in image_shape)
-    except TypeError as exc:
-        raise TypeError(f"image_shape must be a tuple (C, H, W), got {image_shape!r}") from exc
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"image_shape must be a tuple of 3 positive ints (C, H, W), got {image_shape!r}")
-    return shape
-
-
 def check_image_size(image_size, *, minimum: int = 1, name: str = "image_size") -> tuple:
     """Validate an image size given as an int or a pair ``(height, width)``.
 
-    Any length-2 sequence of ints is accepted (tuple, list, ``torch.Size``, 1-D array).
+    Any length-2 sequence of ints is accepted (tuple, list, ``torch.Size``, 1-D array);
+    anything else, or a side below ``minimum``, raises ``InvalidParameterError`` (a
+    ``ValueError`` and a ``TypeError``) naming ``name``.
 
     Examples
     --------
@@ -615,24 +609,146 @@ def check_image_size(image_size, *, minimum: int = 1, name: str = "image_size") 
     >>> check_image_size([32, 16])
     (32, 16)
     """
-    message = f"{name} must be an int or a pair of ints (height, width), got {image_size!r}"
-    if isinstance(image_size, (bool, str, bytes)):
-        raise TypeError(message)
-    if isinstance(image_size, numbers.Integral):
-        size = (int(image_size), int(image_size))
-    else:
+    check_param(image_size, name, [ImageSize(minimum)])
+    if isinstance(image_size, Integral):
+        return (int(image_size), int(image_size))
+    height, width = image_size
+    return (int(height), int(width))
+
+
+# --------------------------------------------------------------------------- image inputs of fitted models
+class ImageRangeWarning(UserWarning):
+    """Images given to ``transform``/``predict`` are on a different value scale than in ``fit``.
+
+    ``uint8`` images are scaled to [0, 1]; float images are used as they are. A model fitted on
+    uint8 images and given float images in 0..255 (or the reverse) sees inputs about 255 times
+    off and returns wrong features or predictions without any error.
+    """
+
+
+def image_range(images: np.ndarray, X) -> dict:
+    """What ``fit`` records about its input scale: the raw dtype kind and the value range after validation."""
+    dtype = getattr(X, "dtype", None)
+    return {
+        "uint8": dtype == np.uint8,
+        "min": float(images.min()) if images.size else 0.0,
+        "max": float(images.max()) if images.size else 0.0,
+    }
+
+
+def warn_on_image_range(fitted_range, images: np.ndarray, X, estimator_name: str, *, name: str = "X") -> bool:
+    """Warn with :class:`ImageRangeWarning` when ``X``'s scale differs from the one seen in ``fit``.
+
+    Two cases are flagged (both are a factor of 255 off): the model was fitted on images in
+    [0, 1] (uint8, or float in [0, 1]) and ``X`` is float with values above 1.5 (e.g. 0..255
+    floats); or the model was fitted on float images above 1.5 and ``X`` is uint8 (scaled to
+    [0, 1]). Nothing is rescaled: the images are used as given.
+    """
+    if not fitted_range or not images.size:
+        return False
+    fit_max = float(fitted_range["max"])
+    x_uint8 = getattr(X, "dtype", None) == np.uint8
+    # uint8 input is in [0, 1] once scaled: no pass over it (a memory map would be read whole)
+    x_max = 1.0 if x_uint8 else float(images.max())
+    fit_kind = "uint8 images (scaled to [0, 1])" if fitted_range.get("uint8") else f"float images with values up to {fit_max:.3g}"
+    message = None
+    if fit_max <= 1.5 and x_max > 1.5 and not x_uint8:
+        message = (
+            f"{name} holds float images with values up to {x_max:.3g}, but {estimator_name} was fitted on "
+            f"{fit_kind}: the inputs are on a different scale and the output will be wrong. Pass uint8 "
+            f"images, or divide float images by 255"
+        )
+    elif fit_max > 1.5 and x_uint8:
+        message = (
+            f"{name} holds uint8 images, which are scaled to [0, 1], but {estimator_name} was fitted on "
+            f"{fit_kind}: the inputs are on a different scale and the output will be wrong. Pass the images "
+            f"as float in the range used in fit"
+        )
+    if message is None:
+        return False
+    warnings.warn(message, ImageRangeWarning, stacklevel=3)
+    return True
+
+
+def check_channels(images: np.ndarray, expected: int, estimator_name: str, *, name: str = "X",
+                   fitted_on: str = "fitted on") -> None:
+    """Raise a ``ValueError`` naming ``name`` when the images' channel count differs from ``expected``.
+
+    Caught before any torch layer sees the batch (which would fail with a convolution
+    ``RuntimeError`` about weight sizes).
+    """
+    got = int(images.shape[1])
+    if got == int(expected):
+        return
+
+    def describe(c):
+        return {1: "1 channel (grayscale)", 3: "3 channels (RGB)", 4: "4 channels (RGBA)"}.get(c, f"{c} channels")
+
+    hint = ""
+    if got == 1 and expected == 3:
+        hint = "; repeat the gray channel three times (np.repeat(X, 3, axis=-1) for uint8 n x H x W x 1 images)"
+    elif got in (3, 4) and expected == 1:
+        hint = "; convert the images to grayscale first (e.g. PIL's Image.convert('L'))"
+    elif got == 4 and expected == 3:
+        hint = "; drop the alpha channel first"
+    raise ValueError(
+        f"{name} has images of shape (C, H, W) = {tuple(int(s) for s in images.shape[1:])}, with "
+        f"{describe(got)}, but {estimator_name} was {fitted_on} images with {describe(int(expected))}{hint}"
+    )
+
+
+def images_before_array_checks(X, name: str = "X"):
+    """Send what numpy or scikit-learn would misreport through :func:`check_images` first.
+
+    A list of PIL images is stacked by ``check_images`` (or refused with a ``ValueError`` naming
+    ``name`` and the sizes when they differ: ``np.asarray`` would say "inhomogeneous shape"),
+    a ragged list gets its message, and 1-D input gets scikit-learn's "Expected 2D array ...
+    Reshape your data" naming ``name``. Anything else is returned unchanged for the caller's
+    usual checks.
+    """
+    if isinstance(X, (list, tuple)):
+        if len(X) and any(_is_pil_image(v) for v in X):
+            return check_images(X, name=name)
         try:
-            values = list(image_size)
-        except TypeError:
-            raise TypeError(message) from None
-        if len(values) != 2 or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in values
-        ):
-            raise TypeError(message)
-        size = (int(values[0]), int(values[1]))
-    if min(size) < minimum:
-        raise ValueError(f"{name} must be at least {minimum} pixel{'s' if minimum > 1 else ''}, got {image_size!r}")
-    return size
+            array = np.asarray(X)
+        except (TypeError, ValueError):
+            return check_images(X, name=name)  # raises, naming X (ragged images, odd objects)
+        if array.dtype == object and array.ndim == 1 and len(array) and hasattr(array[0], "__len__"):
+            return check_images(X, name=name)  # a ragged list numpy kept as objects
+        shape = array.shape
+    else:
+        shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) == 1:
+        raise ValueError(
+            f"Expected 2D array, got 1D array instead: {name} has shape {tuple(shape)}; images are "
+            "n x H x W x C (uint8), n x C x H x W (float) or 2-D flattened with image_shape. Reshape your "
+            "data either using array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample."
+        )
+    return X
+
+
+def infer_image_shape(image_shape, n_features: int):
+    """``image_shape`` (a valid ``ImageShape(inferred=True)``, or None) with its ``-1`` entry,
+    if any, inferred from ``n_features`` as ``numpy.reshape`` does; a ``ValueError`` when the
+    features do not fill whole images.
+
+    Examples
+    --------
+    >>> infer_image_shape((1, 1, -1), 12)
+    (1, 1, 12)
+    """
+    if image_shape is None:
+        return None
+    shape = [int(s) for s in image_shape]
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if n_features % known:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} cannot un-flatten X with {n_features} features per sample"
+            )
+        shape[shape.index(-1)] = n_features // known
+    return tuple(shape)
 
 
 def check_image_shape_consistent(images: np.ndarray, fitted_shape, *, name: str = "X") -> None:
@@ -734,25 +850,33 @@ def _is_missing(value) -> bool:
     return type(value).__name__ in ("NAType", "NaTType")
 
 
-def check_budget(n_budget, n_samples: int, *, name: str = "n_budget") -> int:
-    """Validate an annotation budget: an integer with ``1 <= n_budget <= n_samples``.
+#: a count of one or more (an annotation budget, a number of clusters)
+_COUNT = Interval(Integral, 1, None, closed="left")
+
+
+def check_budget(n_budget, n_samples: int, *, name: str = "n_budget", caller_name: str | None = None) -> int:
+    """Validate an annotation budget: an int with ``1 <= n_budget <= n_samples``.
+
+    A value that is not an int ``>= 1`` raises ``InvalidParameterError`` (scikit-learn's
+    message, naming ``caller_name`` when given); one above ``n_samples`` a ``ValueError``.
 
     Examples
     --------
     >>> check_budget(10, 100)
     10
     """
-    n_budget = check_positive_int(n_budget, name)
+    check_param(n_budget, name, [_COUNT], caller_name)
     if n_budget > n_samples:
         raise ValueError(f"{name}={n_budget} exceeds the number of fitted samples ({n_samples})")
-    return n_budget
+    return int(n_budget)
 
 
 def check_n_clusters(n_clusters, n_samples: int | None, *, name: str = "n_clusters") -> list:
     """Validate one cluster count or a list of them against the number of samples.
 
-    Returns a list of ints. Each must be ``>= 1`` and ``<= n_samples``; with
-    ``n_samples=None`` (an estimator that caps the counts itself) only ``>= 1`` is checked.
+    Returns a list of ints. Each must be an int ``>= 1`` (else ``InvalidParameterError``)
+    and ``<= n_samples`` (else ``ValueError``); with ``n_samples=None`` (an estimator that
+    caps the counts itself) only the first is checked.
 
     Examples
     --------
@@ -763,19 +887,9 @@ def check_n_clusters(n_clusters, n_samples: int | None, *, name: str = "n_cluste
     >>> check_n_clusters([10, 1000], None)
     [10, 1000]
     """
-    values = [n_clusters] if isinstance(n_clusters, numbers.Integral) else n_clusters
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be an int or a list of ints, got the string {n_clusters!r}")
-    try:
-        values = list(values)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be an int or a list of ints, got {n_clusters!r}") from exc
-    if not values:
-        raise ValueError(f"{name} must not be empty; give at least one cluster count")
-    checked = [check_positive_int(v, name) for v in values]
-    if n_samples is None:
-        return checked
-    too_many = [k for k in checked if k > n_samples]
+    check_param(n_clusters, name, [_COUNT, IntSequence(1)])
+    checked = [int(n_clusters)] if isinstance(n_clusters, Integral) else [int(k) for k in n_clusters]
+    too_many = [k for k in checked if n_samples is not None and k > n_samples]
     if too_many:
         raise ValueError(
             f"{name}={n_clusters!r} asks for {max(too_many)} clusters but only {n_samples} samples were given"

@@ -492,7 +492,10 @@ def test_callbacks_are_validated_by_name():
     X, y_true, _ = _bars(20)
     y = np.full(20, -1)
     y[:4] = y_true[:4]
-    with pytest.raises(TypeError, match="callbacks"):
+    pairs = r"The 'callbacks' parameter of PriorGuidedFlexMatchClassifier must be a list of \(name, "
+    with pytest.raises(TypeError, match=pairs):
         PriorGuidedFlexMatchClassifier(max_iter=1, callbacks=[_Counter()], **TINY).fit(X, y)
+    with pytest.raises(TypeError, match=pairs):  # a pair, but not of a skorch Callback
+        PriorGuidedFlexMatchClassifier(max_iter=1, callbacks=[("count", print)], **TINY).fit(X, y)
     with pytest.raises(ValueError, match="callbacks.*'ema'"):
         PriorGuidedFlexMatchClassifier(max_iter=1, callbacks=[("ema", _Counter())], **TINY).fit(X, y)

@@ -124,7 +124,8 @@ def test_bad_name_lists_valid_names():
         make_backbone("resnet50", in_channels=3, image_size=32)
     for name in ["small_cnn", "wrn28_2", "auto"]:
         assert name in str(info.value)
-    with pytest.raises(TypeError, match="backbone"):
+    with pytest.raises(TypeError, match="The 'name_or_module' parameter of make_backbone must be a str among .* "
+                                        "or a torch.nn.Module. Got 3 instead"):
         make_backbone(3, in_channels=3, image_size=32)
 
 

@@ -162,5 +162,5 @@ def test_neighbor_index_is_passed_to_the_search(monkeypatch):
 @pytest.mark.parametrize("bad", ["exact", None])
 def test_bad_neighbor_index_is_named(bad):
     X, _, y = make_blobs()
-    with pytest.raises(ValueError, match="neighbor_index must be one of"):
+    with pytest.raises(ValueError, match="'neighbor_index' parameter of LLGCPropagator must be a str among"):
         LLGCPropagator(neighbor_index=bad).fit(X, y)

@@ -283,9 +283,9 @@ def test_one_labeled_class_works_with_a_warning():
 @pytest.mark.parametrize(
     "params, error, match",
     [
-        ({"n_clusters": 0}, ValueError, "n_clusters must be >= 1"),
-        ({"n_clusters": [10, -2]}, ValueError, "n_clusters must be >= 1"),
-        ({"n_clusters": []}, ValueError, "n_clusters must not be empty"),
+        ({"n_clusters": 0}, ValueError, "'n_clusters' parameter of SeededKMeansPropagator must be an int"),
+        ({"n_clusters": [10, -2]}, ValueError, "'n_clusters' parameter .* non-empty sequence of ints >= 1"),
+        ({"n_clusters": []}, ValueError, "'n_clusters' parameter .* non-empty sequence of ints >= 1"),
         ({"n_clusters": "ten"}, TypeError, "n_clusters"),
         ({"n_clusters": 2.5}, TypeError, "n_clusters"),
         ({"max_iter": 0}, ValueError, "max_iter"),

@@ -103,8 +103,11 @@ def test_read_annotations_bad_files(tmp_path):
     with pytest.raises(ValueError,
                        match=r"missing column\(s\): found \['idx', 'picture', 'label'\]"):
         read_annotations(tmp_path)
-    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+    with pytest.raises(ValueError, match=r"The 'n_samples' parameter of read_annotations must be an int in "
+                                         r"the range \[1, inf\) or None. Got 0 instead"):
         read_annotations(tmp_path, n_samples=0)
+    with pytest.raises(TypeError, match="The 'path' parameter of read_annotations must be"):
+        read_annotations(None)
 
 
 def test_export_bad_input(images, tmp_path):
@@ -116,6 +119,10 @@ def test_export_bad_input(images, tmp_path):
         export_for_annotation(images, ["3"], tmp_path / "c")
     with pytest.raises(ValueError, match="class_names must be distinct"):
         export_for_annotation(images, [1], tmp_path / "d", class_names=["a", "a"])
+    with pytest.raises(TypeError, match="The 'class_names' parameter of export_for_annotation must be"):
+        export_for_annotation(images, [1], tmp_path / "d", class_names="cat")
+    with pytest.raises(TypeError, match="The 'overwrite' parameter of export_for_annotation must be"):
+        export_for_annotation(images, [1], tmp_path / "d", overwrite="yes")
     with pytest.raises(ValueError, match="X is 2-D"):
         export_for_annotation(np.zeros((3, 4)), [1], tmp_path / "e")
     export_for_annotation(images, [1], tmp_path / "f")

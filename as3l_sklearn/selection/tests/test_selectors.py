@@ -374,16 +374,20 @@ def test_pickle_roundtrip(selector, blobs):
 def test_bad_budget(selector, blobs):
     X, _ = blobs
     fitted = selector.fit(X[:8])
-    with pytest.raises(ValueError, match="n_budget must be >= 1"):
+    invalid = (rf"The 'n_budget' parameter of {type(selector).__name__}.select must be an int in the "
+               r"range \[1, inf\)")
+    with pytest.raises(ValueError, match=invalid + ". Got 0 instead"):
         fitted.select(0)
-    with pytest.raises(ValueError, match="n_budget must be >= 1"):
+    with pytest.raises(ValueError, match=invalid):
         fitted.select(-3)
     with pytest.raises(ValueError, match="n_budget=9 exceeds the number of fitted samples"):
         fitted.select(9)  # fitted on fewer samples than the budget
-    with pytest.raises(TypeError, match="n_budget must be an integer"):
+    with pytest.raises(TypeError, match=invalid):
         fitted.select(2.5)
-    with pytest.raises(TypeError, match="n_budget must be an integer"):
+    with pytest.raises(TypeError, match=invalid):
         fitted.select("10")
+    with pytest.raises(TypeError, match=invalid):
+        fitted.select(True)
 
 
 @pytest.mark.parametrize("selector", all_selectors(), ids=ids)
@@ -404,18 +408,18 @@ def test_nan_features_and_select_before_fit(selector, blobs):
 @pytest.mark.parametrize(
     "selector, message",
     [
-        (MultiClusterSelector(n_runs=0), "n_runs must be >= 1"),
+        (MultiClusterSelector(n_runs=0), "'n_runs' parameter of MultiClusterSelector must be an int"),
         (MultiClusterSelector(n_clusters=500), "n_clusters=500 asks for 500 clusters"),
-        (MultiClusterSelector(group_policy="median"), "group_policy must be one of"),
-        (KMedoidsSelector(max_iter=0), "max_iter must be >= 1"),
-        (TypiClustSelector(n_neighbors=0), "n_neighbors must be >= 1"),
-        (TypiClustSelector(min_cluster_size=0), "min_cluster_size must be >= 1"),
-        (TypiClustSelector(max_clusters=0), "max_clusters must be >= 1"),
-        (ProbCoverSelector(n_classes=0), "n_classes must be >= 1"),
-        (ProbCoverSelector(delta=-1.0), "delta must be a positive"),
-        (ProbCoverSelector(purity_threshold=1.5), "purity_threshold must be"),
-        (ProbCoverSelector(max_neighbors=0), "max_neighbors must be >= 1"),
-        (CoresetSelector(init="far"), "init must be 'random' or 'mean'"),
+        (MultiClusterSelector(group_policy="median"), "'group_policy' parameter of MultiClusterSelector"),
+        (KMedoidsSelector(max_iter=0), "'max_iter' parameter of KMedoidsSelector must be an int"),
+        (TypiClustSelector(n_neighbors=0), "'n_neighbors' parameter of TypiClustSelector must be an int"),
+        (TypiClustSelector(min_cluster_size=0), "'min_cluster_size' parameter of TypiClustSelector"),
+        (TypiClustSelector(max_clusters=0), "'max_clusters' parameter of TypiClustSelector"),
+        (ProbCoverSelector(n_classes=0), "'n_classes' parameter of ProbCoverSelector"),
+        (ProbCoverSelector(delta=-1.0), r"'delta' parameter of ProbCoverSelector must be a float in the range \(0"),
+        (ProbCoverSelector(purity_threshold=1.5), r"'purity_threshold' .* range \(0.0, 1.0\]"),
+        (ProbCoverSelector(max_neighbors=0), "'max_neighbors' parameter of ProbCoverSelector"),
+        (CoresetSelector(init="far"), "'init' parameter of CoresetSelector must be a str among"),
     ],
 )
 def test_bad_parameters_are_named(selector, message, blobs):
@@ -424,11 +428,20 @@ def test_bad_parameters_are_named(selector, message, blobs):
         selector.fit(X).select(3)
 
 
+def test_parameters_set_after_fit_are_checked_in_select(blobs):
+    """Selectors work in ``select``: a parameter changed after ``fit`` is checked there."""
+    X, _ = blobs
+    selector = TypiClustSelector(random_state=0).fit(X)
+    with pytest.raises(ValueError, match="'min_cluster_size' parameter of TypiClustSelector"):
+        selector.set_params(min_cluster_size=0).select(3)
+
+
 @pytest.mark.parametrize("selector", [TypiClustSelector(normalize="yes"),
                                       ProbCoverSelector(normalize=1)], ids=ids)
 def test_normalize_must_be_a_bool(selector, blobs):
     X, _ = blobs
-    with pytest.raises(TypeError, match="normalize must be True or False"):
+    with pytest.raises(TypeError, match=rf"'normalize' parameter of {type(selector).__name__} must be an "
+                                        "instance of 'bool'"):
         selector.fit(X).select(3)
 
 
@@ -523,5 +536,5 @@ def test_selectors_accept_an_approximate_neighbor_index(make, blobs):
     for index in ("hnsw", "ivf"):
         idx = make(index).fit_select(X, 10)
         assert sorted(set(y[idx].tolist())) == list(range(10))
-    with pytest.raises(ValueError, match="neighbor_index must be one of"):
+    with pytest.raises(ValueError, match="'neighbor_index' parameter of .*Selector must be a str among"):
         make("exact").fit(X).select(3)
