@@ -79,8 +79,9 @@ def main(quick: bool = False, folder: str | None = None, output: str | None = No
     classes = [str(d) for d in range(10)] if hidden is not None else None
     selection = export_for_annotation(X, chosen, output / "to_annotate", class_names=classes,
                                       files=files, overwrite=True)
+    # image URLs relative to Label Studio's document root, by default the folder's parent
     write_label_studio_tasks(output / "to_annotate" / "label_studio_tasks.json",
-                             [files[i] for i in chosen])
+                             [files[i] for i in chosen], folder=folder)
     print(f"2/3 wrote {len(chosen)} images and {selection}: fill in its 'label' column")
     if hidden is None:
         print("label the images listed in selection.csv, then read them with "
@@ -97,8 +98,9 @@ def main(quick: bool = False, folder: str | None = None, output: str | None = No
         writer = csv.writer(handle)
         writer.writerow(["file"] + class_names)
         writer.writerows([file] + [f"{p:.4f}" for p in row] for file, row in zip(files, priors))
+    # the labeled images keep the person's label; every other image starts from its prior
     write_label_studio_tasks(output / "label_studio_tasks.json", files, priors=priors,
-                             classes=class_names)
+                             classes=class_names, labels=y, folder=folder)
     unlabeled = np.array([label == -1 for label in y])
     truth = np.array([hidden[f] for f in files], dtype=object)
     predicted = np.array([str(c) for c in propagator.transduction_], dtype=object)

@@ -4,8 +4,8 @@
 selected image by its original file, :func:`read_annotations` reads labels back from that file
 or from what labelling tools write (Label Studio CSV and JSON-MIN exports, CVAT-style and
 spreadsheet ``filename,label`` CSVs), matching rows to the current pool by file name, and
-:func:`write_label_studio_tasks` writes a Label Studio task file with the priors as
-pre-annotations.
+:func:`write_label_studio_tasks` writes a Label Studio task file with URLs its local-files
+server answers, the priors as pre-annotations and the labels a person gave as annotations.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ FILE_COLUMNS = ("file", "filename", "file_name", "filepath", "file_path", "image
                 "img", "path", "name")
 #: Header names a column of labels may have (Label Studio names it after the ``<Choices>`` tag).
 LABEL_COLUMNS = ("label", "class", "choice", "choices", "category", "class_name")
-#: Label Studio's default ``image_root``: its local-files server, ``?d=`` a path below
-#: ``LOCAL_FILES_DOCUMENT_ROOT``.
+#: Label Studio's local-files server: ``?d=`` a path relative to its
+#: ``LOCAL_FILES_DOCUMENT_ROOT``, served when a local-files storage of the project holds it.
 LABEL_STUDIO_LOCAL_FILES = "/data/local-files/?d="
 # the prefix Label Studio puts before an uploaded file's name: 8 hex digits and a dash
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
@@ -221,15 +221,18 @@ def _to_uint8(image):
 # Label Studio tasks
 
 
-def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_root=None,
-                             from_name: str = "choice", to_name: str = "image") -> Path:
-    """Write a Label Studio task file, with the priors as pre-annotations to start from.
+def write_label_studio_tasks(path, files, *, priors=None, classes=None, labels=None, folder=None,
+                             document_root=None, image_root=None, from_name: str = "choice",
+                             to_name: str = "image") -> Path:
+    """Write a Label Studio task file: images served from a folder, priors as pre-annotations.
 
-    Each task is ``{"data": {"image": URL, "file": FILE}, "predictions": [...]}``: ``URL`` is
-    ``image_root`` followed by the URL-quoted ``FILE`` (the image's path relative to the input
-    folder). The prediction carries the prior's most likely class and its probability
-    (``model_version`` ``"as3l-prior"``), so the labeller confirms or corrects it. The
-    project's labelling configuration must name its tags after ``from_name`` and ``to_name``::
+    Each task is ``{"data": {"image": URL, "file": FILE}, ...}``. ``FILE`` is the image's path
+    relative to ``folder`` (the input folder); ``URL`` is where Label Studio serves it. An
+    image with a prior gets a prediction (its most likely class and that probability,
+    ``model_version`` ``"as3l-prior"``) that the labeller confirms or corrects; an image that
+    a person has already labeled (``labels``) gets that label as an annotation instead, so
+    the person's label wins over the model's and the task counts as done. The project's
+    labelling configuration must name its tags after ``from_name`` and ``to_name``::
 
         <View>
           <Image name="image" value="$image"/>
@@ -238,28 +241,44 @@ def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_ro
           </Choices>
         </View>
 
-    By default the URLs point at Label Studio's local-files server
-    (``/data/local-files/?d=FILE``): start Label Studio with
+    **Serving the images.** By default the URLs point at Label Studio's local-files server,
+    ``/data/local-files/?d=PATH`` with ``PATH`` relative to its document root. Label Studio
+    serves a file only from a local-files storage whose path lies *below* the document root
+    (a storage equal to the root is refused), so the document root defaults to the parent of
+    ``folder``: for ``folder="/home/me/photos"`` the image ``trip/a.jpg`` becomes
+    ``/data/local-files/?d=photos/trip/a.jpg``. Start Label Studio with
     ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`` and
-    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` set to the input folder (or pass
-    ``image_root="/data/local-files/?d=photos/"`` when the document root is its parent) and
-    add a local-files storage for it. Any other ``image_root`` (an ``https://`` address) is used
-    as given. Label Studio's CSV and JSON-MIN exports of the project keep ``file`` and are read
-    back by :func:`read_annotations`.
+    ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=/home/me``, and add a local-files storage with
+    the absolute path of ``folder`` to the project (no sync needed) before importing the file.
+    Label Studio's CSV, JSON-MIN and JSON exports keep ``file`` and are read back by
+    :func:`read_annotations`.
 
     Parameters
     ----------
     path : str or path-like
         The JSON file to write (an existing folder gets ``tasks.json`` inside). Overwritten.
     files : sequence of str
-        The images to label, as paths relative to the input folder (e.g. the ``file`` column
-        of ``selection.csv``).
+        The images, as paths relative to ``folder`` (e.g. the ``file`` column of
+        ``selection.csv``).
     priors : array-like of shape (n_files, n_classes), optional
         Class probabilities of each image (a propagator's ``predict_proba`` on those rows).
     classes : sequence of str, optional
-        The class names of the columns of ``priors``; required with ``priors``.
+        The class names of the columns of ``priors``; required with ``priors``. With
+        ``labels``, every label must be one of them.
+    labels : array-like of shape (n_files,), optional
+        What a person labeled, ``-1`` (or ``None``, ``""``) for an image not labeled yet, e.g.
+        :func:`read_annotations` on the same files. A labeled image's task carries the label
+        as an annotation and no prediction.
+    folder : str or path-like, optional
+        The folder ``files`` are relative to (the input folder). Without it, ``files`` are
+        taken as paths relative to the document root.
+    document_root : str or path-like, optional
+        Label Studio's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``; ``folder`` must lie below it.
+        Default: the parent of ``folder``.
     image_root : str, optional
-        Prefix of every image URL; default ``"/data/local-files/?d="``.
+        Prefix of every image URL instead of the local-files server (e.g. an ``https://``
+        address serving ``folder``), followed by the URL-quoted ``FILE``. Not with ``folder``
+        or ``document_root``.
     from_name, to_name : str, default="choice", "image"
         Names of the ``<Choices>`` and ``<Image>`` tags in the labelling configuration.
 
@@ -270,22 +289,24 @@ def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_ro
 
     See Also
     --------
-    read_annotations : Read the project's CSV or JSON-MIN export back.
+    read_annotations : Read the project's CSV, JSON-MIN or JSON export back.
 
     Examples
     --------
     >>> import json, tempfile
     >>> from pathlib import Path
     >>> from as3l_sklearn import write_label_studio_tasks
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> tasks = write_label_studio_tasks(folder / "tasks.json", ["IMG 1.jpg"],
-    ...                                  priors=[[0.2, 0.8]], classes=["cat", "dog"])
-    >>> task = json.loads(tasks.read_text())[0]
-    >>> task["data"]["image"]
-    '/data/local-files/?d=IMG%201.jpg'
-    >>> prediction = task["predictions"][0]
-    >>> prediction["score"], prediction["result"][0]["value"]
+    >>> home = Path(tempfile.mkdtemp())
+    >>> tasks = write_label_studio_tasks(home / "tasks.json", ["IMG 1.jpg", "IMG 2.jpg"],
+    ...                                  priors=[[0.2, 0.8], [0.6, 0.4]], classes=["cat", "dog"],
+    ...                                  labels=[-1, "dog"], folder=home / "photos")
+    >>> first, second = json.loads(tasks.read_text())
+    >>> first["data"]["image"]
+    '/data/local-files/?d=photos/IMG%201.jpg'
+    >>> first["predictions"][0]["score"], first["predictions"][0]["result"][0]["value"]
     (0.8, {'choices': ['dog']})
+    >>> second["annotations"][0]["result"][0]["value"], "predictions" in second
+    ({'choices': ['dog']}, False)
     """
     files = _check_files(files, None)
     if not files:
@@ -293,30 +314,39 @@ def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_ro
     for name, value in (("from_name", from_name), ("to_name", to_name)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    if image_root is None:
-        image_root = LABEL_STUDIO_LOCAL_FILES
-    if not isinstance(image_root, str):
-        raise TypeError(f"image_root must be a string, got {type(image_root).__name__}")
+    if image_root is not None:
+        if not isinstance(image_root, str):
+            raise TypeError(f"image_root must be a string, got {type(image_root).__name__}")
+        if folder is not None or document_root is not None:
+            raise ValueError("pass image_root (images served from elsewhere) or folder and "
+                             "document_root (Label Studio's local files), not both")
+    else:
+        image_root = LABEL_STUDIO_LOCAL_FILES + quote(_local_files_prefix(folder, document_root),
+                                                      safe="/")
+    if classes is not None:
+        classes = [str(c) for c in classes]
     if priors is not None:
         if classes is None:
             raise ValueError("classes is required with priors: the class name of each column")
-        classes = [str(c) for c in classes]
         priors = np.asarray(priors, dtype=np.float64)
         if priors.ndim != 2 or priors.shape != (len(files), len(classes)):
             raise ValueError(f"priors must have shape (n_files, n_classes) = ({len(files)}, "
                              f"{len(classes)}), got {priors.shape}")
         if not np.all(np.isfinite(priors)):
             raise ValueError("priors must be finite")
+    labels = _check_task_labels(labels, len(files), classes)
     tasks = []
     for i, file in enumerate(files):
         task = {"data": {"image": image_root + quote(file, safe="/"), "file": file}}
-        if priors is not None:
+        if labels is not None and labels[i] is not None:
+            # the person's label wins: an annotation, and no model guess beside it
+            task["annotations"] = [{"result": _choices_result(labels[i], from_name, to_name)}]
+        elif priors is not None:
             best = int(np.argmax(priors[i]))
             task["predictions"] = [{
                 "model_version": "as3l-prior",
                 "score": round(float(priors[i, best]), 6),
-                "result": [{"from_name": from_name, "to_name": to_name, "type": "choices",
-                            "value": {"choices": [classes[best]]}}],
+                "result": _choices_result(classes[best], from_name, to_name),
             }]
         tasks.append(task)
     target = Path(path)
@@ -325,6 +355,62 @@ def write_label_studio_tasks(path, files, *, priors=None, classes=None, image_ro
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(tasks, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return target
+
+
+def _choices_result(label: str, from_name: str, to_name: str):
+    return [{"from_name": from_name, "to_name": to_name, "type": "choices",
+             "value": {"choices": [label]}}]
+
+
+def _local_files_prefix(folder, document_root) -> str:
+    """``folder``'s path relative to ``document_root`` with a trailing ``/`` ('' without folder).
+
+    Label Studio serves ``/data/local-files/?d=PATH`` only for files below a local-files
+    storage, and refuses a storage equal to its document root: ``folder`` must lie strictly
+    below the root, which defaults to the parent of ``folder``.
+    """
+    if folder is None:
+        return ""
+    for name, value in (("folder", folder), ("document_root", document_root)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a path, got {type(value).__name__}")
+    folder = Path(os.path.abspath(folder))
+    if document_root is None:
+        if folder.parent == folder:
+            raise ValueError(f"folder {str(folder)!r} has no parent to serve it from; pass "
+                             "document_root, or move the images into a sub-folder")
+        document_root = folder.parent
+    root = Path(os.path.abspath(document_root))
+    for below, above in ((folder, root), (Path(os.path.realpath(folder)),
+                                          Path(os.path.realpath(root)))):
+        if above in below.parents:  # strictly below: Label Studio refuses folder == root
+            return below.relative_to(above).as_posix() + "/"
+    raise ValueError(
+        f"folder {str(folder)!r} must be a sub-folder of document_root {str(root)!r}: Label "
+        "Studio serves local files only from a storage below LOCAL_FILES_DOCUMENT_ROOT, and "
+        "refuses a storage equal to it")
+
+
+def _check_task_labels(labels, n_files, classes):
+    """One label (str) or None per file; a label must be one of ``classes`` when given."""
+    if labels is None:
+        return None
+    if isinstance(labels, (str, bytes)):
+        raise TypeError("labels must be a sequence of labels, one per file, not one string")
+    values = np.asarray(labels, dtype=object).ravel()
+    if len(values) != n_files:
+        raise ValueError(f"labels must have one entry per file: got {len(values)} for "
+                         f"{n_files} files")
+    checked = []
+    for value in values:
+        label = "" if value is None else str(value).strip()
+        # -1 marks an unlabeled image, as in read_annotations' output
+        checked.append(None if not label or _is_minus_one(label) else label)
+    if classes is not None:
+        unknown = sorted({label for label in checked if label is not None} - set(classes))
+        if unknown:
+            raise ValueError(f"labels {unknown[:10]} are not among classes {classes}")
+    return checked
 
 
 # --------------------------------------------------------------------------------------------

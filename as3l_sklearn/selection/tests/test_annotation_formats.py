@@ -134,6 +134,89 @@ def test_label_studio_tasks_with_priors_read_back_from_json_min(tmp_path):
         -1, -1, "shoe", -1, "shoe"]
 
 
+def _urls(tasks_file):
+    return [task["data"]["image"] for task in json.loads(tasks_file.read_text())]
+
+
+def test_label_studio_urls_are_relative_to_the_document_root(tmp_path, monkeypatch):
+    # Label Studio serves ?d=PATH (PATH below LOCAL_FILES_DOCUMENT_ROOT) only from a storage
+    # below the root, never one equal to it: the root defaults to the folder's parent
+    files = ["IMG_0001.png", "trip/b c.png"]
+    tasks = write_label_studio_tasks(tmp_path / "t.json", files, folder=tmp_path / "photos")
+    assert _urls(tasks) == ["/data/local-files/?d=photos/IMG_0001.png",
+                            "/data/local-files/?d=photos/trip/b%20c.png"]
+    assert [t["data"]["file"] for t in json.loads(tasks.read_text())] == files
+    deep = tmp_path / "home" / "me" / "shop photos"
+    tasks = write_label_studio_tasks(tmp_path / "t.json", files, folder=deep,
+                                     document_root=tmp_path / "home")
+    assert _urls(tasks)[1] == "/data/local-files/?d=me/shop%20photos/trip/b%20c.png"
+    monkeypatch.chdir(tmp_path)  # relative paths are taken from the working folder
+    tasks = write_label_studio_tasks(tmp_path / "t.json", files[:1], folder="me/photos",
+                                     document_root=".")
+    assert _urls(tasks) == ["/data/local-files/?d=me/photos/IMG_0001.png"]
+    # a document root given through a symbolic link still finds the folder below it
+    (tmp_path / "real" / "photos").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    tasks = write_label_studio_tasks(tmp_path / "t.json", files[:1],
+                                     folder=tmp_path / "real" / "photos",
+                                     document_root=tmp_path / "link")
+    assert _urls(tasks) == ["/data/local-files/?d=photos/IMG_0001.png"]
+    # without folder, files are paths relative to the document root; image_root as given
+    assert _urls(write_label_studio_tasks(tmp_path / "t.json", ["photos/a.png"])) == [
+        "/data/local-files/?d=photos/a.png"]
+    assert _urls(write_label_studio_tasks(tmp_path / "t.json", files[1:],
+                                          image_root="https://img.example.org/p/")) == [
+        "https://img.example.org/p/trip/b%20c.png"]
+
+
+def test_label_studio_urls_bad_folder(tmp_path):
+    def write(**kwargs):
+        return write_label_studio_tasks(tmp_path / "t.json", ["a.png"], **kwargs)
+
+    photos = tmp_path / "photos"
+    with pytest.raises(ValueError, match="must be a sub-folder of document_root.*refuses a "
+                                         "storage equal to it"):
+        write(folder=photos, document_root=photos)
+    with pytest.raises(ValueError, match="must be a sub-folder of document_root"):
+        write(folder=tmp_path, document_root=photos)
+    with pytest.raises(ValueError, match="has no parent"):
+        write(folder="/")
+    with pytest.raises(ValueError, match="pass image_root .* or folder and document_root"):
+        write(folder=photos, image_root="https://img.example.org/")
+    with pytest.raises(TypeError, match="document_root must be a path, got int"):
+        write(folder=photos, document_root=3)
+
+
+def test_label_studio_tasks_the_persons_label_wins(tmp_path):
+    # an image a person labeled carries that label as an annotation, not the prior's guess
+    files = ["a.png", "b.png", "c.png", "d.png"]
+    priors = [[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]
+    for unlabeled in (-1, "-1", None, ""):
+        tasks = json.loads(write_label_studio_tasks(
+            tmp_path / "t.json", files, priors=priors, classes=["cat", "dog"],
+            labels=np.array(["dog", unlabeled, "cat", -1], dtype=object),
+            folder=tmp_path / "photos").read_text())
+        assert [sorted(set(t) - {"data"}) for t in tasks] == [
+            ["annotations"], ["predictions"], ["annotations"], ["predictions"]]
+        assert tasks[0]["annotations"] == [{"result": [
+            {"from_name": "choice", "to_name": "image", "type": "choices",
+             "value": {"choices": ["dog"]}}]}]
+        assert tasks[2]["annotations"][0]["result"][0]["value"] == {"choices": ["cat"]}
+        assert tasks[1]["predictions"][0]["result"][0]["value"] == {"choices": ["cat"]}
+    # integer labels (read_annotations' int64 vector) without priors: annotations only
+    tasks = json.loads(write_label_studio_tasks(tmp_path / "t.json", files[:2],
+                                                labels=np.array([3, -1])).read_text())
+    assert tasks[0]["annotations"][0]["result"][0]["value"] == {"choices": ["3"]}
+    assert set(tasks[1]) == {"data"}
+    with pytest.raises(ValueError, match=r"labels \['bird'\] are not among classes"):
+        write_label_studio_tasks(tmp_path / "t.json", files[:1], priors=[[1.0, 0.0]],
+                                 classes=["cat", "dog"], labels=["bird"])
+    with pytest.raises(ValueError, match="labels must have one entry per file: got 1 for 2"):
+        write_label_studio_tasks(tmp_path / "t.json", files[:2], labels=["cat"])
+    with pytest.raises(TypeError, match="labels must be a sequence"):
+        write_label_studio_tasks(tmp_path / "t.json", files[:1], labels="cat")
+
+
 def test_label_studio_full_json_export(tmp_path):
     export = [{"id": 1, "data": {"image": "/data/upload/1/abcdef12-IMG_1036.jpg"},
                "annotations": [{"was_cancelled": False, "result": [
