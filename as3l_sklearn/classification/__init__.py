@@ -4,14 +4,19 @@
   with no prior it is plain FlexMatch.
 * :class:`LinearEvaluationClassifier` -- logistic regression on frozen self-supervised features.
 * :class:`SupervisedClassifier` -- the same network trained on the labeled samples only.
+
+A Ctrl-C during ``fit`` keeps the weights reached and warns with
+:class:`TrainingInterruptedWarning` (the class :class:`~as3l_sklearn.SimSiamEmbedder` uses too).
 """
 
 from ._baselines import LinearEvaluationClassifier, SupervisedClassifier
 from ._flexmatch import PriorGuidedFlexMatchClassifier, check_prior_proba
+from ..nn._step_net import TrainingInterruptedWarning
 
 __all__ = [
     "LinearEvaluationClassifier",
     "PriorGuidedFlexMatchClassifier",
     "SupervisedClassifier",
+    "TrainingInterruptedWarning",
     "check_prior_proba",
 ]

@@ -27,10 +27,10 @@ from ..utils._param_validation import (
     TorchModule,
     fit_context,
 )
+from ..nn._step_net import TrainingInterruptedWarning, check_user_callbacks
 from ..utils._progress import print_line
 from ..utils._torch import (
     TorchPickleMixin,
-    resolve_device,
     resolve_n_threads,
     seed_torch,
     torch_generator,
@@ -242,7 +242,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         Steps between history records (and validation when ``X_val`` is given); ``"auto"`` is
         ``max(1, max_iter // 20)``.
     device : str, default="auto"
-        ``"auto"`` uses CUDA when available. Mixed precision (autocast) is used on CUDA only.
+        ``"auto"`` uses CUDA when available. Mixed precision (autocast) is used on CUDA only:
+        bfloat16, or float16 with a gradient scaler on GPUs without bfloat16.
     image_shape : tuple (C, H, W), optional
         Needed for 2-D (flattened) input. One entry may be ``-1`` (inferred from the number of
         features, as in :func:`numpy.reshape`), e.g. ``(1, 1, -1)`` for feature vectors.
@@ -300,6 +301,11 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         guidance was on) and ``seconds``.
     best_step_ : int
         Step whose EMA weights are kept (best validation accuracy, else the last step).
+    interrupted_ : bool
+        Whether the last ``fit`` was stopped by Ctrl-C: it then warns with a
+        :class:`~as3l_sklearn.classification.TrainingInterruptedWarning`, keeps the best (or
+        last) EMA weights, and ``warm_start=True`` resumes. An ``EarlyStopping`` callback
+        ending the fit is not an interruption.
     image_shape_ : tuple (C, H, W)
     n_features_in_ : int
         Only set for 2-D input.
@@ -462,7 +468,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             module, mu=int(self.mu), lambda_u=float(self.lambda_u), tau=float(self.tau),
             threshold_warmup=bool(self.threshold_warmup), ema_decay=float(self.ema_decay),
             weight_decay=float(self.weight_decay), momentum=float(self.momentum),
-            nesterov=bool(self.nesterov), max_iter=max_iter, eval_every=eval_every, lr=float(self.lr),
+            nesterov=bool(self.nesterov), max_steps=max_iter, eval_every=eval_every, lr=float(self.lr),
             batch_size=int(self.batch_size), device=device, verbose=0, callbacks=list(callbacks),
             num_workers=int(self.num_workers),
         )
@@ -542,17 +548,53 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         return self
 
     def _fit(self, X, y, prior_proba, X_val, y_val, y_true, X_monitor, y_monitor):
-        import torch
+        from ..utils._distributed import resolve_training_device
 
-        from ..utils._distributed import get_distributed, resolve_distributed_device
-
-        device = resolve_device(self.device)
-        # under torchrun: join (or create) the process group; "cuda" is then this rank's GPU
-        context = get_distributed(device)
-        if context is not None:
-            device = resolve_distributed_device(device)
+        device, context = resolve_training_device(self.device)
         max_iter, switch_iter, update_every, eval_every = self._validate_params_(device)
         X = images_before_array_checks(X, "X")  # a PIL list once, not again for every check below
+        images, y_encoded, resume = self._check_training_set(X, y)
+        n_samples = images.shape[0]
+        prior = self._initial_prior(X, y, prior_proba, n_samples, resume)
+        val_images, y_val_codes = self._check_eval_set(X_val, y_val, "val")
+        monitor_images, monitor_codes = self._check_eval_set(X_monitor, y_monitor, "monitor")
+        self._monitor = None if monitor_images is None else (monitor_images, monitor_codes)
+        true_codes = None
+        if y_true is not None:
+            true_codes = self._encode(y_true, "y_true")
+            if len(true_codes) != n_samples:
+                raise ValueError(f"y_true has {len(true_codes)} labels but X has {n_samples} samples")
+
+        user_callbacks = self._check_callbacks()
+        previous_best = self._start_or_resume(resume, prior, device, max_iter, eval_every, user_callbacks, n_samples)
+        self.max_iter_, self.switch_iter_, self.update_every_, self.eval_every_ = (
+            max_iter, switch_iter, update_every, eval_every)
+        self.distributed_ = None if context is None else context.as_report()
+        data_device = device if device.startswith("cuda") else "cpu"
+        images_t, y_t, status_t, prior_t = self._hand_over_training_data(
+            images, y_encoded, true_codes, data_device, context, resume, switch_iter)
+
+        # the estimator's part of the loop, as skorch callbacks for this fit only (they hold the
+        # training data); the schedule, EMA and user callbacks live in the net
+        recorder = _HistoryRecord(self, val_images, y_val_codes, previous_best)
+        fit_callbacks = [
+            ("flexmatch_prior_schedule", _PriorSchedule(self, prior_t is not None, switch_iter, update_every,
+                                                        images, y_encoded, data_device)),
+            ("flexmatch_history", recorder),
+        ]
+        if self.verbose == 1 and (context is None or context.is_main):
+            from ..nn._callbacks import StepProgress
+
+            # one bar over the steps of the fit (ETA); verbose>=2: a line per record
+            fit_callbacks.append(("flexmatch_progress", StepProgress(
+                max_iter, type(self).__name__, initial=self.n_iter_,
+                postfix=(("loss", "loss", ".4f"), ("mask", "mask_rate", ".2f")))))
+        self._train(images_t, y_t, status_t, fit_callbacks, context)
+        self._keep_weights(recorder.best_state, val_images is None)
+        self.input_range_ = image_range(images, X)
+
+    def _check_training_set(self, X, y):
+        """``(images, encoded y, resume)``; sets ``classes_``, ``image_shape_`` and ``n_features_in_``."""
         images = self._check_X(X)
         n_samples = images.shape[0]
         if self.encoder is not None:
@@ -560,7 +602,6 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             if encoder_shape is not None:  # else a conv RuntimeError deep inside the first step
                 check_channels(images, encoder_shape[0], f"the encoder ({type(self.encoder).__name__})")
         classes, y_encoded = _check_target(y, n_samples)
-
         resume = bool(self.warm_start) and hasattr(self, "net_")
         if resume:
             if tuple(images.shape[1:]) != tuple(self.image_shape_) or not np.array_equal(classes, self.classes_) \
@@ -576,11 +617,12 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             self.n_features_in_ = int(x_shape[1])
         elif hasattr(self, "n_features_in_") and not resume:
             del self.n_features_in_
-        n_classes = len(self.classes_)
+        return images, y_encoded, resume
 
-        # priors (Eq. 5's y_prior)
+    def _initial_prior(self, X, y, prior_proba, n_samples, resume):
+        """Eq. 5's ``y_prior`` (float32, columns in ``classes_`` order) or ``None``."""
         if prior_proba is not None:
-            prior = check_prior_proba(prior_proba, n_samples, n_classes)
+            prior = check_prior_proba(prior_proba, n_samples, len(self.classes_))
         elif self.prior is not None and not resume:
             prior, _ = self._fit_prior_estimator(X, y, n_samples)
             prior = prior.astype(np.float32)
@@ -588,24 +630,15 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             prior = None
         if prior is None and self.prior_mode == "update" and self.verbose:
             print("[PriorGuidedFlexMatch] no prior given: plain FlexMatch, prior_mode='update' has no effect")
+        return prior
 
-        val_images, y_val_codes = self._check_eval_set(X_val, y_val, "val")
-        monitor_images, monitor_codes = self._check_eval_set(X_monitor, y_monitor, "monitor")
-        self._monitor = None if monitor_images is None else (monitor_images, monitor_codes)
-        true_codes = None
-        if y_true is not None:
-            true_codes = self._encode(y_true, "y_true")
-            if len(true_codes) != n_samples:
-                raise ValueError(f"y_true has {len(true_codes)} labels but X has {n_samples} samples")
-
-        from ..augment import StrongAugment, WeakAugment
-        from ..nn._callbacks import StepProgress
-        from ._net import count_records
-
-        user_callbacks = self._check_callbacks()
+    def _start_or_resume(self, resume, prior, device, max_iter, eval_every, user_callbacks, n_samples):
+        """A new initialised net (seeded), or the fitted one set up to continue; returns the EMA
+        weights kept as best by the previous fit when the moving average continues from its last
+        weights instead (else ``None``)."""
         if not resume:
             seed = seed_torch(self.random_state)  # initialisation of the head (and a named backbone)
-            module = self._build_module(n_classes, self.image_shape_)
+            module = self._build_module(len(self.classes_), self.image_shape_)
             self.net_ = self._make_net(module, device, max_iter, eval_every, user_callbacks).initialize()
             self.n_iter_ = 0
             self.status_ = np.full(n_samples, -1, dtype=np.int64)
@@ -614,20 +647,26 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             self.best_score_ = -np.inf
             self.prior_ = prior
             self._rng_seed = int(seed)
-        else:
-            self.net_.max_iter = max_iter
-            self.net_.eval_every = eval_every
-            self.net_.num_workers = int(self.num_workers)
-            if prior is not None:
-                self.prior_ = prior
-            if getattr(self, "_last_ema_state", None) is not None:
-                # continue the moving average from the last weights, not from the kept best ones
-                previous_best = {k: v.detach().cpu().clone() for k, v in self.net_.ema_module_.state_dict().items()}
-                self.net_.ema_module_.load_state_dict(self._last_ema_state)
-        self.max_iter_, self.switch_iter_, self.update_every_, self.eval_every_ = (
-            max_iter, switch_iter, update_every, eval_every)
-        self.distributed_ = None if context is None else context.as_report()
-        net = self.net_
+            return None
+        self.net_.max_steps = max_iter
+        self.net_.eval_every = eval_every
+        self.net_.num_workers = int(self.num_workers)
+        self.net_.callbacks = list(user_callbacks)  # the callbacks parameter as it is now
+        if prior is not None:
+            self.prior_ = prior
+        if getattr(self, "_last_ema_state", None) is None:
+            return None
+        # continue the moving average from the last weights, not from the kept best ones
+        previous_best = {k: v.detach().cpu().clone() for k, v in self.net_.ema_module_.state_dict().items()}
+        self.net_.ema_module_.load_state_dict(self._last_ema_state)
+        return previous_best
+
+    def _hand_over_training_data(self, images, y_encoded, true_codes, data_device, context, resume, switch_iter):
+        """Give the net the tensors of the steps (:meth:`FlexMatchNet.set_training_data`);
+        returns ``(images, labels, learning status, prior)`` as tensors."""
+        import torch
+
+        from ..augment import StrongAugment, WeakAugment
 
         side = self.image_shape_[1:]
         if min(side) >= 2:
@@ -640,7 +679,6 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         aug_generator = None
         if context is not None:
             aug_generator = torch_generator(self._rng_seed + self.n_iter_ + 1_000_003 * (context.rank + 1))
-        data_device = device if device.startswith("cuda") else "cpu"
         images_t = _training_images(images, data_device)
         status_t = torch.from_numpy(self.status_.copy()).to(data_device)
         y_t = torch.from_numpy(y_encoded)
@@ -651,63 +689,46 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             current_prior = self.prior_updated_  # the refreshed prior in force when training stopped
         prior_t = None if current_prior is None else torch.from_numpy(current_prior).to(data_device)
         true_t = None if true_codes is None else torch.from_numpy(true_codes)
-        net.set_training_data(images=images_t, y_labeled=y_t, labeled_idx=labeled_idx, weak=weak,
-                              strong=strong, generator=generator, status=status_t, prior=prior_t,
-                              y_true=true_t, aug_generator=aug_generator)
-        net.set_distributed(context)
+        self.net_.set_training_data(images=images_t, y_labeled=y_t, labeled_idx=labeled_idx, weak=weak,
+                                    strong=strong, generator=generator, status=status_t, prior=prior_t,
+                                    y_true=true_t, aug_generator=aug_generator)
+        return images_t, y_t, status_t, prior_t
 
-        best_state = previous_best if resume and getattr(self, "_last_ema_state", None) is not None else None
-        # the estimator's part of the loop, as skorch callbacks (dropped again after the fit:
-        # they hold the training data); the schedule, EMA and user callbacks live in the net
-        schedule = _PriorSchedule(self, prior_t is not None, switch_iter, update_every, images, y_encoded,
-                                  data_device)
-        recorder = _HistoryRecord(self, val_images, y_val_codes, best_state)
-        internal = [("flexmatch_prior_schedule", schedule), ("flexmatch_history", recorder)]
-        if self.verbose == 1 and (context is None or context.is_main):
-            # one bar over the steps of the fit (ETA); verbose>=2: a line per record
-            internal.append(("flexmatch_progress", StepProgress(
-                max_iter, type(self).__name__, initial=self.n_iter_,
-                postfix=(("loss", "loss", ".4f"), ("mask", "mask_rate", ".2f")))))
-        net.callbacks = internal + user_callbacks
-        net.initialize_callbacks()
+    def _train(self, images_t, y_t, status_t, fit_callbacks, context):
+        """Run the net's steps from ``n_iter_`` to ``max_iter_``; the step count and the learning
+        status are kept whatever happens."""
+        from ._net import count_records
+
+        net = self.net_
         net.steps_done = int(self.n_iter_)
-        net.max_epochs = count_records(self.n_iter_, max_iter, eval_every)
+        net.max_epochs = count_records(self.n_iter_, self.max_iter_, self.eval_every_)
         try:
-            net.partial_fit(images_t, y_t)
+            net.fit_steps(images_t, y_t, fit_callbacks=fit_callbacks, distributed=context)
         finally:
             self.n_iter_ = int(net.steps_done)
             self.status_ = status_t.cpu().numpy().copy()
-            net.clear_training_data()
-            net.set_distributed(None)
             self._monitor = None  # monitoring data is not part of the fitted model (or its pickle)
-            internal_names = {name for name, _ in internal}
-            net.callbacks_ = [(name, cb) for name, cb in net.callbacks_ if name not in internal_names]
-            net.callbacks = list(user_callbacks)
-        interrupted = bool(getattr(net, "_train_interrupted", False))
-        if interrupted and _stopped_early(net):
-            interrupted = False  # skorch's EarlyStopping ends a fit with KeyboardInterrupt too
-        best_state = recorder.best_state
+
+    def _keep_weights(self, best_state, no_validation):
+        """Load the best validation EMA weights (keeping the last ones to resume from); warn after a Ctrl-C."""
+        net = self.net_
+        interrupted = net.training_interrupted()
         if interrupted:
             warnings.warn(f"training interrupted at step {self.n_iter_}: keeping the "
                           f"{'best validation' if best_state is not None else 'last EMA'} weights; "
-                          "fit again with warm_start=True to resume", RuntimeWarning)
+                          "fit again with warm_start=True to resume", TrainingInterruptedWarning, stacklevel=4)
         self._last_ema_state = None
         if best_state is not None and self.best_step_ != self.n_iter_:
             self._last_ema_state = {k: v.detach().cpu().clone() for k, v in net.ema_module_.state_dict().items()}
             net.ema_module_.load_state_dict(best_state)
-        elif val_images is None:
+        elif no_validation:
             self.best_step_ = self.n_iter_
         self.interrupted_ = interrupted
-        self.input_range_ = image_range(images, X)
 
     def _check_callbacks(self):
-        """``callbacks`` (``(name, skorch Callback)`` pairs by the constraints) as tuples; the
-        names must not clash with the estimator's own callbacks."""
-        callbacks = list(self.callbacks or [])
-        for item in callbacks:
-            if item[0].startswith("flexmatch_") or item[0] in ("epoch_timer", "train_loss", "lr_schedule", "ema"):
-                raise ValueError(f"callbacks: the name {item[0]!r} is taken by the estimator's own callbacks")
-        return [tuple(item) for item in callbacks]
+        """``callbacks`` as a list of ``(name, skorch Callback)`` pairs (names must not clash with ours)."""
+        return check_user_callbacks(self.callbacks, taken=("epoch_timer", "train_loss", "lr_schedule", "ema"),
+                                    taken_prefix="flexmatch_")
 
     def _check_eval_set(self, X_eval, y_eval, suffix):
         """Validated ``(images, class codes)`` of ``X_<suffix>, y_<suffix>``, or ``(None, None)``."""
@@ -736,7 +757,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
 
         record = {"step": step, "loss": mean("loss"), "loss_l": mean("loss_l"), "loss_u": mean("loss_u"),
                   "mask_rate": mean("mask"),
-                  "lr": float(self.net_.optimizer_.param_groups[0]["lr"]),
+                  # the rate of the record's last step (the schedule has moved on to the next one)
+                  "lr": float(window[-1]["lr"] if window else self.net_.optimizer_.param_groups[0]["lr"]),
                   "prior": bool(window[-1]["prior"]) if window else False,
                   "seconds": round(time.perf_counter() - start_time, 3)}
         if any("n_pseudo" in r for r in window):
@@ -846,14 +868,6 @@ class _HistoryRecord(Callback):
             estimator.best_score_ = record["val_accuracy"]
             estimator.best_step_ = net.steps_done
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.ema_module_.state_dict().items()})
-
-
-def _stopped_early(net) -> bool:
-    """Whether one of the net's ``EarlyStopping`` callbacks ended the fit (not a Ctrl-C)."""
-    from skorch.callbacks import EarlyStopping
-
-    return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
-               for _, cb in getattr(net, "callbacks_", []))
 
 
 def _training_images(images, data_device):

@@ -5,17 +5,18 @@ The functions here are small, pure and tested one by one against hand-computed v
 * :func:`flexmatch_class_beta` -- FlexMatch's classwise learning effect ``beta_c``;
 * :func:`flexmatch_mask` -- the curriculum mask ``max p >= tau * M(beta_c)``, ``M(x) = x / (2 - x)``;
 * :func:`prior_posterior` -- the paper's Eq. 5, ``normalize(y_prior + y_pred_weak)``;
-* :func:`cosine_lr` -- ``lr * cos(7 pi k / (16 K))``;
+* :func:`cosine_lr` -- ``lr * cos(7 pi k / (16 K))``, the rate of step ``k`` (:meth:`FlexMatchNet.lr_at`);
 * :func:`param_groups_without_decay` -- SGD groups with no weight decay on BatchNorm and bias.
 
-:class:`FlexMatchNet` is a :class:`skorch.NeuralNet` trained by skorch's own ``fit_loop``: its
-training iterator yields, per step, the indices of a labeled batch of ``B`` and an unlabeled
-batch of ``mu * B`` images (one skorch epoch is ``eval_every`` steps), and its
-:meth:`~FlexMatchNet.train_step_single` builds the weak and strong views and computes
-``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4). The learning-rate schedule and the EMA are its
-default callbacks (:class:`CosineStepLR`, :class:`EMAUpdate`). The estimator in
-``_flexmatch.py`` owns validation, the history records and the prior schedule (as callbacks);
-this module owns the arithmetic.
+:class:`FlexMatchNet` is a :class:`~as3l_sklearn.nn._step_net.StepNet` (skorch's ``fit_loop``
+counted in optimizer steps, shared with the SimSiam net): its training iterator yields, per
+step, the indices of a labeled batch of ``B`` and an unlabeled batch of ``mu * B`` images (one
+skorch epoch is ``eval_every`` steps), its :meth:`~FlexMatchNet.train_step_single` builds the
+weak and strong views and the pseudo-labels, and its :meth:`~FlexMatchNet.get_loss` computes
+``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4) with its ``criterion``. The learning-rate
+schedule (skorch's ``LRScheduler``) and the EMA (:class:`EMAUpdate`) are default callbacks.
+The estimator in ``_flexmatch.py`` owns validation, the history records and the prior
+schedule (as callbacks); this module owns the arithmetic.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ from __future__ import annotations
 import math
 
 import torch
-from skorch import NeuralNet
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring
+from skorch.callbacks import Callback
 from torch import nn
-from torch.nn import functional as F
 
-from ..nn._callbacks import DistributedNetMixin
+from ..nn._step_net import StepNet
 from ..utils._image_source import (
     Uint8Images,
     WorkerBatchReader,
@@ -37,8 +36,6 @@ from ..utils._image_source import (
     uint8_batch_to_float,
 )
 
-#: placeholder for the net's ``module`` parameter in its pickle when it is ``module_`` itself
-SAME_AS_MODULE_ = "<same as module_>"
 UNUSED = -1  # learning status of an unlabeled sample never predicted with confidence >= tau
 
 
@@ -201,20 +198,6 @@ def ema_update(ema_module: nn.Module, module: nn.Module, decay: float) -> None:
         ema_b.copy_(b)
 
 
-class CosineStepLR(Callback):
-    """FixMatch's ``lr * cos(7 pi k / (16 K))`` set before every training step ``k`` (:func:`cosine_lr`).
-
-    Reads ``net.lr`` (the initial rate), ``net.max_iter`` (K) and ``net.steps_done`` (k).
-    """
-
-    def on_batch_begin(self, net, training=False, **kwargs):
-        if not training:
-            return
-        lr = cosine_lr(net.lr, net.steps_done, net.max_iter)
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-
-
 class EMAUpdate(Callback):
     """``ema_module_ <- decay * ema_module_ + (1 - decay) * module_`` after every training step.
 
@@ -232,7 +215,7 @@ class EMAUpdate(Callback):
 
 class _StepBatches:
     """One skorch "epoch": the steps up to the next history record (``eval_every`` steps, or fewer
-    before ``max_iter``), each batch drawn by :meth:`FlexMatchNet.draw_batch` from the infinite
+    before ``max_steps``), each batch drawn by :meth:`FlexMatchNet.draw_batch` from the infinite
     labeled and unlabeled samplers (sampling with replacement, as the reference code)."""
 
     def __init__(self, net):
@@ -263,38 +246,44 @@ def count_records(start: int, max_iter: int, every: int) -> int:
     return count
 
 
-class FlexMatchNet(DistributedNetMixin, NeuralNet):
+class FlexMatchNet(StepNet):
     """skorch network running FlexMatch steps through skorch's own ``fit_loop``.
 
     Not meant to be used on its own: :class:`PriorGuidedFlexMatchClassifier` builds it, hands it
-    the training tensors through :meth:`set_training_data` and calls ``partial_fit``.
+    the training tensors through :meth:`set_training_data` and trains it with
+    :meth:`~as3l_sklearn.nn._step_net.StepNet.fit_steps`.
 
-    One skorch epoch is ``eval_every`` optimizer steps (the last one up to ``max_iter``); every
+    One skorch epoch is ``eval_every`` optimizer steps (the last one up to ``max_steps``); every
     batch is a pair ``(labeled indices, unlabeled indices)`` drawn from infinite samplers
-    (:meth:`draw_batch`), and :meth:`train_step_single` gathers and augments the images and
-    computes ``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4). The learning-rate schedule
-    (:class:`CosineStepLR`) and the weight average (:class:`EMAUpdate`) are default callbacks,
-    so user callbacks (``callbacks=[...]``) see the usual ``on_batch_*`` / ``on_epoch_*`` events.
+    (:meth:`draw_batch`), and :meth:`train_step_single` gathers and augments the images, derives
+    the pseudo-labels and their mask and computes ``Loss = Loss_l + lambda_u * Loss_un``
+    (Eq. 2-4) in :meth:`get_loss`: ``criterion`` (cross-entropy) on the labeled batch and, per
+    sample, on the strong views against the masked pseudo-labels. The learning rate
+    ``lr * cos(7 pi k / (16 K))`` (:func:`cosine_lr`, set by skorch's ``LRScheduler``) and the
+    weight average (:class:`EMAUpdate`) are default callbacks, so user callbacks
+    (``callbacks=[...]``) see the usual ``on_batch_*`` / ``on_epoch_*`` events.
     Under ``torchrun`` every rank draws the same global batch and keeps its share; gradients
     are all-reduced by DDP and the learning status is updated from every rank's predictions.
 
     Besides the usual skorch parameters it takes ``mu``, ``lambda_u``, ``tau``,
     ``threshold_warmup``, ``ema_decay``, ``weight_decay``, ``momentum``, ``nesterov``,
-    ``max_iter`` (for the cosine schedule), ``eval_every`` (steps per epoch), ``amp`` and
-    ``num_workers`` (DataLoader workers reading images held as a :class:`Uint8Images`: a
-    memory map or a lazy folder; see :meth:`train_step_single`).
+    ``max_steps`` (K of the cosine schedule, and the end of training), ``eval_every`` (steps per
+    epoch), ``amp`` and ``num_workers`` (DataLoader workers reading images held as a
+    :class:`Uint8Images`: a memory map or a lazy folder; see :meth:`train_step_single`).
     ``module_`` is trained; ``ema_module_`` holds the exponential moving average used for
     evaluation; ``steps_done`` counts optimizer steps over all fits.
     """
 
+    transient_attributes = (*StepNet.transient_attributes, "_data", "_window", "_drawn_ahead", "_loss_terms")
+
     def __init__(self, module, *args, mu=7, lambda_u=1.0, tau=0.95, threshold_warmup=True,
-                 ema_decay=0.999, weight_decay=5e-4, momentum=0.9, nesterov=True, max_iter=1000,
+                 ema_decay=0.999, weight_decay=5e-4, momentum=0.9, nesterov=True, max_steps=1000,
                  eval_every=50, amp=True, num_workers=0, **kwargs):
         kwargs.setdefault("criterion", nn.CrossEntropyLoss)
         kwargs.setdefault("optimizer", torch.optim.SGD)
         kwargs.setdefault("train_split", None)
         kwargs.setdefault("max_epochs", 1)
-        super().__init__(module, *args, **kwargs)
+        super().__init__(module, *args, max_steps=max_steps, amp=amp, **kwargs)
         self.mu = mu
         self.lambda_u = lambda_u
         self.tau = tau
@@ -303,22 +292,19 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         self.weight_decay = weight_decay
         self.momentum = momentum
         self.nesterov = nesterov
-        self.max_iter = max_iter
         self.eval_every = eval_every
-        self.amp = amp
         self.num_workers = num_workers
-        self.steps_done = 0
         self.use_prior = False
 
+    def lr_at(self, step: int) -> float:
+        return cosine_lr(self.lr, step, self.max_steps)
+
     def get_default_callbacks(self):
-        # skorch's timer and train_loss, then the schedule and the EMA; no PrintLog (the
-        # estimator prints its own history lines with verbose=2)
-        return [
-            ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("lr_schedule", CosineStepLR()),
-            ("ema", EMAUpdate()),
-        ]
+        # skorch's timer and train_loss, the schedule, then the EMA; no validation loss and no
+        # PrintLog (the estimator prints its own history lines with verbose=2)
+        defaults = [(name, callback) for name, callback in super().get_default_callbacks()
+                    if name not in ("valid_loss", "print_log")]
+        return [*defaults, ("ema", EMAUpdate())]
 
     # ------------------------------------------------------------------ initialisation
     def initialize_module(self):
@@ -329,6 +315,16 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         self.ema_module_ = copy.deepcopy(self.module_)
         for parameter in self.ema_module_.parameters():
             parameter.requires_grad_(False)
+        return self
+
+    def initialize_criterion(self):
+        super().initialize_criterion()
+        import copy
+
+        # the unlabeled term is masked per sample: the same criterion, without its reduction
+        unlabeled = copy.deepcopy(self.criterion_)
+        unlabeled.reduction = "none"
+        self.criterion_unlabeled_ = unlabeled
         return self
 
     def initialize_optimizer(self, triggered_directly=None):
@@ -343,7 +339,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
     # ------------------------------------------------------------------ training data
     def set_training_data(self, *, images, y_labeled, labeled_idx, weak, strong, generator,
                           status, prior=None, y_true=None, aug_generator=None):
-        """Hand the net the tensors one step needs (kept out of pickles: see ``clear_training_data``).
+        """Hand the net the tensors one step needs (kept out of pickles; dropped by :meth:`end_fit`).
 
         ``images`` (n, C, H, W) float on the net's device; ``y_labeled`` (n,) int64 with -1;
         ``labeled_idx`` indices of labeled samples; ``status`` (n,) int64 learning status;
@@ -379,33 +375,21 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         self._window = []
         self._drawn_ahead = None
 
+    def end_fit(self):
+        super().end_fit()
+        self.clear_training_data()
+        self.__dict__.pop("_loss_terms", None)
+
     def take_window(self):
         """The per-step results since the last call (for the history record of an epoch)."""
         window, self._window = getattr(self, "_window", []), []
         return window
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        for key in ("_data", "_scaler", "_window", "_drawn_ahead"):
-            state.pop(key, None)
-        self._drop_distributed_state(state)
-        if state.get("module") is self.__dict__.get("module_"):
-            # the module instance is module_, which skorch stores already (mapped to the CPU
-            # where CUDA is missing): keep one copy in the pickle
-            state["module"] = SAME_AS_MODULE_
-        return state
-
-    def __setstate__(self, state):
-        same = isinstance(state.get("module"), str) and state["module"] == SAME_AS_MODULE_
-        super().__setstate__(state)
-        if same:
-            self.__dict__["module"] = self.module_
-
     # ------------------------------------------------------------------ the step loop
     def next_record_step(self) -> int:
-        """The step at which the running epoch ends (a multiple of ``eval_every``, or ``max_iter``)."""
+        """The step at which the running epoch ends (a multiple of ``eval_every``, or ``max_steps``)."""
         every = int(self.eval_every)
-        return min(int(self.max_iter), (int(self.steps_done) // every + 1) * every)
+        return min(int(self.max_steps), (int(self.steps_done) // every + 1) * every)
 
     def get_iterator(self, dataset, training=False):
         if training:
@@ -453,22 +437,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
 
         return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
 
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        self._train_interrupted = False
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            self._train_interrupted = True
-            raise  # skorch's partial_fit catches it; the estimator keeps the weights
-
     # ------------------------------------------------------------------ one step
-    def _autocast(self):
-        device_type = torch.device(self.device).type
-        if self.amp and device_type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast(device_type="cuda", dtype=dtype)
-        return torch.autocast(device_type=device_type, enabled=False)
-
     def train_step(self, batch, step=None, use_prior=None, **fit_params):
         """One optimisation step on ``batch = (labeled indices, unlabeled indices)`` (skorch's ``train_step``).
 
@@ -478,7 +447,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
             From :meth:`draw_batch`.
         step : int, optional
             0-based step index (default ``steps_done``); only for error messages, the learning
-            rate comes from :class:`CosineStepLR`.
+            rate comes from the ``lr_schedule`` callback (:meth:`lr_at`).
         use_prior : bool, optional
             Whether pseudo-labels come from Eq. 5's ``normalize(y_prior + y_pred_weak)``
             (default: the ``use_prior`` attribute, set by the estimator's schedule).
@@ -492,86 +461,117 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
         """
         self._step_args = (self.steps_done if step is None else int(step),
                            self.use_prior if use_prior is None else bool(use_prior))
+        lr = self.optimizer_.param_groups[0]["lr"]  # this step's rate, before the schedule moves on
         result = super().train_step(batch, **fit_params)
-        self.steps_done += 1
         record = {k: v for k, v in result.items() if k != "y_pred"}
         record["loss"] = float(result["loss"])
         record["prior"] = self._step_args[1]
+        record["lr"] = lr
         self._window.append(record)
         return result
 
     def train_step_single(self, batch, **fit_params):
+        """Views, forward, pseudo-labels, :meth:`get_loss` and backward of one step (no optimizer step)."""
         step, use_prior = getattr(self, "_step_args", (self.steps_done, self.use_prior))
-        data = self._data
-        device = self.device
         self._set_training(True)
         labeled, unlabeled = batch
-        aug = data["aug_generator"]
+        inputs, y_l = self._step_inputs(labeled, unlabeled)
+        with self.autocast():
+            logits = self.ddp_module(inputs)
+        logits = logits.float()
         batch_size = len(labeled)
+        logits_l = logits[:batch_size]
+        if unlabeled is None:
+            y_pred, y_true, stats = (logits_l, None), (y_l, None, None), {}
+        else:
+            logits_uw, logits_us = logits[batch_size:].chunk(2)
+            pseudo_labels, mask = self._pseudo_labels(logits_uw, unlabeled, use_prior)
+            y_pred, y_true = (logits_l, logits_us), (y_l, pseudo_labels, mask)
+            stats = {"mask": mask.mean(), **self._pseudo_label_quality(unlabeled, pseudo_labels, mask)}
+        loss = self.get_loss(y_pred, y_true, X=batch, training=True)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {float(loss)} at step {step}; "
+                                     "lower lr or check the input images")
+        self.backward(loss)
+        if unlabeled is None:
+            stats["mask"] = torch.zeros((), device=loss.device)
+        return self._step_result({**self._loss_terms, **stats, "loss": loss.detach()}, logits_l)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """``Loss = Loss_l + lambda_u * Loss_un`` (Eq. 2-4) of ``y_pred = (labeled logits, strong-view
+        logits)`` against ``y_true = (labels, pseudo-labels, mask)``.
+
+        ``Loss_l`` is ``criterion`` on the labeled batch; ``Loss_un`` the per-sample criterion of
+        the strong views against the pseudo-labels, times the mask, averaged over the whole
+        unlabeled batch. Without an unlabeled batch (strong-view logits ``None``) the loss is
+        ``Loss_l``. Both terms are kept, detached, for the history.
+        """
+        logits_l, logits_us = y_pred
+        y_l, pseudo_labels, mask = y_true
+        loss_l = self.criterion_(logits_l, y_l)
+        if logits_us is None:
+            self._loss_terms = {"loss_l": loss_l.detach(), "loss_u": torch.zeros((), device=loss_l.device)}
+            return loss_l
+        loss_u = (self.criterion_unlabeled_(logits_us, pseudo_labels) * mask).mean()
+        self._loss_terms = {"loss_l": loss_l.detach(), "loss_u": loss_u.detach()}
+        return loss_l + self.lambda_u * loss_u
+
+    def _step_inputs(self, labeled, unlabeled):
+        """The batch fed to the network (weak labeled views, then weak and strong unlabeled views) and its labels."""
+        data = self._data
+        aug = data["aug_generator"]
         x_l, x_u = self._gather_batch(labeled, unlabeled)
         x_l = data["weak"](x_l, generator=aug)
-        y_l = data["y"][labeled].to(device)
-        semi = unlabeled is not None
-        if semi:
+        y_l = data["y"][labeled].to(self.device)
+        if unlabeled is None:
+            inputs = x_l
+        else:
             x_uw = data["weak"](x_u, generator=aug)
             x_us = data["strong"](x_u, generator=aug)
             inputs = torch.cat([x_l, x_uw, x_us])
-        else:
-            inputs = x_l
-        if data["reader"] is not None and self.steps_done + 1 < int(self.max_iter):
+        if data["reader"] is not None and self.steps_done + 1 < int(self.max_steps):
             # the next step's indices, drawn now: right after this step's augmentations, which
             # is also where the loop without workers draws them (nothing else uses the
             # generator in between), so the batches are the same; the workers read the next
             # batch while this step trains
             self._drawn_ahead = self.draw_batch()
             data["reader"].submit([i for i in self._drawn_ahead if i is not None])
+        return inputs, y_l
 
-        with self._autocast():
-            logits = self.ddp_module(inputs)
-        logits = logits.float()
-        logits_l = logits[:batch_size]
-        loss_l = F.cross_entropy(logits_l, y_l)
+    @torch.no_grad()
+    def _pseudo_labels(self, logits_uw, unlabeled, use_prior):
+        """Hard pseudo-labels and FlexMatch's mask from the weak views; updates the learning status."""
+        data, device = self._data, self.device
+        probs_weak = torch.softmax(logits_uw.detach(), dim=1)
+        status = data["status"]
+        beta = flexmatch_class_beta(status, probs_weak.shape[1], self.threshold_warmup)
+        source = probs_weak
+        if use_prior and data["prior"] is not None:
+            source = prior_posterior(data["prior"][unlabeled.to(data["prior"].device)].to(device), probs_weak)
+        pseudo_labels, mask = flexmatch_mask(source, beta, self.tau)
+        # FlexMatch's learning status follows the model's own weak prediction; under DDP every
+        # rank applies every rank's predictions, so the status stays identical
         context = self.distributed
-        stats = {"loss_l": loss_l.detach()}
-        if semi:
-            logits_uw, logits_us = logits[batch_size:].chunk(2)
-            with torch.no_grad():
-                probs_weak = torch.softmax(logits_uw.detach(), dim=1)
-                status = data["status"]
-                beta = flexmatch_class_beta(status, probs_weak.shape[1], self.threshold_warmup)
-                source = probs_weak
-                if use_prior and data["prior"] is not None:
-                    source = prior_posterior(data["prior"][unlabeled.to(data["prior"].device)].to(device),
-                                             probs_weak)
-                pseudo_labels, mask = flexmatch_mask(source, beta, self.tau)
-                # FlexMatch's learning status follows the model's own weak prediction; under DDP
-                # every rank applies every rank's predictions, so the status stays identical
-                if context is not None:
-                    update_learning_status(status, context.all_gather(unlabeled.to(device)),
-                                           context.all_gather(probs_weak), self.tau)
-                else:
-                    update_learning_status(status, unlabeled, probs_weak, self.tau)
-            loss_u = (F.cross_entropy(logits_us, pseudo_labels, reduction="none") * mask).mean()
-            loss = loss_l + self.lambda_u * loss_u
-            stats["loss_u"] = loss_u.detach()
-            stats["mask"] = mask.mean()
-            if data["y_true"] is not None:
-                truth = data["y_true"][unlabeled].to(device)
-                known = (truth != -1) & (mask > 0)  # -2: a class y lacks, always wrong
-                stats["n_pseudo"] = known.sum().float()
-                stats["n_pseudo_correct"] = ((pseudo_labels == truth) & known).sum().float()
+        if context is not None:
+            update_learning_status(status, context.all_gather(unlabeled.to(device)),
+                                   context.all_gather(probs_weak), self.tau)
         else:
-            loss = loss_l
-            stats["loss_u"] = torch.zeros((), device=loss.device)
-            stats["mask"] = torch.zeros((), device=loss.device)
+            update_learning_status(status, unlabeled, probs_weak, self.tau)
+        return pseudo_labels, mask
 
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {float(loss)} at step {step}; "
-                                     "lower lr or check the input images")
-        loss.backward()
-        stats["loss"] = loss.detach()
+    def _pseudo_label_quality(self, unlabeled, pseudo_labels, mask) -> dict:
+        """``n_pseudo`` / ``n_pseudo_correct`` of the masked pseudo-labels when ``y_true`` was given."""
+        if self._data["y_true"] is None:
+            return {}
+        truth = self._data["y_true"][unlabeled].to(self.device)
+        known = (truth != -1) & (mask > 0)  # -2: a class y lacks, always wrong
+        return {"n_pseudo": known.sum().float(), "n_pseudo_correct": ((pseudo_labels == truth) & known).sum().float()}
+
+    def _step_result(self, stats, logits_l) -> dict:
+        """``stats`` as floats (the counts as ints), averaged (counts summed) over the ranks under DDP."""
         names = list(stats)
         values = torch.stack([stats[k].float().reshape(()) for k in names])
+        context = self.distributed
         if context is not None:
             # one small all-reduce: every rank records the same (global) history
             context.all_reduce_sum(values)
@@ -625,7 +625,7 @@ class FlexMatchNet(DistributedNetMixin, NeuralNet):
                        for start in range(0, len(images), batch_size))
         try:
             for chunk in batches:
-                with self._autocast():
+                with self.autocast():
                     out = module.features(chunk) if features else module(chunk)
                 outputs.append(out.float().cpu())
         finally:

@@ -1,33 +1,31 @@
 """Self-supervised image features with SimSiam (Chen & He, 2021), as a scikit-learn transformer.
 
-The training loop is a :class:`skorch.NeuralNet` subclass (two augmented views per image,
-symmetric negative cosine loss with stop-gradient) held as the fitted attribute ``net_`` of
-a plain scikit-learn estimator: skorch sets fitted-looking attributes in ``__init__``, which
-would confuse ``check_is_fitted`` and the estimator checks if the estimator *were* the net.
+The estimator validates its input and settings, builds the network and holds it, trained, as
+the fitted attribute ``net_``; the network and its training loop (a skorch net on the shared
+step base, :mod:`as3l_sklearn.nn._step_net`) are in ``_simsiam_net.py``. The net is an
+attribute rather than the estimator itself because skorch sets fitted-looking attributes in
+``__init__``, which would confuse ``check_is_fitted`` and the estimator checks.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
-import sys
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from skorch import NeuralNet
-from skorch.callbacks import Callback, PassthroughScoring, PrintLog
-from skorch.dataset import unpack_data
-from skorch.utils import to_tensor
+from skorch.callbacks import PassthroughScoring
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted, check_memory, validate_data
 
 from ..augment import SIMSIAM_PRESETS
 from ..nn import BACKBONES
-from ..utils import check_image_shape_consistent, check_image_size, check_images, resolve_device
-from ..nn._callbacks import DistributedNetMixin, StepProgress
-from ..utils._image_source import RawImageDataset, Uint8Images, uint8_batch_to_float
+from ..utils import check_image_shape_consistent, check_image_size, check_images
+from ..nn._callbacks import StepProgress
+from ..nn._step_net import TrainingInterruptedWarning, check_user_callbacks
+from ..utils._distributed import resolve_training_device
+from ..utils._image_source import RawImageDataset, Uint8Images
 from ..utils._param_validation import (
     DEVICE,
     N_THREADS,
@@ -44,7 +42,6 @@ from ..utils._param_validation import (
     TorchModule,
     fit_context,
 )
-from ..utils._progress import is_terminal, strip_ansi
 from ..utils._torch import TorchPickleMixin, resolve_n_threads, torch_settings, torch_threads
 from ..utils._validation import (
     check_channels,
@@ -53,6 +50,20 @@ from ..utils._validation import (
     images_before_array_checks,
     infer_image_shape,
     warn_on_image_range,
+)
+# the network's parts; their names here also keep models pickled when they lived in this module loadable
+from ._simsiam_net import (  # noqa: F401
+    _FeatureMonitor,
+    _KNNMonitor,
+    _PlainPrintLog,
+    _SimSiamCriterion,
+    _SimSiamModule,
+    _SimSiamNet,
+    _ViewsForward,
+    effective_rank,
+    knn_loo_accuracy,
+    normalized_std,
+    step_learning_rate,
 )
 
 #: optimizer steps of one fit when ``max_epochs="auto"`` and ``max_steps="auto"``. CPU: chosen
@@ -82,225 +93,8 @@ COLLAPSE_THRESHOLD = 0.02
 MONITOR_SAMPLES = 512
 
 
-#: placeholder for a net's ``module`` parameter in its pickle when it is ``module_`` itself
-SAME_AS_MODULE_ = "<same as module_>"
-
-
 class CollapseWarning(UserWarning):
     """The encoder's features collapsed: every image maps to (nearly) the same direction."""
-
-
-class TrainingInterruptedWarning(UserWarning):
-    """``fit`` was interrupted (Ctrl-C); the estimator keeps the weights reached so far."""
-
-
-# --------------------------------------------------------------------------- torch parts
-class _SimSiamModule(torch.nn.Module):
-    """Encoder + projector + predictor (+ view augmentation); ``forward`` returns encoder features."""
-
-    def __init__(self, encoder, projector, predictor, augment):
-        super().__init__()
-        self.encoder = encoder
-        self.projector = projector
-        self.predictor = predictor
-        # parameter-free; kept here so it follows the module to its device and into pickles
-        self.augment = augment
-
-    def forward(self, x):
-        return self.encoder(x)
-
-    def views_forward(self, view1, view2):
-        z1 = self.projector(self.encoder(view1))
-        z2 = self.projector(self.encoder(view2))
-        return self.predictor(z1), self.predictor(z2), z1, z2
-
-
-class _SimSiamCriterion(torch.nn.Module):
-    """Symmetric negative cosine loss ``D(p1, z2)/2 + D(p2, z1)/2`` with stop-gradient on z."""
-
-    def forward(self, p1, p2, z1, z2):
-        from ..nn import simsiam_loss
-
-        return simsiam_loss(p1.float(), p2.float(), z1.float(), z2.float())
-
-
-def normalized_std(outputs) -> float:
-    """Spread of L2-normalised outputs: ``sqrt(d)`` times the mean over dimensions of their batch std.
-
-    About 1 for outputs spread evenly over all directions, 0 when every output points the
-    same way -- the collapse SimSiam's stop-gradient and predictor are there to prevent
-    (Chen & He 2021, Fig. 2 plot the unscaled value, ``1/sqrt(d)`` when healthy). Measure it
-    where collapse can show: on encoder or predictor outputs, not after the projector's
-    final BatchNorm, which standardises every dimension and reads ``1/sqrt(d)`` whatever
-    the network does.
-
-    Examples
-    --------
-    >>> import torch
-    >>> round(normalized_std(torch.ones(8, 4)), 6)
-    0.0
-    >>> normalized_std(torch.randn(4096, 16)) > 0.9
-    True
-    """
-    with torch.no_grad():
-        z = torch.as_tensor(outputs).float()
-        unit = torch.nn.functional.normalize(z, dim=1)
-        return float(unit.std(dim=0).mean() * np.sqrt(z.shape[1]))
-
-
-def effective_rank(features) -> float:
-    """RankMe effective rank of a feature matrix: ``exp`` of the entropy of its normalised singular values.
-
-    A label-free quality signal (Garrido et al., "RankMe", ICML 2023): between 1 (every
-    sample on one line) and ``min(n, d)`` (all directions used equally); during
-    self-supervised training it tends to rise with downstream accuracy and falls on
-    (dimensional) collapse. Features are L2-normalised and centred first, so a constant
-    feature matrix has rank 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> round(effective_rank(np.ones((10, 5))), 3)
-    0.0
-    >>> round(effective_rank(np.eye(4)), 3)
-    3.0
-    """
-    with torch.no_grad():
-        z = torch.as_tensor(np.asarray(features, dtype=np.float32))
-        unit = torch.nn.functional.normalize(z, dim=1)
-        centered = unit - unit.mean(dim=0, keepdim=True)
-        singular = torch.linalg.svdvals(centered.double())
-        total = singular.sum()
-        if not total > 1e-9 * max(1, z.shape[0]):
-            return 0.0
-        p = singular / total
-        p = p[p > 0]
-        return float(torch.exp(-(p * p.log()).sum()))
-
-
-class _SimSiamNet(DistributedNetMixin, NeuralNet):
-    """skorch net whose training step draws two augmented views of each batch.
-
-    ``module.augment(x, generator=...)`` makes one random view of a float NCHW batch on the
-    net's device, with random numbers drawn from a CPU generator seeded by ``augment_seed``
-    (reproducible on CUDA too); ``amp`` enables bfloat16 autocast on CUDA; ``channels_last``
-    feeds the encoder NHWC-strided batches (faster convolutions on CPU and on tensor cores).
-    ``max_steps`` ends training after that many optimizer steps, in the middle of an epoch
-    if need be (the budget is counted in steps, not epochs). Under torchrun the estimator
-    hands it a process group (:meth:`set_distributed`): the two-view forward runs through
-    DistributedDataParallel and the recorded loss is the mean over the ranks.
-    """
-
-    def __init__(self, *args, amp=False, augment_seed=0, channels_last=False, max_steps=None, input_size=None,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self.input_size = input_size
-        self.amp = amp
-        self.channels_last = channels_last
-        self.augment_seed = augment_seed
-        self.max_steps = max_steps
-        self.steps_done = 0
-
-    def _autocast(self):
-        enabled = bool(self.amp) and str(self.device).startswith("cuda")
-        return torch.autocast(device_type="cuda" if enabled else "cpu", dtype=torch.bfloat16, enabled=enabled)
-
-    def _augment_generator(self):
-        # created lazily (and dropped before pickling) so the net stays picklable
-        generator = getattr(self, "_aug_generator", None)
-        if generator is None:
-            generator = torch.Generator().manual_seed(int(self.augment_seed))
-            self._aug_generator = generator
-        return generator
-
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        if training and iterator is not None and self.max_steps is not None:
-            iterator = itertools.islice(iterator, max(int(self.max_steps) - self.steps_done, 0))
-        return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-
-    def train_step_single(self, batch, **fit_params):
-        self._set_training(True)
-        Xi, _ = unpack_data(batch)
-        x = to_tensor(Xi, device=self.device)
-        if x.dtype == torch.uint8:  # uint8 n x H x W x C: converted here, on the training device
-            x = uint8_batch_to_float(x, self.input_size)
-        generator = self._augment_generator()
-        view1 = self.module_.augment(x, generator=generator)
-        view2 = self.module_.augment(x, generator=generator)
-        if self.channels_last:
-            view1 = view1.contiguous(memory_format=torch.channels_last)
-            view2 = view2.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            if self.distributed is not None:
-                p1, p2, z1, z2 = self.ddp_module(view1, view2)
-            else:
-                p1, p2, z1, z2 = self.module_.views_forward(view1, view2)
-        loss = self.get_loss((p1, p2, z1, z2), None, X=Xi, training=True)
-        loss.backward()
-        self.history.record_batch("p_std", normalized_std(p1.detach()))
-        if self.distributed is not None:
-            # every rank records the global mean loss (the gradients DDP averaged)
-            loss = self.distributed.all_reduce_sum(loss.detach().clone()) / self.distributed.world_size
-        return {"loss": loss, "y_pred": z1}
-
-    def ddp_target(self):
-        return _ViewsForward(self.module_)
-
-    def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
-        self.steps_done += 1
-        return step
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        return self.criterion_(*y_pred)
-
-    def infer(self, x, **fit_params):
-        x = to_tensor(x, device=self.device)
-        if x.dtype == torch.uint8:  # the encoder's own input layer resizes
-            x = uint8_batch_to_float(x)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            return self.module_(x).float()
-
-    def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        self._interrupted = False
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            self._interrupted = self._train_interrupted = True
-            raise  # skorch's partial_fit catches it and keeps the weights
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_aug_generator", None)
-        self._drop_distributed_state(state)
-        if state.get("module") is self.__dict__.get("module_"):
-            # the module was handed over as an instance and trained in place: skorch already
-            # stores it (mapped to the CPU where CUDA is missing) as module_; don't store it twice
-            state["module"] = SAME_AS_MODULE_
-        return state
-
-    def __setstate__(self, state):
-        same = isinstance(state.get("module"), str) and state["module"] == SAME_AS_MODULE_
-        super().__setstate__(state)
-        if same:
-            self.__dict__["module"] = self.module_
-
-    def get_default_callbacks(self):
-        # skorch's table, without its colour codes when stdout is not a terminal
-        return [(name, _PlainPrintLog() if name == "print_log" else callback)
-                for name, callback in super().get_default_callbacks()]
-
-
-class _PlainPrintLog(PrintLog):
-    """skorch's per-epoch table; ANSI colour codes only when stdout is a terminal."""
-
-    def format_row(self, row, key, color):
-        text = super().format_row(row, key, color)
-        if isinstance(text, str) and not is_terminal(sys.stdout):
-            return strip_ansi(text)
-        return text
 
 
 #: the step bar is shared with FlexMatch (``as3l_sklearn.nn._callbacks``); this name stays so
@@ -308,124 +102,9 @@ class _PlainPrintLog(PrintLog):
 _StepProgress = StepProgress
 
 
-class _ViewsForward(torch.nn.Module):
-    """``forward(view1, view2)`` = ``module.views_forward``: DDP only hooks ``forward``."""
-
-    def __init__(self, module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, view1, view2):
-        return self.module.views_forward(view1, view2)
-
-
-class _ShardedSampler(torch.utils.data.Sampler):
-    """Each epoch, a random permutation drawn identically on every rank; rank ``r`` keeps its
-    ``r::world_size`` share (as :class:`torch.utils.data.DistributedSampler`, with skorch's
-    own seeded generator instead of ``set_epoch``)."""
-
-    def __init__(self, n_samples, context, seed):
-        self.n_samples = int(n_samples)
-        self.context = context
-        self.generator = torch.Generator().manual_seed(int(seed))
-
-    def __iter__(self):
-        order = torch.randperm(self.n_samples, generator=self.generator)
-        usable = self.n_samples - self.n_samples % self.context.world_size
-        return iter(self.context.shard(order[:usable]).tolist())
-
-    def __len__(self):
-        return self.n_samples // self.context.world_size
-
-
-def step_learning_rate(step: int, base_lr: float, total_steps: int, warmup_steps: int) -> float:
-    """Learning rate at optimizer step ``step`` (0-based): linear warm-up, then cosine to 0.
-
-    Examples
-    --------
-    >>> [round(step_learning_rate(s, 0.1, 10, 2), 4) for s in (0, 1, 2, 6, 9)]
-    [0.05, 0.1, 0.1, 0.05, 0.0038]
-    """
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return float(base_lr * 0.5 * (1.0 + np.cos(np.pi * min(progress, 1.0))))
-
-
-class _StepLR(Callback):
-    """Sets the SGD rate before every training step (:func:`step_learning_rate`)."""
-
-    def __init__(self, base_lr, total_steps, warmup_steps):
-        self.base_lr = base_lr
-        self.total_steps = total_steps
-        self.warmup_steps = warmup_steps
-
-    def on_batch_begin(self, net, training=False, **kwargs):
-        if not training:
-            return
-        lr = step_learning_rate(net.steps_done, self.base_lr, self.total_steps, self.warmup_steps)
-        for group in net.optimizer_.param_groups:
-            group["lr"] = lr
-
-
-class _FeatureMonitor(Callback):
-    """Label-free monitors on a fixed set of clean training images after every epoch.
-
-    Records ``feature_std`` (:func:`normalized_std` of the encoder features: 0 on collapse)
-    and ``feature_rank`` (:func:`effective_rank`, a label-free quality signal).
-    """
-
-    def __init__(self, images):
-        self.images = images
-
-    def on_epoch_end(self, net, **kwargs):
-        features = net.forward(self.images)
-        net.history.record("feature_std", normalized_std(features))
-        net.history.record("feature_rank", effective_rank(features.numpy()))
-
-
-class _KNNMonitor(Callback):
-    """Leave-one-out kNN accuracy of the encoder features on a labelled monitoring set.
-
-    Records ``knn_acc`` in the history after every ``every``-th epoch (and the last one):
-    each monitoring sample is classified by majority vote of its ``k`` nearest other
-    samples under cosine similarity. No split of the monitoring set is needed.
-    """
-
-    def __init__(self, images, labels, k=20, every=1):
-        self.images = images
-        self.labels = labels
-        self.k = k
-        self.every = every
-
-    def on_epoch_end(self, net, **kwargs):
-        epoch = len(net.history)
-        if epoch % self.every and epoch != net.max_epochs:
-            return
-        features = net.forward(self.images).numpy()
-        net.history.record("knn_acc", knn_loo_accuracy(features, self.labels, k=self.k))
-
-
-def knn_loo_accuracy(features, labels, k: int = 20) -> float:
-    """Leave-one-out k-nearest-neighbour accuracy under cosine similarity (majority vote)."""
-    features = np.asarray(features, dtype=np.float64)
-    labels = np.asarray(labels)
-    n = features.shape[0]
-    k = min(int(k), n - 1)
-    if k < 1:
-        return float("nan")
-    classes, encoded = np.unique(labels, return_inverse=True)
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    correct = 0
-    for start in range(0, n, 1024):
-        similarity = unit[start : start + 1024] @ unit.T
-        rows = np.arange(similarity.shape[0])
-        similarity[rows, start + rows] = -np.inf  # leave the sample itself out
-        neighbours = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-        votes = np.zeros((similarity.shape[0], len(classes)))
-        np.add.at(votes, (rows[:, None], encoded[neighbours]), 1)
-        correct += int((votes.argmax(axis=1) == encoded[start : start + 1024]).sum())
-    return correct / n
+#: names of the net's default callbacks and of the estimator's own (``_fit_callbacks``)
+_OWN_CALLBACKS = ("epoch_timer", "train_loss", "valid_loss", "print_log", "lr_schedule",
+                  "p_std", "feature_monitor", "knn_monitor", "step_progress")
 
 
 def _encode(fingerprint, images, net):
@@ -433,6 +112,18 @@ def _encode(fingerprint, images, net):
     # uint8 images are read (and converted) one batch at a time
     data = RawImageDataset(images) if isinstance(images, Uint8Images) else images
     return net.forward(data).numpy().astype(np.float32, copy=False)
+
+
+def _batch_sizes(batch_size, context):
+    """``(global, per-process)`` batch sizes: under DDP each rank takes ``batch_size / world_size``
+    images of every global batch (the global size rounded down to a multiple)."""
+    if context is None:
+        return batch_size, batch_size
+    local_batch_size = batch_size // context.world_size
+    if local_batch_size < 2:
+        raise ValueError(f"batch_size={batch_size} over {context.world_size} processes leaves "
+                         f"{local_batch_size} image(s) per process; BatchNorm needs 2: raise batch_size")
+    return local_batch_size * context.world_size, local_batch_size
 
 
 # --------------------------------------------------------------------------- estimator
@@ -527,10 +218,15 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         whose orientation matters). It is deep-copied at fit and must be picklable (a
         ``torch.nn.Module`` or a module-level function, not a lambda).
     amp : bool or "auto", default="auto"
-        bfloat16 autocast during training and ``transform`` on CUDA (``"auto"``: on when
-        the device is CUDA). Ignored on CPU.
+        Mixed precision during training and ``transform`` on CUDA: bfloat16 autocast, or
+        float16 with a gradient scaler on GPUs without bfloat16 (``"auto"``: on when the
+        device is CUDA). Ignored on CPU.
     callbacks : list of (name, skorch.callbacks.Callback) or None, default=None
-        Extra skorch callbacks for the training loop (e.g. checkpoints, early stopping).
+        Extra skorch callbacks for the training loop (e.g. checkpoints, early stopping; an
+        ``EarlyStopping`` that ends the fit is not reported as an interruption). The names of
+        skorch's defaults (``epoch_timer``, ``train_loss``, ``valid_loss``, ``print_log``) and
+        of ours (``lr_schedule``, ``p_std``, ``feature_monitor``, ``knn_monitor``,
+        ``step_progress``) are taken; the fitted ``net_`` keeps the given callbacks, not ours.
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds weight initialisation, batch order and augmentations; on CPU the same value
         (and the same ``n_threads``) gives the same features. A ``Generator`` is accepted: one
@@ -900,113 +596,98 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
         n_samples, channels, height, width = images.shape
         if n_samples < 2:
             raise ValueError(f"X has {n_samples} sample(s); SimSiam needs at least 2 images (BatchNorm)")
-        from ..utils._distributed import get_distributed, resolve_distributed_device
-
-        device = resolve_device(self.device)
-        # under torchrun: join (or create) the process group; "cuda" is then this rank's GPU
-        context = get_distributed(device)
-        if context is not None:
-            device = resolve_distributed_device(device)
+        device, context = resolve_training_device(self.device)
         settings = self._check_params(n_samples, device)
+        check_user_callbacks(settings["callbacks"], taken=_OWN_CALLBACKS)
         num_workers = int(self.num_workers)
-        max_epochs, max_steps, batch_size = settings["max_epochs"], settings["max_steps"], settings["batch_size"]
-        # DDP: each rank takes batch_size / world_size images of every global batch
-        local_batch_size = batch_size
-        if context is not None:
-            local_batch_size = batch_size // context.world_size
-            if local_batch_size < 2:
-                raise ValueError(f"batch_size={batch_size} over {context.world_size} processes leaves "
-                                 f"{local_batch_size} image(s) per process; BatchNorm needs 2: raise batch_size")
-            batch_size = local_batch_size * context.world_size
+        batch_size, local_batch_size = _batch_sizes(settings["batch_size"], context)
         encoder_size = self._resolve_image_size((height, width), device)
-        amp = self.amp if self.amp != "auto" else device.startswith("cuda")
         rng = check_random_state_or_generator(self.random_state)
         init_seed, order_seed, augment_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        if context is not None:
+            augment_seed += 7919 * context.rank  # different views on every rank
         probe = np.sort(np.random.RandomState(order_seed).permutation(n_samples)[:MONITOR_SAMPLES])
-
-        callbacks = [
-            ("lr_schedule", _StepLR(settings["lr"], max_steps, int(np.ceil(WARMUP_FRACTION * max_steps)))),
-            ("p_std", PassthroughScoring(name="p_std", on_train=True, lower_is_better=False)),
-            ("feature_monitor", _FeatureMonitor(images[probe])),
-        ]
-        if monitor is not None:
-            callbacks.append(("knn_monitor", _KNNMonitor(*self._check_monitor(monitor), k=20)))
-        is_main = context is None or context.is_main
-        if self.verbose == 1 and is_main:
-            # one bar for the whole fit (total steps, ETA) instead of a table row per epoch
-            callbacks.append(("step_progress", _StepProgress(max_steps, type(self).__name__)))
-        callbacks += settings["callbacks"]
+        fit_callbacks = self._fit_callbacks(images[probe], monitor, settings["max_steps"], context)
 
         devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(init_seed)
             module, backbone_name = self._build_module(
-                channels, (height, width), encoder_size, settings["head_dims"], max_steps, device
+                channels, (height, width), encoder_size, settings["head_dims"], settings["max_steps"], device
             )
             # the named backbones are safe with NHWC strides; a user module may .view() them
-            channels_last = isinstance(self.backbone, str)
-            if channels_last:
+            if isinstance(self.backbone, str):
                 module.encoder.to(memory_format=torch.channels_last)
-            if context is None:
-                order = {"iterator_train__shuffle": True,
-                         "iterator_train__generator": torch.Generator().manual_seed(order_seed)}
-            else:  # the same permutation on every rank, each rank its share
-                order = {"iterator_train__shuffle": False,
-                         "iterator_train__sampler": _ShardedSampler(n_samples, context, order_seed)}
-                augment_seed += 7919 * context.rank  # different views on every rank
-            net = _SimSiamNet(
-                module=module,
-                criterion=_SimSiamCriterion,
-                optimizer=torch.optim.SGD,
-                optimizer__momentum=self.momentum,
-                optimizer__weight_decay=self.weight_decay,
-                lr=settings["lr"],
-                max_epochs=max_epochs,
-                max_steps=max_steps,
-                batch_size=local_batch_size,
-                iterator_train__drop_last=True,
-                iterator_valid__batch_size=max(batch_size, 256),
-                iterator_train__num_workers=num_workers,
-                iterator_valid__num_workers=num_workers,
-                **order,
-                train_split=None,
-                callbacks=callbacks,
-                device=device,
-                verbose=int(self.verbose >= 2 and is_main),  # skorch's per-epoch table
-                amp=amp,
-                augment_seed=augment_seed,
-                channels_last=channels_last,
-                input_size=tuple(encoder_size),
-            )
-            net.set_distributed(context)
-            if max_epochs > 0:
+            net = self._make_net(module, settings, device, (batch_size, local_batch_size), num_workers, context,
+                                 seeds=(order_seed, augment_seed), input_size=encoder_size).initialize()
+            if settings["max_epochs"] > 0:
                 # downscale once, then draw the views at the encoder's size: cropping a 90-px
                 # photo and shrinking every view to 32 px cost 8x the augmentation time for
                 # the same views (the encoder's own resize then has nothing to do)
                 # uint8 images stay uint8: the net converts (and resizes) each batch
                 data = RawImageDataset(images) if isinstance(images, Uint8Images) else _resize_images(images, encoder_size)
-                net.fit(data, None)
-            else:
-                net.initialize()  # frozen encoder: the module as built, nothing trained
-        # the generators are state of one fit only; dropping them keeps the net picklable
-        net.iterator_train__generator = None
-        if context is not None:
-            net.iterator_train__sampler = None
-            net.set_distributed(None)
-        net.__dict__.pop("_aug_generator", None)
+                net.fit_steps(data, None, fit_callbacks=fit_callbacks, distributed=context)
+        # max_epochs=0: a frozen encoder, the module as built
         self.distributed_ = None if context is None else context.as_report()
+        self._set_fitted(net, settings, device, batch_size, backbone_name, encoder_size)
 
+    def _fit_callbacks(self, probe_images, monitor, max_steps, context) -> list:
+        """The estimator's callbacks of one fit: the label-free monitors, the kNN monitor, the step bar."""
+        callbacks = [
+            ("p_std", PassthroughScoring(name="p_std", on_train=True, lower_is_better=False)),
+            ("feature_monitor", _FeatureMonitor(probe_images)),
+        ]
+        if monitor is not None:
+            callbacks.append(("knn_monitor", _KNNMonitor(*self._check_monitor(monitor), k=20)))
+        if self.verbose == 1 and (context is None or context.is_main):
+            # one bar for the whole fit (total steps, ETA) instead of a table row per epoch
+            callbacks.append(("step_progress", _StepProgress(max_steps, type(self).__name__)))
+        return callbacks
+
+    def _make_net(self, module, settings, device, batch_sizes, num_workers, context, *, seeds, input_size):
+        """The skorch net for ``module``; ``batch_sizes`` are ``(global, this process's share)``."""
+        order_seed, augment_seed = seeds
+        max_steps = settings["max_steps"]
+        is_main = context is None or context.is_main
+        return _SimSiamNet(
+            module=module,
+            criterion=_SimSiamCriterion,
+            optimizer=torch.optim.SGD,
+            optimizer__momentum=self.momentum,
+            optimizer__weight_decay=self.weight_decay,
+            lr=settings["lr"],
+            max_epochs=settings["max_epochs"],
+            max_steps=max_steps,
+            warmup_steps=int(np.ceil(WARMUP_FRACTION * max_steps)),
+            batch_size=batch_sizes[1],
+            iterator_train__drop_last=True,
+            iterator_valid__batch_size=max(batch_sizes[0], 256),
+            iterator_train__num_workers=num_workers,
+            iterator_valid__num_workers=num_workers,
+            train_split=None,
+            callbacks=settings["callbacks"],
+            device=device,
+            verbose=int(self.verbose >= 2 and is_main),  # skorch's per-epoch table
+            amp=self.amp if self.amp != "auto" else device.startswith("cuda"),
+            order_seed=order_seed,
+            augment_seed=augment_seed,
+            channels_last=isinstance(self.backbone, str),  # as the encoder was laid out in _fit
+            input_size=tuple(input_size),
+        )
+
+    def _set_fitted(self, net, settings, device, batch_size, backbone_name, encoder_size):
+        """The fitted attributes of a trained ``net``; warns on collapse or after a Ctrl-C."""
         self.net_ = net
         self.device_ = device
-        self.max_epochs_ = max_epochs
-        self.max_steps_ = max_steps
+        self.max_epochs_ = settings["max_epochs"]
+        self.max_steps_ = settings["max_steps"]
         self.batch_size_ = batch_size
         self.lr_ = settings["lr"]
         self.backbone_ = backbone_name
         self.image_size_ = tuple(int(s) for s in encoder_size)
         self.n_epochs_ = sum(1 for row in net.history if "train_loss" in row)
         self.n_steps_ = int(net.steps_done)
-        self.n_features_out_ = int(module.encoder.out_dim)
+        self.n_features_out_ = int(net.module_.encoder.out_dim)
         self.projector_dim_, self.predictor_dim_ = settings["head_dims"]
         feature_std = [row["feature_std"] for row in net.history if "feature_std" in row]
         self.collapsed_ = bool(feature_std) and feature_std[-1] < COLLAPSE_THRESHOLD
@@ -1016,14 +697,14 @@ class SimSiamEmbedder(TorchPickleMixin, TransformerMixin, BaseEstimator):
                 f"{COLLAPSE_THRESHOLD}; about 1 when healthy): every image maps to nearly the same direction. "
                 "Try a smaller lr, a larger batch_size or a different backbone",
                 CollapseWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        if getattr(net, "_interrupted", False):
+        if net.training_interrupted():
             warnings.warn(
-                f"SimSiamEmbedder.fit was interrupted after {self.n_epochs_} of {max_epochs} epochs; "
+                f"SimSiamEmbedder.fit was interrupted after {self.n_epochs_} of {self.max_epochs_} epochs; "
                 "the estimator keeps the weights reached so far and is usable",
                 TrainingInterruptedWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     def _check_monitor(self, monitor):

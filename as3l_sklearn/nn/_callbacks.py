@@ -1,9 +1,10 @@
 """skorch callbacks and a net mixin shared by the torch estimators' training loops.
 
-SimSiam (:mod:`as3l_sklearn.embedding._simsiam`) and FlexMatch
-(:mod:`as3l_sklearn.classification._net`) both run through skorch's ``fit_loop``; what they
-have in common lives here once: the step progress bar and torch DDP (module wrapping,
-buffer synchronisation, the final broadcast).
+SimSiam (:mod:`as3l_sklearn.embedding._simsiam_net`) and FlexMatch
+(:mod:`as3l_sklearn.classification._net`) both run through skorch's ``fit_loop`` on the
+training base :class:`~as3l_sklearn.nn._step_net.StepNet`; the step progress bar and torch DDP
+(module wrapping, buffer synchronisation, the final broadcast), which the base mixes in, live
+here.
 """
 
 from __future__ import annotations

@@ -152,3 +152,16 @@ def resolve_distributed_device(device: str) -> str:
     if device == "cuda" and launched_by_torchrun():
         return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return device
+
+
+def resolve_training_device(device: str):
+    """``(device, process group or None)`` of a fit: the ``device`` parameter resolved
+    (:func:`~as3l_sklearn.utils.resolve_device`); under torchrun the process group joined (or
+    created) and ``"cuda"`` this rank's GPU."""
+    from ._torch import resolve_device
+
+    device = resolve_device(device)
+    context = get_distributed(device)
+    if context is not None:
+        device = resolve_distributed_device(device)
+    return device, context

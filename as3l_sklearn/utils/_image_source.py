@@ -131,6 +131,12 @@ class RawImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         return torch.from_numpy(np.ascontiguousarray(self.images.raw(np.array([int(i)]))[0])), 0
 
+    def __getitems__(self, indices):
+        # the DataLoader's batched read (torch calls it when defined): the batch in one read
+        # instead of one per image -- the same bytes, stacked by the default collate as before
+        batch = torch.from_numpy(np.ascontiguousarray(self.images.raw(np.asarray(indices, dtype=np.int64))))
+        return [(image, 0) for image in batch]
+
 
 class _BatchReads(torch.utils.data.Dataset):
     """``dataset[key]``: the uint8 ``n x H x W x C`` images of a :class:`Uint8Images` at

@@ -12,6 +12,7 @@ from as3l_sklearn.classification import (
     LinearEvaluationClassifier,
     PriorGuidedFlexMatchClassifier,
     SupervisedClassifier,
+    TrainingInterruptedWarning,
     check_prior_proba,
 )
 from as3l_sklearn.classification import _net
@@ -305,7 +306,7 @@ def test_keyboard_interrupt_keeps_usable_weights(monkeypatch):
 
     monkeypatch.setattr(_net.FlexMatchNet, "train_step", interrupted)
     clf = PriorGuidedFlexMatchClassifier(max_iter=5, random_state=0, **TINY)
-    with pytest.warns(RuntimeWarning, match="interrupted at step 2"):
+    with pytest.warns(TrainingInterruptedWarning, match="interrupted at step 2"):
         clf.fit(X, y)
     assert clf.n_iter_ == 2 and clf.interrupted_
     assert clf.predict(X).shape == (20,)
@@ -448,7 +449,7 @@ def test_early_stopping_callback_ends_the_fit_without_an_interrupt_warning():
     stop = EarlyStopping(monitor="val_accuracy", lower_is_better=False, patience=1, threshold=2.0, sink=lambda *a: None)
     clf = PriorGuidedFlexMatchClassifier(max_iter=10, eval_every=2, random_state=0, callbacks=[("stop", stop)], **TINY)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("error", TrainingInterruptedWarning)
         clf.fit(X, y, X_val=X, y_val=y_true)
     assert clf.n_iter_ == 4 and not clf.interrupted_  # no improvement by 2.0 after the first record
 
