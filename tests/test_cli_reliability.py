@@ -326,21 +326,62 @@ def test_ctrl_c_during_training_keeps_the_model_so_far(tmp_path, monkeypatch):
 
 
 def test_flexmatch_steps_follow_the_measured_speed():
-    """A busy machine (SimSiam 5x slower than estimated) gets fewer FlexMatch steps, so the
-    time budget holds; an explicit --max-iter is never changed."""
-    from as3l_sklearn.cli._plan import make_plan, replan_flexmatch
+    """A busy machine (a FlexMatch step 5x slower than estimated) gets fewer FlexMatch steps, so
+    the time budget holds; under the floor of useful steps none (the model fitted to the prior);
+    an explicit --max-iter is never changed."""
+    from as3l_sklearn.cli._plan import SIMSIAM_MAX_SHARE, make_plan, replan_flexmatch
 
     common = dict(n_images=10000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
                   device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
                   default_flexmatch_steps=1000, time_budget=480)
     plan = make_plan(**common)
-    simsiam = plan.seconds["SimSiam"]
-    same, _ = replan_flexmatch(plan, elapsed=simsiam + 30, simsiam_seconds=simsiam)
-    slower, slowdown = replan_flexmatch(plan, elapsed=5 * simsiam + 30, simsiam_seconds=5 * simsiam)
-    assert abs(same - plan.flexmatch_steps) <= 0.1 * plan.flexmatch_steps
-    assert slower < plan.flexmatch_steps / 5 and slowdown == 5
+    step = plan.flexmatch_seconds_per_step
+    same, slowdown = replan_flexmatch(plan, step)
+    assert same == plan.flexmatch_steps and slowdown == 1
+    slower, slowdown = replan_flexmatch(plan, 2 * step)
+    assert 0 < slower < plan.flexmatch_steps / 2 and slowdown == 2
+    # the earlier stages are charged at 5x too: nothing useful is left
+    assert replan_flexmatch(plan, 5 * step) == (0, 5)
     fixed = make_plan(flexmatch_steps=300, **common)
-    assert replan_flexmatch(fixed, elapsed=1000, simsiam_seconds=5 * simsiam)[0] == 300
+    assert replan_flexmatch(fixed, 5 * step)[0] == 300
+    short = make_plan(**dict(common, time_budget=120))
+    assert short.flexmatch_steps == 0 and any("fitted to the prior" in n for n in short.notes)
+    # SimSiam takes the time training would have had, beyond its usual share
+    fixed_seconds = sum(v for k, v in short.seconds.items() if k not in ("SimSiam", "FlexMatch"))
+    assert short.seconds["SimSiam"] > SIMSIAM_MAX_SHARE * (120 - fixed_seconds)
+
+
+def test_cache_hit_and_busy_runs_plan_the_same_steps(tmp_path, monkeypatch):
+    """Issue 18: the re-plan reads the speed of a few FlexMatch steps, never how long the
+    earlier stages took, so one command plans the same FlexMatch steps whether SimSiam ran
+    slowly (a busy machine) or came from the stage cache."""
+    import time as time_module
+
+    from as3l_sklearn.cli import _plan, _stages
+
+    flags = [f for f in TINY if f not in ("--max-iter", "4")]
+    flags += ["--time-budget", "60", "--cache-dir", str(tmp_path / "cache")]
+    config = cli.parse_command(flags)
+    plan = _stages.plan_run(config, cli.load_data(config))
+    # 3.6x slower than estimated: about 15 steps are left (over a floor lowered to keep the
+    # test short)
+    monkeypatch.setattr(_plan, "MIN_USEFUL_FLEXMATCH_STEPS", 5)
+    measured = 3.6 * plan.flexmatch_seconds_per_step
+    monkeypatch.setattr(_stages, "probe_flexmatch_step", lambda config, state: measured)
+    slow_embedding = _stages.fit_embedding
+
+    def busy_fit_embedding(*args, **kwargs):  # a loaded machine: SimSiam far slower than planned
+        time_module.sleep(3)
+        return slow_embedding(*args, **kwargs)
+
+    monkeypatch.setattr(_stages, "fit_embedding", busy_fit_embedding)
+    planned = []
+    for name in ("busy", "cached"):
+        assert main(flags + ["--output", str(tmp_path / name)]) == 0
+        report = json.loads((tmp_path / name / "report.json").read_text())
+        planned.append(report["self_checks"]["training"]["flexmatch_steps_run"])
+    assert "embed (SimSiam)" in report["cached_stages"]
+    assert planned[0] == planned[1] > 0
 
 
 def test_an_unknown_label_is_an_error_before_simsiam(tmp_path, simsiam_fits, capsys):

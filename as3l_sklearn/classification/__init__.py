@@ -11,6 +11,7 @@ A Ctrl-C during ``fit`` keeps the weights reached and warns with
 
 from ._baselines import LinearEvaluationClassifier, SupervisedClassifier
 from ._flexmatch import PriorGuidedFlexMatchClassifier, check_prior_proba
+from ._self_check import check_against_prior
 from ..nn._step_net import TrainingInterruptedWarning
 
 __all__ = [
@@ -18,5 +19,6 @@ __all__ = [
     "PriorGuidedFlexMatchClassifier",
     "SupervisedClassifier",
     "TrainingInterruptedWarning",
+    "check_against_prior",
     "check_prior_proba",
 ]

@@ -239,6 +239,10 @@ verbose
     lambda_u = 0.0
     tau = 0.95
     threshold_warmup = True
+    threshold = "flexmatch"
+    prior_start = "none"
+    self_check = "off"
+    check_tolerance = 0.02
 
     def __init__(self, backbone="auto", encoder=None, max_iter="auto", batch_size=64, lr=0.03,
                  momentum=0.9, nesterov=True, weight_decay=5e-4, ema_decay=0.999, eval_every="auto",

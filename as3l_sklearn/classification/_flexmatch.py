@@ -63,6 +63,9 @@ AUTO_SWITCH_FRACTION = 0.5
 #: ``max_iter="auto"``: CPU-sane on small data, longer on a GPU.
 AUTO_MAX_ITER_CPU = 1000
 AUTO_MAX_ITER_GPU = 20 * 1024
+#: ``prior_start="head"``: weight of a labeled image against an unlabeled one in the head's fit
+#: (the labels are certain, the priors are not)
+LABELED_WEIGHT = 10.0
 
 
 def _auto_switch_iter(max_iter: int) -> int:
@@ -216,7 +219,8 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         ``max(switch_iter, max_iter // 10)`` (at most about ten re-clusterings).
     max_iter : int or "auto", default="auto"
         Total training steps (the paper: 112 x 1024). ``"auto"`` is 1000 steps on CPU (minutes
-        for a small CNN on small images) and 20 x 1024 on CUDA.
+        for a small CNN on small images) and 20 x 1024 on CUDA. 0 (with a prior and
+        ``prior_start="head"``): no step, the model fitted to the prior.
     batch_size : int, default=64
         Labeled batch size B.
     mu : int, default=7
@@ -227,6 +231,34 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         FlexMatch's fixed threshold, in [0, 1].
     threshold_warmup : bool, default=True
         FlexMatch's threshold warm-up.
+    threshold : {"flexmatch", "freematch"}, default="flexmatch"
+        The pseudo-label thresholds: FlexMatch's curriculum (above, with ``tau`` and
+        ``threshold_warmup``), or FreeMatch's self-adaptive ones (Wang et al., ICLR 2023,
+        "FreeMatch: Self-adaptive Thresholding for Semi-supervised Learning"): a global
+        threshold, the moving average (momentum 0.999) of the model's weak-view confidence,
+        scaled per class by the moving average of its class probabilities over the largest
+        (``tau`` and ``threshold_warmup`` are then unused). The prior guidance is the same on
+        top: under it the mask is taken on ``y_posterior``. FreeMatch's fairness loss is not
+        included.
+    prior_start : {"head", "none"}, default="head"
+        Where training starts when there is a prior. ``"head"``: before the first step the
+        linear head is fitted to the prior (a multinomial logistic regression to the prior's
+        distributions, labeled images one-hot and weighted ``LABELED_WEIGHT`` times, on the
+        frozen encoder's features of every training image, by L-BFGS: seconds), so the network
+        starts as a model of the prior instead of at chance and the steps a short budget
+        allows start from there (beyond the paper, which starts the head at random:
+        ``"none"``). ``max_iter=0`` then returns that model.
+    self_check : {"fallback", "warn", "off"}, default="fallback"
+        Label-free checks after training, with a prior (``self_check_``): the final model
+        against the prior it was guided by (its expected accuracy under the prior, see
+        :func:`~as3l_sklearn.classification.check_against_prior`, and class collapse).
+        ``"fallback"``: when the final model fails them and ``prior_start="head"``, the model
+        fitted to the prior at the start is returned instead (``fell_back_``) and a
+        ``UserWarning`` says so; ``"warn"``: only the warning. With ``X_val`` the validation
+        accuracy chooses the weights and the checks are reported only.
+    check_tolerance : float, default=0.02
+        How far, in expected accuracy under the prior, the final model may fall below the
+        prior's own before it fails the check.
     lr : float, default=0.03
         Initial learning rate of SGD, > 0, decayed as ``lr * cos(7 pi k / (16 K))``.
     momentum : float, default=0.9
@@ -318,6 +350,15 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
     distributed_ : dict or None
         ``{"world_size": N, "backend": ...}`` when ``fit`` ran under ``torchrun`` with DDP
         (every rank ends with the same fitted estimator), else ``None``.
+    self_check_ : dict or None
+        The label-free checks of the last fit (``None`` without a prior or with
+        ``self_check="off"``): see :func:`~as3l_sklearn.classification.check_against_prior`;
+        ``candidates`` holds ``"final"`` and, with ``prior_start="head"``, ``"prior_start"``.
+    fell_back_ : bool
+        Whether the returned weights are the model fitted to the prior at the start, because
+        the trained one failed the checks (``self_check="fallback"``).
+    freematch_state_ : dict or None
+        FreeMatch's estimates (``threshold="freematch"``), continued by ``warm_start``.
 
     See Also
     --------
@@ -353,11 +394,18 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         "lambda_u": [Interval(Real, 0, None, closed="left")],
         "tau": [Interval(Real, 0, 1, closed="both")],
         "threshold_warmup": ["boolean"],
+        "threshold": [StrOptions({"flexmatch", "freematch"})],
+        "prior_start": [StrOptions({"head", "none"})],
+        "self_check": [StrOptions({"fallback", "warn", "off"})],
+        "check_tolerance": [Interval(Real, 0, 1, closed="both")],
+        # 0: the model fitted to the prior, no step (needs prior_start="head" and a prior)
+        "max_iter": [Interval(Integral, 0, None, closed="left"), _AUTO],
     }
 
     def __init__(self, backbone="auto", encoder=None, prior=None, prior_mode="remove",
                  switch_iter="auto", update_every="auto", max_iter="auto", batch_size=64, mu=7,
-                 lambda_u=1.0, tau=0.95, threshold_warmup=True, lr=0.03, momentum=0.9, nesterov=True,
+                 lambda_u=1.0, tau=0.95, threshold_warmup=True, threshold="flexmatch", prior_start="head",
+                 self_check="fallback", check_tolerance=0.02, lr=0.03, momentum=0.9, nesterov=True,
                  weight_decay=5e-4, ema_decay=0.999, eval_every="auto", device="auto",
                  image_shape=None, warm_start=False, callbacks=None, random_state=None, n_threads="auto",
                  num_workers=0, verbose=0):
@@ -373,6 +421,10 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         self.lambda_u = lambda_u
         self.tau = tau
         self.threshold_warmup = threshold_warmup
+        self.threshold = threshold
+        self.prior_start = prior_start
+        self.self_check = self_check
+        self.check_tolerance = check_tolerance
         self.lr = lr
         self.momentum = momentum
         self.nesterov = nesterov
@@ -566,7 +618,14 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
                 raise ValueError(f"y_true has {len(true_codes)} labels but X has {n_samples} samples")
 
         user_callbacks = self._check_callbacks()
+        if max_iter == 0 and (prior is None or self.prior_start != "head"):
+            raise ValueError("max_iter=0 returns the model fitted to the prior: it needs a prior "
+                             "(prior or prior_proba) and prior_start='head'")
         previous_best = self._start_or_resume(resume, prior, device, max_iter, eval_every, user_callbacks, n_samples)
+        if not resume:  # the model fitted to the prior, kept for the checks of later fits too
+            self._start_state = None
+            if prior is not None and self.prior_start == "head":
+                self._start_state = self._fit_head_to_prior(images, prior, y_encoded)
         self.max_iter_, self.switch_iter_, self.update_every_, self.eval_every_ = (
             max_iter, switch_iter, update_every, eval_every)
         self.distributed_ = None if context is None else context.as_report()
@@ -591,6 +650,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
                 postfix=(("loss", "loss", ".4f"), ("mask", "mask_rate", ".2f")))))
         self._train(images_t, y_t, status_t, fit_callbacks, context)
         self._keep_weights(recorder.best_state, val_images is None)
+        self._check_against_prior(images, getattr(self, "_start_state", None), val_images is None)
         self.input_range_ = image_range(images, X)
 
     def _check_training_set(self, X, y):
@@ -646,6 +706,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             self.best_step_ = 0
             self.best_score_ = -np.inf
             self.prior_ = prior
+            self.freematch_state_ = None
             self._rng_seed = int(seed)
             return None
         self.net_.max_steps = max_iter
@@ -689,9 +750,12 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             current_prior = self.prior_updated_  # the refreshed prior in force when training stopped
         prior_t = None if current_prior is None else torch.from_numpy(current_prior).to(data_device)
         true_t = None if true_codes is None else torch.from_numpy(true_codes)
+        self._freematch_t = self._freematch_tensors(data_device)
+        self.net_.threshold = self.threshold
         self.net_.set_training_data(images=images_t, y_labeled=y_t, labeled_idx=labeled_idx, weak=weak,
                                     strong=strong, generator=generator, status=status_t, prior=prior_t,
-                                    y_true=true_t, aug_generator=aug_generator)
+                                    y_true=true_t, aug_generator=aug_generator,
+                                    freematch_state=self._freematch_t)
         return images_t, y_t, status_t, prior_t
 
     def _train(self, images_t, y_t, status_t, fit_callbacks, context):
@@ -707,6 +771,9 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         finally:
             self.n_iter_ = int(net.steps_done)
             self.status_ = status_t.cpu().numpy().copy()
+            state, self._freematch_t = self._freematch_t, None
+            if state is not None:
+                self.freematch_state_ = {k: v.cpu().numpy().copy() for k, v in state.items()}
             self._monitor = None  # monitoring data is not part of the fitted model (or its pickle)
 
     def _keep_weights(self, best_state, no_validation):
@@ -724,6 +791,74 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         elif no_validation:
             self.best_step_ = self.n_iter_
         self.interrupted_ = interrupted
+
+    def _freematch_tensors(self, data_device):
+        """FreeMatch's estimates as tensors for the net (continued on ``warm_start``), or ``None``."""
+        import torch
+
+        from ._net import new_freematch_state
+
+        if self.threshold != "freematch":
+            return None
+        saved = getattr(self, "freematch_state_", None)
+        if saved is None:
+            return new_freematch_state(len(self.classes_), data_device)
+        return {k: torch.from_numpy(np.array(v)).to(data_device) for k, v in saved.items()}
+
+    def _fit_head_to_prior(self, images, prior, y_encoded):
+        """``prior_start="head"``: fit the linear head (of the trained and the averaged network)
+        to the prior on the frozen encoder's features; return the weights as they start."""
+        import torch
+
+        from ._net import fit_linear_head
+
+        net = self.net_
+        features = net.predict_logits(images, features=True, num_workers=self.num_workers)
+        targets = torch.from_numpy(np.asarray(prior, dtype=np.float32)).clone()
+        labeled = np.flatnonzero(y_encoded >= 0)
+        targets[labeled] = torch.nn.functional.one_hot(
+            torch.from_numpy(y_encoded[labeled]), targets.shape[1]).float()
+        weight = torch.ones(len(targets))
+        weight[labeled] = LABELED_WEIGHT
+        fit_linear_head(net.module_.head, features, targets, weight)
+        net.ema_module_.head.load_state_dict(net.module_.head.state_dict())
+        return copy.deepcopy({k: v.detach().cpu() for k, v in net.ema_module_.state_dict().items()})
+
+    def _check_against_prior(self, images, start_state, no_validation):
+        """``self_check``: the final model against the prior; fall back to ``start_state`` (the
+        model fitted to the prior) when it fails and ``self_check="fallback"``."""
+        from ._self_check import check_against_prior
+
+        self.self_check_ = None
+        self.fell_back_ = False
+        if self.prior_ is None or self.self_check == "off":
+            return
+        candidates = {"final": self.net_.predict_logits(images).argmax(1).numpy()}
+        if start_state is not None and self.n_iter_ > 0:
+            with _loaded(self.net_.ema_module_, start_state):
+                candidates["prior_start"] = self.net_.predict_logits(images).argmax(1).numpy()
+        checks = check_against_prior(self.prior_, candidates, float(self.check_tolerance))
+        self.self_check_ = checks
+        if checks["chosen"] == "final":
+            return
+        act = self.self_check == "fallback" and no_validation and "prior_start" in candidates
+        final = checks["candidates"]["final"]
+        why = ("it collapsed onto few classes" if final["collapsed"] else
+               f"its expected accuracy under the prior, {final['expected_accuracy']:.3f}, is more than "
+               f"{self.check_tolerance} below the prior's own {checks['prior_expected_accuracy']:.3f}")
+        warnings.warn(f"the model after {self.n_iter_} steps fails the checks against its prior ({why}); "
+                      + ("returning the model fitted to the prior at the start" if act else
+                         "keeping it (self_check='warn', a validation set, or no prior start)"),
+                      UserWarning, stacklevel=5)
+        if act:
+            # resume (warm_start) continues from the trained weights, as after a best-validation choice
+            self._last_ema_state = {k: v.detach().cpu().clone() for k, v in self.net_.ema_module_.state_dict().items()}
+            self.net_.ema_module_.load_state_dict(start_state)
+            self.fell_back_ = True
+            self.best_step_ = 0
+            checks["chosen"] = "prior_start"
+        else:
+            checks["chosen"] = "final"
 
     def _check_callbacks(self):
         """``callbacks`` as a list of ``(name, skorch Callback)`` pairs (names must not clash with ours)."""
@@ -944,3 +1079,19 @@ def _infer_dim(backbone, image_shape):
     from ..nn import make_backbone
 
     return make_backbone(backbone, in_channels=image_shape[0], image_size=image_shape[1:]).out_dim
+
+
+class _loaded:
+    """Temporarily load ``state`` into ``module`` (the original weights come back on exit)."""
+
+    def __init__(self, module, state):
+        self.module, self.state = module, state
+
+    def __enter__(self):
+        self.saved = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self.module.load_state_dict(self.state)
+        return self.module
+
+    def __exit__(self, *exc):
+        self.module.load_state_dict(self.saved)
+        return False

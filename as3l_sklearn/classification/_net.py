@@ -4,7 +4,10 @@ The functions here are small, pure and tested one by one against hand-computed v
 
 * :func:`flexmatch_class_beta` -- FlexMatch's classwise learning effect ``beta_c``;
 * :func:`flexmatch_mask` -- the curriculum mask ``max p >= tau * M(beta_c)``, ``M(x) = x / (2 - x)``;
+* :func:`freematch_thresholds` / :func:`update_freematch_state` -- FreeMatch's self-adaptive
+  thresholds (Wang et al., ICLR 2023), the ``threshold="freematch"`` option;
 * :func:`prior_posterior` -- the paper's Eq. 5, ``normalize(y_prior + y_pred_weak)``;
+* :func:`fit_linear_head` -- the head fitted to the prior on frozen features (``prior_start="head"``);
 * :func:`cosine_lr` -- ``lr * cos(7 pi k / (16 K))``, the rate of step ``k`` (:meth:`FlexMatchNet.lr_at`);
 * :func:`param_groups_without_decay` -- SGD groups with no weight decay on BatchNorm and bias.
 
@@ -37,6 +40,8 @@ from ..utils._image_source import (
 )
 
 UNUSED = -1  # learning status of an unlabeled sample never predicted with confidence >= tau
+#: FreeMatch's moving-average momentum of the confidence estimates (its paper and USB: 0.999)
+FREEMATCH_MOMENTUM = 0.999
 
 
 def flexmatch_class_beta(status: torch.Tensor, n_classes: int, warmup: bool = True) -> torch.Tensor:
@@ -114,6 +119,48 @@ def flexmatch_mask(probs: torch.Tensor, beta: torch.Tensor, tau: float) -> tuple
     return pseudo_labels, mask
 
 
+def new_freematch_state(n_classes: int, device="cpu") -> dict:
+    """FreeMatch's initial estimates: global confidence ``1 / C`` and class confidences ``1 / C``."""
+    return {"global": torch.full((), 1.0 / n_classes, device=device),
+            "class": torch.full((n_classes,), 1.0 / n_classes, device=device)}
+
+
+@torch.no_grad()
+def update_freematch_state(state: dict, probs_weak: torch.Tensor, momentum: float) -> None:
+    """FreeMatch's exponential moving averages of the model's weak-view confidence (in place).
+
+    ``global <- m * global + (1 - m) * mean_b max(p_b)`` and
+    ``class <- m * class + (1 - m) * mean_b p_b`` (one value per class).
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = new_freematch_state(2)
+    >>> update_freematch_state(state, torch.tensor([[0.9, 0.1], [0.7, 0.3]]), momentum=0.5)
+    >>> round(float(state["global"]), 3), [round(v, 3) for v in state["class"].tolist()]
+    (0.65, [0.65, 0.35])
+    """
+    probs = probs_weak.float()
+    state["global"].mul_(momentum).add_(probs.max(dim=1).values.mean(), alpha=1.0 - momentum)
+    state["class"].mul_(momentum).add_(probs.mean(dim=0), alpha=1.0 - momentum)
+
+
+def freematch_thresholds(state: dict) -> torch.Tensor:
+    """FreeMatch's self-adaptive class thresholds ``tau_t(c) = MaxNorm(p_t)(c) * tau_t``.
+
+    The global threshold ``tau_t`` (the moving average of the model's confidence) scaled per
+    class by its moving-average probability over the largest one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> freematch_thresholds({"global": torch.tensor(0.8), "class": torch.tensor([0.5, 0.25])}).tolist()
+    [0.800000011920929, 0.4000000059604645]
+    """
+    classes = state["class"]
+    return state["global"] * classes / classes.max().clamp_min(1e-12)
+
+
 def update_learning_status(status: torch.Tensor, indices: torch.Tensor, probs_weak: torch.Tensor,
                            tau: float) -> None:
     """Set ``status[i]`` to the weak-view predicted class where its confidence is ``>= tau`` (in place)."""
@@ -136,6 +183,64 @@ def prior_posterior(prior: torch.Tensor, probs_weak: torch.Tensor) -> torch.Tens
     """
     total = prior.to(probs_weak.dtype) + probs_weak
     return total / total.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def fit_linear_head(head: nn.Linear, features: torch.Tensor, targets: torch.Tensor,
+                    sample_weight: torch.Tensor | None = None, *, l2: float = 1e-3,
+                    max_iter: int = 100) -> None:
+    """Fit ``head`` as a multinomial logistic regression to soft ``targets`` (in place).
+
+    Minimises the weighted mean cross-entropy ``-sum_c t_c log softmax(W x + b)_c`` plus
+    ``l2 * ||W||^2`` by L-BFGS on standardised features; the standardisation is folded into
+    ``W`` and ``b`` afterwards, so the head takes the raw features (and the penalty does not
+    depend on their scale).
+
+    Parameters
+    ----------
+    head : torch.nn.Linear
+        ``in_features = features.shape[1]``, ``out_features = targets.shape[1]``.
+    features : tensor of shape (n, d)
+    targets : tensor of shape (n, n_classes)
+        Rows sum to 1 (e.g. prior pseudo-labels, one-hot for labeled samples).
+    sample_weight : tensor of shape (n,), optional
+    l2 : float
+    max_iter : int
+        L-BFGS iterations.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[0.0], [1.0], [10.0], [11.0]])
+    >>> t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    >>> head = torch.nn.Linear(1, 2)
+    >>> fit_linear_head(head, x, t)
+    >>> head(x).argmax(1).tolist()
+    [0, 0, 1, 1]
+    """
+    features = features.detach().float().cpu()
+    targets = targets.detach().float().cpu()
+    mean = features.mean(dim=0)
+    std = features.std(dim=0).clamp_min(1e-6)
+    standardized = (features - mean) / std
+    weight = (torch.ones(len(features)) if sample_weight is None
+              else sample_weight.detach().float().cpu())
+    weight = weight / weight.mean()
+    W = torch.zeros(targets.shape[1], features.shape[1], requires_grad=True)
+    b = torch.zeros(targets.shape[1], requires_grad=True)
+    optimizer = torch.optim.LBFGS([W, b], lr=1.0, max_iter=int(max_iter), line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        log_p = torch.log_softmax(standardized @ W.T + b, dim=1)
+        loss = -(weight[:, None] * targets * log_p).sum(dim=1).mean() + l2 * W.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        folded = W / std
+        head.weight.copy_(folded.to(head.weight))
+        head.bias.copy_((b - folded @ mean).to(head.bias))
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
@@ -278,7 +383,7 @@ class FlexMatchNet(StepNet):
 
     def __init__(self, module, *args, mu=7, lambda_u=1.0, tau=0.95, threshold_warmup=True,
                  ema_decay=0.999, weight_decay=5e-4, momentum=0.9, nesterov=True, max_steps=1000,
-                 eval_every=50, amp=True, num_workers=0, **kwargs):
+                 eval_every=50, amp=True, num_workers=0, threshold="flexmatch", **kwargs):
         kwargs.setdefault("criterion", nn.CrossEntropyLoss)
         kwargs.setdefault("optimizer", torch.optim.SGD)
         kwargs.setdefault("train_split", None)
@@ -294,6 +399,7 @@ class FlexMatchNet(StepNet):
         self.nesterov = nesterov
         self.eval_every = eval_every
         self.num_workers = num_workers
+        self.threshold = threshold
         self.use_prior = False
 
     def lr_at(self, step: int) -> float:
@@ -338,12 +444,14 @@ class FlexMatchNet(StepNet):
 
     # ------------------------------------------------------------------ training data
     def set_training_data(self, *, images, y_labeled, labeled_idx, weak, strong, generator,
-                          status, prior=None, y_true=None, aug_generator=None):
+                          status, prior=None, y_true=None, aug_generator=None, freematch_state=None):
         """Hand the net the tensors one step needs (kept out of pickles; dropped by :meth:`end_fit`).
 
         ``images`` (n, C, H, W) float on the net's device; ``y_labeled`` (n,) int64 with -1;
         ``labeled_idx`` indices of labeled samples; ``status`` (n,) int64 learning status;
-        ``prior`` (n, n_classes) or None; ``y_true`` (n,) int64 or None, for monitoring only.
+        ``prior`` (n, n_classes) or None; ``y_true`` (n,) int64 or None, for monitoring only;
+        ``freematch_state`` FreeMatch's estimates (:func:`new_freematch_state`, updated in place)
+        with ``threshold="freematch"``.
         ``generator`` draws the batches (identically on every rank); ``aug_generator`` (default:
         ``generator``) draws the augmentations (seeded per rank under DDP). With
         ``num_workers > 0`` and ``images`` a :class:`Uint8Images`, the batches are read by
@@ -358,7 +466,7 @@ class FlexMatchNet(StepNet):
             "images": images, "y": y_labeled, "labeled_idx": labeled_idx, "weak": weak,
             "strong": strong, "generator": generator, "status": status, "prior": prior,
             "y_true": y_true, "aug_generator": generator if aug_generator is None else aug_generator,
-            "reader": reader,
+            "reader": reader, "freematch": freematch_state,
         }
         self._window = []
         return self
@@ -540,15 +648,19 @@ class FlexMatchNet(StepNet):
 
     @torch.no_grad()
     def _pseudo_labels(self, logits_uw, unlabeled, use_prior):
-        """Hard pseudo-labels and FlexMatch's mask from the weak views; updates the learning status."""
+        """Hard pseudo-labels and their mask (FlexMatch's or FreeMatch's thresholds) from the weak
+        views; updates the learning status (and FreeMatch's estimates)."""
         data, device = self._data, self.device
         probs_weak = torch.softmax(logits_uw.detach(), dim=1)
         status = data["status"]
-        beta = flexmatch_class_beta(status, probs_weak.shape[1], self.threshold_warmup)
         source = probs_weak
         if use_prior and data["prior"] is not None:
             source = prior_posterior(data["prior"][unlabeled.to(data["prior"].device)].to(device), probs_weak)
-        pseudo_labels, mask = flexmatch_mask(source, beta, self.tau)
+        if self.threshold == "freematch":
+            pseudo_labels, mask = self._freematch_mask(source, probs_weak)
+        else:
+            beta = flexmatch_class_beta(status, probs_weak.shape[1], self.threshold_warmup)
+            pseudo_labels, mask = flexmatch_mask(source, beta, self.tau)
         # FlexMatch's learning status follows the model's own weak prediction; under DDP every
         # rank applies every rank's predictions, so the status stays identical
         context = self.distributed
@@ -558,6 +670,18 @@ class FlexMatchNet(StepNet):
         else:
             update_learning_status(status, unlabeled, probs_weak, self.tau)
         return pseudo_labels, mask
+
+    def _freematch_mask(self, source, probs_weak):
+        """FreeMatch: its estimates follow the model's own weak predictions (of every rank under
+        DDP), then ``max(source) >= tau_t(argmax source)``; ``source`` is the posterior of Eq. 5
+        under prior guidance, as for FlexMatch's thresholds."""
+        state = self._data["freematch"]
+        context = self.distributed
+        update_freematch_state(state, probs_weak if context is None else context.all_gather(probs_weak),
+                               FREEMATCH_MOMENTUM)
+        max_probs, pseudo_labels = source.max(dim=1)
+        thresholds = freematch_thresholds(state).to(source.device)[pseudo_labels]
+        return pseudo_labels, (max_probs >= thresholds).to(source.dtype)
 
     def _pseudo_label_quality(self, unlabeled, pseudo_labels, mask) -> dict:
         """``n_pseudo`` / ``n_pseudo_correct`` of the masked pseudo-labels when ``y_true`` was given."""

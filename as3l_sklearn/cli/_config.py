@@ -58,6 +58,7 @@ class RunConfig:
     preset: str
     prior: str
     prior_mode: str
+    threshold: str
     compare: bool
     annotations: str | None
     export_annotations: str | None

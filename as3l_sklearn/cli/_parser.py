@@ -203,6 +203,9 @@ def _add_method_arguments(method) -> None:
                         help="prior pseudo-labels: combined (cluster votes + graph, the measured "
                              "best), seeded-kmeans (the paper's) or llgc (graph only)")
     method.add_argument("--prior-mode", choices=("remove", "update"), default="remove")
+    method.add_argument("--threshold", choices=("flexmatch", "freematch"), default="flexmatch",
+                        help="pseudo-label thresholds of the classifier: FlexMatch's curriculum "
+                             "(the paper's) or FreeMatch's self-adaptive ones")
     method.add_argument("--compare", action="store_true",
                         help="also run random selection + plain FlexMatch with the same budget")
 

@@ -80,6 +80,14 @@ SIMSIAM_MAX_SHARE = 0.35
 
 #: a re-planned FlexMatch length within this fraction of the planned one keeps the plan
 REPLAN_TOLERANCE = 0.1
+#: fewest FlexMatch steps worth training when the budget chooses them: under it the run
+#: trains none and returns the model fitted to the prior (``max_iter=0``), and says so up
+#: front. Short runs from the prior-fitted start ended below that start (FlexMatch's first
+#: ~60 steps lost 2-4 points on digits and Fashion-MNIST; docs/results.md, Robustness).
+MIN_USEFUL_FLEXMATCH_STEPS = 100
+#: FlexMatch steps timed before training to measure the machine's real speed (after one
+#: untimed step, which pays for the first allocations)
+PROBE_STEPS = 3
 
 #: time budgets in seconds of the presets; None means the estimators' full defaults
 PRESETS = {
@@ -126,8 +134,9 @@ class Plan:
             f"plan: {self.n_images:,} images {'x'.join(str(s) for s in self.image_shape)}, "
             f"backbone {self.backbone} at {h}x{w} px, device {self.device}",
             f"      SimSiam {self.simsiam_steps:,} steps, "
-            + (f"FlexMatch {self.flexmatch_steps:,} steps" if self.trains_classifier
-               else "no FlexMatch (export only: stops after the selection)")
+            + (("FlexMatch none (the classifier is the model fitted to the prior)"
+                if self.flexmatch_steps == 0 else f"FlexMatch {self.flexmatch_steps:,} steps")
+               if self.trains_classifier else "no FlexMatch (export only: stops after the selection)")
             + (" (twice: --compare)" if self.compare and self.trains_classifier else "")
             + f"; {budget}",
             f"      estimated time: about {_duration(self.total_seconds)} (a rough estimate from "
@@ -219,11 +228,19 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
             sim = int(min(default_simsiam_steps, max(MIN_STEPS, share / simsiam_step)))
         if flex is None:
             left = remaining - sim * simsiam_step
-            flex = int(min(default_flexmatch_steps, max(MIN_STEPS, left / flexmatch_step)))
-        shortest = sum(fixed.values()) + MIN_STEPS * (simsiam_step + flexmatch_step)
+            flex = int(min(default_flexmatch_steps, max(0.0, left / flexmatch_step)))
+            if flex < MIN_USEFUL_FLEXMATCH_STEPS:
+                if trains_classifier:
+                    notes.append(_below_floor_note(flex))
+                # no training to leave time for: SimSiam takes it (in an export run too, so
+                # that the import run finds the same SimSiam in the stage cache)
+                flex = 0
+                if simsiam_steps is None:
+                    sim = int(min(default_simsiam_steps, max(MIN_STEPS, remaining / simsiam_step)))
+        shortest = sum(fixed.values()) + MIN_STEPS * simsiam_step
         if time_budget < shortest:
             notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
-                         f"({_duration(shortest)}); using {MIN_STEPS} steps per stage")
+                         f"({_duration(shortest)}); using {MIN_STEPS} SimSiam steps")
     if kind == "cuda" or BACKBONE_FACTOR.get(backbone) is None or backbone not in ("small_cnn", "small_cnn_2x2"):
         notes.append("per-step costs were measured for the small CNN on a CPU only; this "
                      "estimate uses a rough factor")
@@ -240,22 +257,34 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
                 flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier)
 
 
-def replan_flexmatch(plan: Plan, elapsed: float, simsiam_seconds: float):
-    """FlexMatch steps that keep the time budget, given how fast SimSiam really ran.
+def _below_floor_note(steps: int) -> str:
+    return (f"the time budget leaves {steps} FlexMatch steps, under the {MIN_USEFUL_FLEXMATCH_STEPS} "
+            "that training needs to improve on its start: the classifier will be the model fitted "
+            "to the prior pseudo-labels (more time: --time-budget SECONDS or --preset quality)")
+
+
+def replan_flexmatch(plan: Plan, measured_step_seconds: float):
+    """FlexMatch steps that keep the time budget at the measured speed of a FlexMatch step.
 
     The machine's real speed (a busy shared machine runs several times slower than the
-    measured constants) is read from the SimSiam stage just finished and applied to the
-    FlexMatch estimate, before FlexMatch starts. Returns ``(steps, slowdown)``; the steps are
-    the plan's when the budget did not choose them or SimSiam was too short to tell.
+    measured constants) is read from a few FlexMatch steps timed just before training
+    (:data:`PROBE_STEPS`). The whole run is then charged at that speed: the stages before
+    FlexMatch at their estimates times the slowdown (whether they ran or came from the stage
+    cache, so one command plans the same steps either way), FlexMatch at the measured step.
+    Under :data:`MIN_USEFUL_FLEXMATCH_STEPS` it trains none. Returns ``(steps, slowdown)``;
+    the plan's steps when the budget did not choose them, or when the change is within
+    :data:`REPLAN_TOLERANCE`.
     """
-    estimated = plan.seconds.get("SimSiam", 0.0)
-    if not plan.flexmatch_from_budget or estimated < 1.0 or simsiam_seconds <= 0:
-        return plan.flexmatch_steps, 1.0
-    slowdown = min(max(simsiam_seconds / estimated, 0.1), 50.0)
-    still_to_come = plan.seconds.get("monitor test accuracy", 0.0) * slowdown
-    left = plan.time_budget - elapsed - still_to_come
+    one_step = plan.flexmatch_seconds_per_step / (2 if plan.compare else 1)
+    slowdown = min(max(measured_step_seconds / one_step, 0.1), 50.0) if one_step > 0 else 1.0
+    if not plan.flexmatch_from_budget or plan.flexmatch_steps == 0:
+        return plan.flexmatch_steps, slowdown
+    before = sum(v for k, v in plan.seconds.items() if k != "FlexMatch") * slowdown
+    left = plan.time_budget - before
     steps = int(min(plan.default_flexmatch_steps,
-                    max(MIN_STEPS, left / (plan.flexmatch_seconds_per_step * slowdown))))
+                    max(0.0, left / (plan.flexmatch_seconds_per_step * slowdown))))
+    if steps < MIN_USEFUL_FLEXMATCH_STEPS:
+        return 0, slowdown
     if abs(steps - plan.flexmatch_steps) <= REPLAN_TOLERANCE * plan.flexmatch_steps:
         return plan.flexmatch_steps, slowdown  # within the estimate's own noise: keep the plan
     return steps, slowdown

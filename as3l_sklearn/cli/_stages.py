@@ -13,11 +13,14 @@ function and adding it to :data:`PIPELINE`.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from skorch.callbacks import Callback
 
 from ..classification import PriorGuidedFlexMatchClassifier
 from ..classification._flexmatch import AUTO_MAX_ITER_CPU, AUTO_MAX_ITER_GPU
@@ -34,7 +37,7 @@ from ._config import RunConfig
 from ._data import PoolData, load_data, read_labels
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
-from ._plan import PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
+from ._plan import PROBE_STEPS, PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
 from ._progress import interrupt_requested
 from ._state import RunContext, RunState
 
@@ -328,38 +331,112 @@ def propagate_stage(run: RunContext, state: RunState) -> None:
 
 
 def train_stage(run: RunContext, state: RunState) -> None:
-    """Train the prior-guided FlexMatch classifier from the SimSiam encoder."""
+    """Train the prior-guided FlexMatch classifier from the SimSiam encoder, starting from its
+    head fitted to the prior, for the steps the time budget allows at the measured speed (none
+    under the floor: the model fitted to the prior)."""
     config, X = run.config, state.data.X_train
-    classifier = PriorGuidedFlexMatchClassifier(
-        encoder=state.embedder, prior_mode=config.prior_mode,
-        max_iter=replanned_flexmatch_steps(run, state), device=config.resolved_device,
-        random_state=config.seed, verbose=config.verbosity)
+    steps = replanned_flexmatch_steps(run, state)
+    classifier = make_classifier(config, state, steps)
     # set before the fit: after Ctrl-C during training the estimator keeps its weights so
     # far, and the run saves them (see _command.keep_partial_outputs)
     state.classifier = classifier
     state.monitor = monitor_set(config, state)
-    run.timer.run("train prior-guided FlexMatch", classifier.fit, X, state.y_partial,
-                  prior_proba=state.priors, **state.monitor)
+    name = ("fit the classifier to the prior pseudo-labels (no FlexMatch step)" if steps == 0
+            else "train prior-guided FlexMatch")
+    run.timer.run(name, classifier.fit, X, state.y_partial, prior_proba=state.priors,
+                  **state.monitor)
     state.report["classifier"] = classifier_report(classifier, state.data)
     state.report["config"]["torch_settings"]["classifier"] = dict(classifier.torch_settings_)
 
 
+def make_classifier(config: RunConfig, state: RunState, steps: int, **params):
+    """The classifier of the run (``params`` override), ``steps`` FlexMatch steps."""
+    settings = dict(encoder=state.embedder, prior_mode=config.prior_mode, threshold=config.threshold,
+                    max_iter=steps, device=config.resolved_device, random_state=config.seed,
+                    verbose=config.verbosity)
+    settings.update(params)
+    return PriorGuidedFlexMatchClassifier(**settings)
+
+
 def replanned_flexmatch_steps(run: RunContext, state: RunState) -> int:
-    """The FlexMatch steps that keep the time budget at the speed SimSiam really ran (the
-    plan's when SimSiam came from the cache)."""
+    """The FlexMatch steps that keep the time budget at the speed a few FlexMatch steps really
+    ran (:func:`~._plan.replan_flexmatch`: the same rule whether SimSiam ran or came from the
+    stage cache); none under the floor of useful steps."""
     plan, timer = state.plan, run.timer
-    if EMBED_STEP in timer.cached:
+    if plan.flexmatch_steps == 0 or not plan.flexmatch_from_budget:
         return plan.flexmatch_steps
-    steps, slowdown = replan_flexmatch(plan, sum(timer.seconds.values()),
-                                       timer.seconds[EMBED_STEP])
+    seconds = timer.run("time a few FlexMatch steps", probe_flexmatch_step, run.config, state)
+    steps, slowdown = replan_flexmatch(plan, seconds)
     if state.distributed is not None:  # measured times differ per rank: all train rank 0's
         steps, slowdown = state.distributed.broadcast_object((steps, slowdown))
+    state.report["plan"]["measured_seconds_per_flexmatch_step"] = round(seconds, 4)
+    state.report["plan"]["measured_slowdown"] = round(slowdown, 2)
     if steps != plan.flexmatch_steps:
-        timer.say(f"SimSiam ran {slowdown:.1f}x the estimated time; FlexMatch steps "
-                  f"{plan.flexmatch_steps} -> {steps} to keep the time budget")
+        timer.say(f"a FlexMatch step ran {slowdown:.1f}x the estimated time; FlexMatch steps "
+                  f"{plan.flexmatch_steps} -> {steps} to keep the time budget"
+                  + (" (under the floor: the classifier will be the model fitted to the prior)"
+                     if steps == 0 else ""))
         state.report["plan"]["flexmatch_steps_replanned"] = steps
-        state.report["plan"]["measured_slowdown"] = round(slowdown, 2)
     return steps
+
+
+def probe_flexmatch_step(config: RunConfig, state: RunState) -> float:
+    """Seconds per FlexMatch step on this machine now: the median of :data:`PROBE_STEPS`
+    steps of a throw-away classifier with the run's settings (after one untimed step)."""
+    times = StepTimes()
+    probe = make_classifier(config, state, PROBE_STEPS + 1, prior_start="none", self_check="off",
+                            eval_every=PROBE_STEPS + 1, callbacks=[("probe_times", times)], verbose=0)
+    probe.fit(state.data.X_train, state.y_partial, prior_proba=state.priors)
+    return float(np.median(np.diff(times.ends)))
+
+
+class StepTimes(Callback):
+    """The wall-clock time at the end of every training step."""
+
+    def initialize(self):
+        self.ends = []
+        return self
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.ends.append(time.perf_counter())
+
+
+def self_check_stage(run: RunContext, state: RunState) -> None:
+    """What the run can say about its result without labels: the classifier against its own
+    prior (and which model it returns), the steps run against the plan, the machine's load."""
+    classifier, plan = state.classifier, state.plan
+    checks = {"classifier": classifier.self_check_,
+              "returned_model": ("fitted to the prior (no FlexMatch step)" if classifier.n_iter_ == 0
+                                 else "fitted to the prior at the start (the trained one failed the checks)"
+                                 if classifier.fell_back_ else f"after {classifier.n_iter_} FlexMatch steps"),
+              "training": {"flexmatch_steps_planned": plan.flexmatch_steps,
+                           "flexmatch_steps_run": int(classifier.n_iter_),
+                           "slowdown": state.report["plan"].get("measured_slowdown"),
+                           "load_average": [round(v, 2) for v in os.getloadavg()]}}
+    state.report["self_checks"] = checks
+    for line in describe_self_checks(checks):
+        run.timer.say(line)
+
+
+def describe_self_checks(checks: dict) -> list[str]:
+    """The self-checks as printed lines."""
+    lines = [f"self-checks (no labels used): returned model: {checks['returned_model']}"]
+    classifier = checks.get("classifier")
+    if classifier:
+        prior = classifier["prior_expected_accuracy"]
+        for name, entry in classifier["candidates"].items():
+            lines.append(f"  {name}: expected accuracy under the prior {entry['expected_accuracy']:.3f} "
+                         f"(prior's own {prior:.3f}), agrees with the surest half of the prior on "
+                         f"{entry['confident_agreement']:.1%}, predicts {entry['n_classes_predicted']} "
+                         f"classes (largest {entry['largest_class_share']:.0%})"
+                         + (", COLLAPSED" if entry["collapsed"] else ""))
+    training = checks["training"]
+    lines.append(f"  FlexMatch steps: {training['flexmatch_steps_run']} run of "
+                 f"{training['flexmatch_steps_planned']} planned; machine speed "
+                 + (f"{training['slowdown']}x the estimate" if training["slowdown"] else "not measured")
+                 + f"; load average {training['load_average'][0]}")
+    return lines
 
 
 def monitor_set(config: RunConfig, state: RunState) -> dict:
@@ -416,6 +493,9 @@ def compare_stage(run: RunContext, state: RunState) -> None:
 def train_baseline(run: RunContext, state: RunState):
     """The baseline classifier (None when a randomly chosen image has no label)."""
     config, X, y_true = run.config, state.data.X_train, state.data.y_train
+    if state.classifier.n_iter_ == 0:
+        run.timer.say("--compare skipped: this run trains no FlexMatch step to compare with")
+        return None
     random_indices = make_selector("random", config.seed).fit(state.fine_features).select(
         config.budget)
     if not (labeled_mask(y_true)[random_indices].all()
@@ -460,6 +540,7 @@ PIPELINE = (
     annotate_stage,
     propagate_stage,
     train_stage,
+    self_check_stage,
     save_model_stage,
     compare_stage,
     next_round_stage,
@@ -502,8 +583,11 @@ def monitor_rows(model) -> list:
 
 def classifier_report(classifier, data: PoolData) -> dict:
     """The report section of a trained classifier: steps, final test accuracy, history."""
-    result = {"steps": int(classifier.n_iter_),
-              "model": "final EMA weights (no checkpoint chosen on any data)"}
+    fell_back = bool(getattr(classifier, "fell_back_", False))
+    model = ("final EMA weights (no checkpoint chosen on any data)" if not fell_back else
+             "the model fitted to the prior pseudo-labels at the start: the final weights failed "
+             "the label-free checks against the prior (no labeled data used to choose)")
+    result = {"steps": int(classifier.n_iter_), "model": model, "fell_back": fell_back}
     if data.test_labeled:
         result["test_accuracy"] = float(classifier.score(data.X_test, data.y_test))
     history = getattr(classifier, "history_", None) or []
