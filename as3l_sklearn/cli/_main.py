@@ -17,8 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     applies a saved model. 0: done; 2: a user error (printed without a traceback); 130:
     stopped by Ctrl-C.
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        config = parse_command(sys.argv[1:] if argv is None else argv)
+        config = parse_command(argv)
     except SystemExit as exc:
         return exit_status(exc)
     # The jobs load torch, scikit-learn and the estimators, which takes seconds; imported
@@ -31,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
         return predict(config)
     from ._command import run_command
 
-    return run_command(config)
+    return run_command(config, command_line=argv)

@@ -1,12 +1,15 @@
 """What the ``as3l`` command writes and guards in ``--output``: the lock, the CSV files, the
-saved model, the figures and the thumbnails."""
+saved model, the figures and the thumbnails.
+
+The writers here write to the path they are given; the run gives them a temporary name
+that becomes the result's once the file is complete (see :mod:`._atomic`, :mod:`._resume`).
+"""
 
 from __future__ import annotations
 
 import csv
 import errno
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,25 +100,6 @@ def _process_exists(pid: int) -> bool:
     except OSError as exc:
         return exc.errno == errno.EPERM  # exists, owned by someone else
     return True
-
-
-def check_output_folder(folder: Path, overwrite: bool) -> None:
-    """Refuse an ``--output`` that holds a finished earlier run, unless ``--overwrite``.
-
-    An export-only run's report (``"exported_only": true``) may be replaced without
-    ``--overwrite``: the import run that follows it completes the same run.
-    """
-    report = Path(folder) / "report.json"
-    if overwrite or not report.exists():
-        return
-    try:
-        previous = json.loads(report.read_text())
-    except (OSError, ValueError):
-        previous = {}
-    if isinstance(previous, dict) and previous.get("exported_only"):
-        return
-    raise UserError(f"--output {folder} already holds the results of an earlier run ({report}); "
-                    "choose another --output, or pass --overwrite to replace them")
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ..selection import (CoresetSelector, KMedoidsSelector, MultiClusterSelector
                          ProbCoverSelector, RandomSelector, TypiClustSelector,
                          export_for_annotation, write_label_studio_tasks)
 from ..utils._distributed import get_distributed
+from ._atomic import staged_folder
 from ._config import RunConfig
 from ._data import PoolData, load_data, read_labels
 from ._errors import UserError
@@ -53,8 +54,9 @@ SELECTORS = {
 
 
 # --------------------------------------------------------------------------------------------
-# the computations the stage cache keeps: module-level functions so that joblib.Memory can
-# key them on their arguments (the data and every parameter; verbose is left out of the key)
+# the computations the stage cache keeps: module-level functions so that the cache can key
+# them on their source and arguments (the data and every parameter; verbose is left out of
+# the key)
 
 
 def fit_embedding(X, params: dict, verbose: int):
@@ -79,6 +81,20 @@ def fine_tune_features(f_self, n_clusters: int, seed: int, device: str, verbose:
 def select_images(f_fine, selector: str, budget: int, seed: int):
     """The ``budget`` images ``selector`` chooses on ``f_fine``, best first."""
     return np.asarray(make_selector(selector, seed).fit(f_fine).select(budget))
+
+
+def cached_step(run: RunContext, name: str, function, *args):
+    """``function(*args)`` timed as ``name``, from the stage cache when it holds the result
+    (and it reads back: a damaged entry is a warning and is computed again), else computed
+    and stored."""
+    cache = run.cache
+    key = cache.key(function, *args) if cache.enabled else ""
+    found, value = cache.load_key(function, key, what=f"'{name}'")
+    if found:
+        return run.timer.run(name, lambda: value, cached=True)
+    value = run.timer.run(name, function, *args)
+    cache.save_key(function, key, value)
+    return value
 
 
 def make_selector(name: str, seed: int):
@@ -171,15 +187,13 @@ def plan_run(config: RunConfig, data: PoolData) -> Plan:
 
 def embed_stage(run: RunContext, state: RunState) -> None:
     """Fit SimSiam on the pool (or take it from the stage cache)."""
-    config, plan, X = run.config, state.plan, state.data.X_train
-    embed, is_cached = run.cache.wrap(fit_embedding)
+    config, plan = run.config, state.plan
     params = {"backbone": plan.backbone, "image_size": list(plan.encoder_size),
               "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
               "max_steps": plan.simsiam_steps if config.embed_epochs is None else "auto",
               "device": config.resolved_device, "random_state": config.seed}
-    verbose = config.verbosity
-    state.embedder, state.features = run.timer.run(
-        EMBED_STEP, embed, X, params, verbose, cached=is_cached(X, params, verbose))
+    state.embedder, state.features = cached_step(run, EMBED_STEP, fit_embedding,
+                                                 state.data.X_train, params, config.verbosity)
     # what SimSiam ran with (thread count, torch version): results depend on them
     state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
 
@@ -187,26 +201,23 @@ def embed_stage(run: RunContext, state: RunState) -> None:
 def fine_tune_stage(run: RunContext, state: RunState) -> None:
     """Fine-tune the features with K = the budget (Eq. 1)."""
     config = run.config
-    fine_tune, is_cached = run.cache.wrap(fine_tune_features)
     verbose = 2 if config.verbosity >= 2 else 0  # a seconds-long stage needs no progress bar
-    args = (state.features, config.budget, config.seed, config.resolved_device, verbose)
-    state.fine_features = run.timer.run("fine-tune features (Eq. 1)", fine_tune, *args,
-                                        cached=is_cached(*args))
+    state.fine_features = cached_step(run, "fine-tune features (Eq. 1)", fine_tune_features,
+                                      state.features, config.budget, config.seed,
+                                      config.resolved_device, verbose)
 
 
 def select_stage(run: RunContext, state: RunState) -> None:
     """Select the ``--budget`` images to label; write ``selection.csv`` (labels to come)."""
     config, files = run.config, state.data.files
-    select, is_cached = run.cache.wrap(select_images)
-    args = (state.fine_features, config.selector, config.budget, config.seed)
-    indices = run.timer.run(f"select {config.budget} images ({config.selector})", select, *args,
-                            cached=is_cached(*args))
+    indices = cached_step(run, f"select {config.budget} images ({config.selector})",
+                          select_images, state.fine_features, config.selector, config.budget,
+                          config.seed)
     state.indices = [int(i) for i in indices]
     state.report["selection"] = {"selector": config.selector, "indices": state.indices,
                                  "files": [files[i] for i in state.indices]}
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    write_selection(output / "selection.csv", files, state.indices)
+    with run.output.writing("selection.csv") as temp:
+        write_selection(temp, files, state.indices)
     state.report["cached_stages"] = run.timer.cached
 
 
@@ -217,12 +228,17 @@ def export_stage(run: RunContext, state: RunState) -> None:
         return
     export = Path(config.export_annotations)
     class_names = config.classes or data.target_names
-    written = export_for_annotation(data.X_train, indices, export, class_names=class_names,
-                                    files=data.files, overwrite=config.overwrite)
-    if config.dataset == "folder":
-        # the labelling tool opens the original files (served from the input folder)
-        write_label_studio_tasks(export / "label_studio_tasks.json",
-                                 [data.files[i] for i in indices])
+    with staged_folder(export, "--export-annotations") as staging:
+        # written whole: into a temporary folder, then renamed file by file
+        export_for_annotation(data.X_train, indices, staging, class_names=class_names,
+                              files=data.files, overwrite=True)
+        if config.dataset == "folder":
+            # the labelling tool opens the original files (served from the input folder)
+            write_label_studio_tasks(staging / "label_studio_tasks.json",
+                                     [data.files[i] for i in indices])
+    if class_names is None and (export / "class_names.txt").exists():
+        (export / "class_names.txt").unlink()  # a stale list from an earlier export would mislead
+    written = export / "selection.csv"
     run.timer.say(f"wrote {len(indices)} images to label and {written}; fill its 'label' "
                   "column (or label them in Label Studio / CVAT), then run again with "
                   f"--annotations {written}")
@@ -260,8 +276,8 @@ def annotate_stage(run: RunContext, state: RunState) -> None:
     state.report["selection"]["class_coverage"] = len(used)
     state.report["selection"]["n_classes"] = len(state.class_names)
     state.selected_labels = label_names(state, indices)
-    write_selection(Path(config.output) / "selection.csv", data.files, indices,
-                    state.selected_labels)
+    with run.output.writing("selection.csv") as temp:
+        write_selection(temp, data.files, indices, state.selected_labels)
     if config.annotations:
         # report.html shows what the user labeled (this run's picks may be other images)
         labeled_indices = np.flatnonzero(state.annotated).tolist()
@@ -382,13 +398,13 @@ def monitor_set(config: RunConfig, state: RunState) -> dict:
 
 def save_model_stage(run: RunContext, state: RunState) -> None:
     """Predict the pool (``predictions.csv``) and save the model (``model.joblib``)."""
-    run.timer.run("predict the pool and save the model", write_model_outputs, run.config, state)
+    run.timer.run("predict the pool and save the model", write_model_outputs, run, state)
 
 
-def write_model_outputs(config: RunConfig, state: RunState) -> None:
+def write_model_outputs(run: RunContext, state: RunState) -> None:
     """Write ``predictions.csv`` (with each image's prior) and ``model.joblib`` of
     ``state.classifier``; also after Ctrl-C, from the weights trained so far."""
-    output, data, classifier = Path(config.output), state.data, state.classifier
+    config, data, classifier = run.config, state.data, state.classifier
     X = data.X_train
     classes = np.asarray(classifier.classes_)
     names = display_names(classes, state.class_names, data)
@@ -399,10 +415,12 @@ def write_model_outputs(config: RunConfig, state: RunState) -> None:
         where = np.flatnonzero(np.asarray(state.prior_classes) == c)
         if where.size:
             aligned[:, j] = state.priors[:, where[0]]
-    write_predictions(output / "predictions.csv", data.files, proba, classes, names,
-                      prior=aligned, annotated=state.annotated)
-    save_model(output / "model.joblib", classifier, names, input_shape=X.shape[1:],
-               color_mode=data.color_mode, source=config.dataset)
+    with run.output.writing("predictions.csv") as temp:
+        write_predictions(temp, data.files, proba, classes, names, prior=aligned,
+                          annotated=state.annotated)
+    with run.output.writing("model.joblib") as temp:
+        save_model(temp, classifier, names, input_shape=X.shape[1:],
+                   color_mode=data.color_mode, source=config.dataset)
 
 
 def compare_stage(run: RunContext, state: RunState) -> None:
@@ -441,10 +459,11 @@ def train_baseline(run: RunContext, state: RunState):
 def next_round_stage(run: RunContext, state: RunState) -> None:
     """Folder runs: every pool image with its prior as a pre-annotation
     (``label_studio_tasks.json``), for the next labelling round."""
-    if run.config.dataset == "folder":
-        write_label_studio_tasks(Path(run.config.output) / "label_studio_tasks.json",
-                                 state.data.files, priors=state.priors,
-                                 classes=state.prior_names)
+    config, files = run.config, state.data.files
+    if config.dataset != "folder":
+        return
+    with run.output.writing("label_studio_tasks.json") as temp:
+        write_label_studio_tasks(temp, files, priors=state.priors, classes=state.prior_names)
 
 
 #: the run, stage by stage (see the module docstring)
