@@ -402,8 +402,9 @@ def save_model_stage(run: RunContext, state: RunState) -> None:
 
 
 def write_model_outputs(run: RunContext, state: RunState) -> None:
-    """Write ``predictions.csv`` (with each image's prior) and ``model.joblib`` of
-    ``state.classifier``; also after Ctrl-C, from the weights trained so far."""
+    """Write ``predictions.csv`` (the person's label where there is one, the model's guess
+    and each image's prior) and ``model.joblib`` of ``state.classifier``; also after Ctrl-C,
+    from the weights trained so far."""
     config, data, classifier = run.config, state.data, state.classifier
     X = data.X_train
     classes = np.asarray(classifier.classes_)
@@ -417,7 +418,8 @@ def write_model_outputs(run: RunContext, state: RunState) -> None:
             aligned[:, j] = state.priors[:, where[0]]
     with run.output.writing("predictions.csv") as temp:
         write_predictions(temp, data.files, proba, classes, names, prior=aligned,
-                          annotated=state.annotated)
+                          annotated=state.annotated,
+                          labels=label_names(state, range(len(data.files))))
     with run.output.writing("model.joblib") as temp:
         save_model(temp, classifier, names, input_shape=X.shape[1:],
                    color_mode=data.color_mode, source=config.dataset)
@@ -457,13 +459,16 @@ def train_baseline(run: RunContext, state: RunState):
 
 
 def next_round_stage(run: RunContext, state: RunState) -> None:
-    """Folder runs: every pool image with its prior as a pre-annotation
-    (``label_studio_tasks.json``), for the next labelling round."""
+    """Folder runs: every pool image as a Label Studio task (``label_studio_tasks.json``),
+    for the next labelling round: the images a person labeled carry that label as an
+    annotation, every other image its prior as a pre-annotation."""
     config, files = run.config, state.data.files
     if config.dataset != "folder":
         return
+    labels = [label or None for label in label_names(state, range(len(files)))]
     with run.output.writing("label_studio_tasks.json") as temp:
-        write_label_studio_tasks(temp, files, priors=state.priors, classes=state.prior_names)
+        write_label_studio_tasks(temp, files, priors=state.priors, classes=state.prior_names,
+                                 labels=labels)
 
 
 #: the run, stage by stage (see the module docstring)
