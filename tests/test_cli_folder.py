@@ -109,6 +109,7 @@ def test_folder_round_trip_with_an_image_added_in_between(tmp_path, capsys):
     assert len(tasks) == 61
     for task in tasks:
         file = task["data"]["file"]
+        assert task["data"]["image"] == "/data/local-files/?d=photos/" + file
         if file in labeled_files:
             assert "predictions" not in task
             [annotation] = task["annotations"]

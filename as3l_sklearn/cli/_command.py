@@ -17,6 +17,7 @@ from ..utils._distributed import (DistributedContext, get_distributed, launched_
 from ._cache import StageCache
 from ._config import RunConfig
 from ._errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from ._label_studio import instructions
 from ._outputs import OutputLock
 from ._progress import StageTimer, sigint_handled
 from ._report import format_report, write_failed_report, write_reports
@@ -108,6 +109,8 @@ def _print_end(config: RunConfig, report: dict) -> None:
     else:
         print(f"\nresults in {config.output}: predictions.csv, selection.csv, model.joblib, "
               "report.json, report.html")
+    if "label_studio" in report:
+        print(instructions(report["label_studio"]))
 
 
 def _lock_output_folders(config: RunConfig, locks: ExitStack) -> EarlierRun:

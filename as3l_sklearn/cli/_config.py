@@ -62,6 +62,7 @@ class RunConfig:
     annotations: str | None
     export_annotations: str | None
     classes: tuple[str, ...] | None
+    label_studio_root: str | None
     output: str
     overwrite: bool
     cache_dir: str | None

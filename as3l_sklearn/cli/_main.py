@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         return exit_status(exc)
     # The jobs load torch, scikit-learn and the estimators, which takes seconds; imported
     # here, after the command line parsed, so that ``as3l -h`` and a mistyped flag answer
-    # at once (the only imports of the package made inside functions, with _parser's
-    # device check and matplotlib in _outputs).
+    # at once (the only imports of the package made inside functions, with _parser's checks
+    # that need the package: the device, --label-studio-root; and matplotlib in _outputs).
     if isinstance(config, PredictConfig):
         from ._predict import predict
 

@@ -217,6 +217,10 @@ def _add_output_arguments(io) -> None:
     io.add_argument("--classes", type=_class_list, default=None, metavar="A,B,C",
                     help="the class names labellers may use, or a text file with one per line "
                          "(default: class_names.txt beside --annotations, or the data set's own)")
+    io.add_argument("--label-studio-root", default=None, metavar="DIR",
+                    help="--dataset folder: Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, "
+                         "a folder above PATH (default: PATH's parent); the task files' image "
+                         "URLs are relative to it")
     io.add_argument("--output", default="runs/as3l",
                     help="folder for the results (default runs/as3l)")
     io.add_argument("--overwrite", action="store_true",
@@ -278,6 +282,7 @@ def check_run_args(args: argparse.Namespace) -> RunConfig:
     annotations = _check_annotation_flags(args)
     _check_method_flags(args)
     _check_output_flags(args)
+    _check_label_studio_root(args)
     values = {name: value for name, value in vars(args).items() if name != "command"}
     values.update(annotations=annotations, resolved_device=resolved_device,
                   classes=None if args.classes is None else tuple(args.classes))
@@ -372,6 +377,26 @@ def _check_output_flags(args) -> None:
             raise UsageError(f"--export-annotations {args.export_annotations} already holds "
                              f"{existing.name} (perhaps with labels filled in); choose another "
                              "folder or pass --overwrite")
+
+
+def _check_label_studio_root(args) -> None:
+    """``--label-studio-root``: a folder above the input folder (Label Studio serves local
+    files only from a storage strictly below its document root), checked before any work."""
+    root = args.label_studio_root
+    if args.dataset != "folder":
+        if root is not None:
+            raise UsageError("--label-studio-root is only for --dataset folder (Label Studio "
+                             "serves the images of the input folder)")
+        return
+    if root is not None and not Path(root).is_dir():
+        raise UsageError(f"--label-studio-root {root} is not a folder")
+    from ._label_studio import check_document_root
+
+    try:
+        check_document_root(args.path, root)
+    except ValueError as exc:
+        given = root if root is not None else f"(default: the parent of PATH {args.path})"
+        raise UsageError(f"--label-studio-root {given}: {exc}") from None
 
 
 def _existing_non_folder(path: Path) -> Path | None:

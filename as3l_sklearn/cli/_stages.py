@@ -30,6 +30,7 @@ from ..selection import (CoresetSelector, KMedoidsSelector, MultiClusterSelector
                          ProbCoverSelector, RandomSelector, TypiClustSelector,
                          export_for_annotation, write_label_studio_tasks)
 from ..utils._distributed import get_distributed
+from . import _label_studio
 from ._atomic import staged_folder
 from ._config import RunConfig
 from ._data import PoolData, load_data, read_labels
@@ -235,10 +236,14 @@ def export_stage(run: RunContext, state: RunState) -> None:
         if config.dataset == "folder":
             # the labelling tool opens the original files (served from the input folder)
             write_label_studio_tasks(staging / "label_studio_tasks.json",
-                                     [data.files[i] for i in indices])
+                                     [data.files[i] for i in indices],
+                                     **_label_studio.task_location(config))
     if class_names is None and (export / "class_names.txt").exists():
         (export / "class_names.txt").unlink()  # a stale list from an earlier export would mislead
     written = export / "selection.csv"
+    if config.dataset == "folder":
+        state.report["label_studio"] = _label_studio.setup(
+            config, export / "label_studio_tasks.json")
     run.timer.say(f"wrote {len(indices)} images to label and {written}; fill its 'label' "
                   "column (or label them in Label Studio / CVAT), then run again with "
                   f"--annotations {written}")
@@ -468,7 +473,9 @@ def next_round_stage(run: RunContext, state: RunState) -> None:
     labels = [label or None for label in label_names(state, range(len(files)))]
     with run.output.writing("label_studio_tasks.json") as temp:
         write_label_studio_tasks(temp, files, priors=state.priors, classes=state.prior_names,
-                                 labels=labels)
+                                 labels=labels, **_label_studio.task_location(config))
+    state.report["label_studio"] = _label_studio.setup(
+        config, run.output.path("label_studio_tasks.json"))
 
 
 #: the run, stage by stage (see the module docstring)
