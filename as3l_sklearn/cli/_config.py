@@ -53,6 +53,7 @@ class RunConfig:
     image_size: int | None
     embed_epochs: int | None
     embed_steps: int | None
+    retrain_embedding: bool
     max_iter: int | None
     time_budget: float | None
     preset: str

@@ -191,6 +191,10 @@ def _add_method_arguments(method) -> None:
                         help="SimSiam epochs (default: a number of steps from the time budget)")
     method.add_argument("--embed-steps", type=_positive_int, default=None,
                         help="SimSiam optimizer steps (default: from the time budget)")
+    method.add_argument("--retrain-embedding", action="store_true",
+                        help="train SimSiam again on the pool even when the stage cache holds "
+                             "the encoder an earlier run trained on this folder (by default it "
+                             "is reused while at most 20%% of the images are new)")
     method.add_argument("--max-iter", type=_positive_int, default=None,
                         help="FlexMatch steps (default: from the time budget)")
     method.add_argument("--time-budget", type=_positive_seconds, default=None, metavar="SECONDS",

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..classification import PriorGuidedFlexMatchClassifier
 from ..classification._flexmatch import AUTO_MAX_ITER_CPU, AUTO_MAX_ITER_GPU
-from ..embedding import ClusterFineTuner, SimSiamEmbedder
+from ..embedding import ClusterFineTuner
 from ..embedding._simsiam import AUTO_BATCH_SIZE, AUTO_MAX_SIDE, AUTO_STEPS
 from ..metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
 from ..nn import auto_backbone_name
@@ -34,14 +34,12 @@ from . import _label_studio
 from ._atomic import staged_folder
 from ._config import RunConfig
 from ._data import PoolData, load_data, read_labels
+from ._embed import EMBED_STEP, embed_pool, fit_embedding  # noqa: F401 (fit_embedding: API)
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
 from ._plan import PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
 from ._progress import interrupt_requested
 from ._state import RunContext, RunState
-
-#: the timed step of SimSiam (its time re-plans FlexMatch)
-EMBED_STEP = "embed (SimSiam)"
 
 #: ``--selector`` name -> selector class
 SELECTORS = {
@@ -57,16 +55,7 @@ SELECTORS = {
 # --------------------------------------------------------------------------------------------
 # the computations the stage cache keeps: module-level functions so that the cache can key
 # them on their source and arguments (the data and every parameter; verbose is left out of
-# the key)
-
-
-def fit_embedding(X, params: dict, verbose: int):
-    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``."""
-    embedder = SimSiamEmbedder(**params, verbose=verbose)
-    features = embedder.fit_transform(X)
-    if interrupt_requested.is_set():
-        raise KeyboardInterrupt  # never cache a fit that Ctrl-C cut short
-    return embedder, features
+# the key). SimSiam's, fit_embedding, is in _embed with the reuse of a folder's encoder.
 
 
 def fine_tune_features(f_self, n_clusters: int, seed: int, device: str, verbose: int):
@@ -187,14 +176,14 @@ def plan_run(config: RunConfig, data: PoolData) -> Plan:
 
 
 def embed_stage(run: RunContext, state: RunState) -> None:
-    """Fit SimSiam on the pool (or take it from the stage cache)."""
+    """Fit SimSiam on the pool (or take it, or the encoder of an earlier run on the same
+    folder, from the stage cache: see :mod:`._embed`)."""
     config, plan = run.config, state.plan
     params = {"backbone": plan.backbone, "image_size": list(plan.encoder_size),
               "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
               "max_steps": plan.simsiam_steps if config.embed_epochs is None else "auto",
               "device": config.resolved_device, "random_state": config.seed}
-    state.embedder, state.features = cached_step(run, EMBED_STEP, fit_embedding,
-                                                 state.data.X_train, params, config.verbosity)
+    state.embedder, state.features = embed_pool(run, state, params)
     # what SimSiam ran with (thread count, torch version): results depend on them
     state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
 
