@@ -1,6 +1,6 @@
 """The main job of the ``as3l`` command with its guards: locks on the output folders, the
 earlier run in ``--output`` (resumed when unfinished), Ctrl-C, errors as exit statuses,
-``torchrun``."""
+one-line warnings, ``torchrun``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ._report import format_report, write_failed_report, write_reports
 from ._resume import UNFINISHED, EarlierRun, OutputFolder, RunRecord, check_output_folder
 from ._stages import run_pipeline, write_model_outputs
 from ._state import RunContext, RunState
+from ._warnings import one_line_warnings
 
 
 def run_command(config: RunConfig, command_line=None) -> int:
@@ -81,7 +82,9 @@ def _run(config: RunConfig, group: DistributedContext | None, record: RunRecord)
                      cache=StageCache(config.cache_location),
                      output=OutputFolder(Path(config.output), record))
     state = RunState()
-    with sigint_handled(), ExitStack() as locks:
+    new_folders = [Path(f) for f in (config.output, config.export_annotations)
+                   if f is not None and not Path(f).exists()]
+    with one_line_warnings(), sigint_handled(), ExitStack() as locks:
         try:
             earlier = _lock_output_folders(config, locks)
             _note_resumed(run, state, earlier)
@@ -93,6 +96,8 @@ def _run(config: RunConfig, group: DistributedContext | None, record: RunRecord)
             # OSError: a folder or file that cannot be written (read-only, a file in the way)
             print(f"as3l: error: {exc}", file=sys.stderr)
             write_failed_report(run, state, str(exc))
+            locks.close()
+            _remove_if_empty(new_folders)
             return EXIT_USAGE
     if not main_rank:
         return EXIT_OK
@@ -131,6 +136,16 @@ def _note_resumed(run: RunContext, state: RunState, earlier: EarlierRun) -> None
                                "command": earlier.command}
     run.timer.say(f"--output {run.config.output}: the earlier run there {earlier.describe()}; "
                   "this run resumes it (the stages it finished come from the stage cache)")
+
+
+def _remove_if_empty(folders) -> None:
+    """Remove the folders a failed run created, if it left them empty (never a folder that
+    existed before the run)."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder is removed
+        except OSError:
+            pass
 
 
 def _stop_interrupted(run: RunContext, state: RunState, main_rank: bool) -> int:

@@ -117,6 +117,12 @@ def format_report(report: dict) -> str:
         estimate = report.get("plan", {}).get("estimated_total_seconds")
         lines.append(f"total {total:.0f} s"
                      + (f" (estimated {estimate:.0f} s)" if estimate else ""))
+    data = report.get("data", {})
+    if data.get("skipped_unreadable"):
+        lines.append(f"unreadable images skipped: {data['skipped_unreadable']} ("
+                     + ", ".join(data.get("skipped_files", []))
+                     + (", ..." if data["skipped_unreadable"] > len(data.get("skipped_files", []))
+                        else "") + ")")
     if report.get("interrupted"):
         lines.append(f"INTERRUPTED during: {report.get('stage_reached')}")
     return "\n".join(lines)

@@ -131,7 +131,10 @@ def load_stage(run: RunContext, state: RunState) -> None:
                         "pool")
     state.report["data"] = {"dataset": config.dataset, "n_train": int(len(X)),
                             "n_test": int(len(state.data.X_test)),
-                            "image_shape": list(np.asarray(X).shape[1:])}
+                            "image_shape": list(np.asarray(X).shape[1:]),
+                            # unreadable files of a folder, left out (each warned about)
+                            "skipped_unreadable": len(state.data.skipped),
+                            "skipped_files": list(state.data.skipped[:10])}
 
 
 def read_annotations_stage(run: RunContext, state: RunState) -> None:
