@@ -81,8 +81,10 @@ def test_saved_model_predicts_new_images(demo_run, tmp_path, capsys):
                                           for c in expected]
 
 
-def test_predict_rejects_images_of_another_shape(demo_run, tmp_path, capsys):
-    np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 9, 1), dtype=np.uint8))
+def test_predict_rejects_float_images_of_another_shape(demo_run, tmp_path, capsys):
+    """uint8 images of another size are converted (see test_cli_labelling.py); float ones
+    cannot be, and the error names PATH and the shape the model takes."""
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 9, 1), dtype=np.float32))
     assert main(["predict", str(demo_run / "model.joblib"), str(tmp_path / "wrong.npy"),
                  "--output", str(tmp_path / "pred")]) == 2
     err = capsys.readouterr().err

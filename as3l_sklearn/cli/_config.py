@@ -99,10 +99,11 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """``as3l predict MODEL PATH --output DIR``: the flags, checked, and the resolved device."""
+    """``as3l predict MODEL PATH [PATH ...] --output DIR``: the flags, checked, and the
+    resolved device. ``paths`` are the folders, image files and ``.npy`` arrays to predict."""
 
     model: str
-    path: str
+    paths: tuple[str, ...]
     output: str
     overwrite: bool
     device: str
