@@ -103,9 +103,19 @@ def test_folder_round_trip_with_an_image_added_in_between(tmp_path, capsys):
     used = {truth[f] for f in labeled_files}
     assert report["selection"]["class_coverage"] == len(used)
     assert report["selection"]["n_classes"] == 2
-    # the import run's tasks carry the priors as pre-annotations, one per pool image
+    # the import run's tasks, one per pool image: the person's label as an annotation on the
+    # images they labeled (no model guess beside it), the prior as a pre-annotation elsewhere
     tasks = json.loads((tmp_path / "run" / "label_studio_tasks.json").read_text())
-    assert len(tasks) == 61 and all(task.get("predictions") for task in tasks)
+    assert len(tasks) == 61
+    for task in tasks:
+        file = task["data"]["file"]
+        assert task["data"]["image"] == "/data/local-files/?d=photos/" + file
+        if file in labeled_files:
+            assert "predictions" not in task
+            [annotation] = task["annotations"]
+            assert annotation["result"][0]["value"] == {"choices": [truth[file]]}
+        else:
+            assert "annotations" not in task and task["predictions"]
     # no labeled test set: no empty accuracy plot, no reliability diagram without truth
     assert (tmp_path / "run" / "embedding_map.png").exists()
     assert not (tmp_path / "run" / "accuracy_vs_step.png").exists()

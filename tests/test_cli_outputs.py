@@ -34,15 +34,23 @@ def _rows(path):
 def test_predictions_csv_has_one_row_per_pool_image(demo_run):
     """Before: no per-image output at all."""
     rows = _rows(demo_run / "predictions.csv")
-    assert list(rows[0]) == ["file", "label", "confidence", "prior_label", "prior_confidence", "annotated"]
+    assert list(rows[0]) == ["file", "label", "confidence", "model_label", "model_confidence",
+                             "prior_label", "prior_confidence", "annotated"]
     assert len(rows) == 200
     report = json.loads((demo_run / "report.json").read_text())
     annotated = [r["file"] for r in rows if r["annotated"] == "1"]
     assert sorted(annotated) == sorted(report["selection"]["files"])
     digits_names = {str(d) for d in range(10)}
+    _, y = load_digits_images()
     for row in rows:
-        assert row["label"] in digits_names and row["prior_label"] in digits_names
-        assert 0.0 <= float(row["confidence"]) <= 1.0 and 0.0 <= float(row["prior_confidence"]) <= 1.0
+        assert {row["label"], row["model_label"], row["prior_label"]} <= digits_names
+        for column in ("confidence", "model_confidence", "prior_confidence"):
+            assert 0.0 <= float(row[column]) <= 1.0
+        if row["annotated"] == "1":  # the label given (demo mode: the data set's own) wins
+            assert row["label"] == str(y[int(row["file"])]) and row["confidence"] == "1.0000"
+        else:
+            assert row["label"] == row["model_label"]
+            assert row["confidence"] == row["model_confidence"]
 
 
 def test_selection_csv_lists_the_selected_files_with_their_labels(demo_run):
@@ -73,8 +81,10 @@ def test_saved_model_predicts_new_images(demo_run, tmp_path, capsys):
                                           for c in expected]
 
 
-def test_predict_rejects_images_of_another_shape(demo_run, tmp_path, capsys):
-    np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 9, 1), dtype=np.uint8))
+def test_predict_rejects_float_images_of_another_shape(demo_run, tmp_path, capsys):
+    """uint8 images of another size are converted (see test_cli_labelling.py); float ones
+    cannot be, and the error names PATH and the shape the model takes."""
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 9, 9, 1), dtype=np.float32))
     assert main(["predict", str(demo_run / "model.joblib"), str(tmp_path / "wrong.npy"),
                  "--output", str(tmp_path / "pred")]) == 2
     err = capsys.readouterr().err

@@ -3,8 +3,8 @@
 embed (SimSiam) -> fine-tune (Eq. 1) -> select ``--budget`` -> annotate -> propagate priors
 -> train prior-guided FlexMatch -> ``predictions.csv``, ``model.joblib``, ``report.json`` and
 ``report.html``, optionally against a random-selection + plain FlexMatch baseline with the same
-budget (``--compare``). ``as3l predict MODEL PATH --output DIR`` applies a saved model to new
-images.
+budget (``--compare``). ``as3l predict MODEL PATH [PATH ...] --output DIR`` applies a saved
+model to new images (folders, image files, ``.npy`` arrays).
 
 Annotation comes from the data set's own labels in demo mode (the default), or from a person:
 run once with ``--export-annotations DIR`` (writes ``DIR/selection.csv`` keyed by file name,
@@ -17,9 +17,12 @@ The sub-commands are ``run`` (the default: ``as3l [options]`` is ``as3l run [opt
 checks) builds a frozen ``RunConfig`` / ``PredictConfig`` (``_config``); ``_command`` runs
 the main job, ``_predict`` the prediction. The main job is the row of stages
 ``_stages.PIPELINE``, each a function of the ``RunContext`` and the ``RunState``
-(``_state``); ``_report``, ``_report_html`` and ``_outputs`` write the results, ``_plan``
-chooses the step counts, ``_cache`` keeps the costly stages, ``_errors`` holds ``UserError``
-and the exit statuses.
+(``_state``); ``_report``, ``_report_html`` and ``_outputs`` write the results, each file
+whole (``_atomic``) and as one set with ``report.json`` naming the run (``_resume``, which
+also lets an unfinished run be resumed); ``_plan`` chooses the step counts, ``_cache`` keeps
+the costly stages, ``_embed`` reuses a folder's SimSiam encoder for a few new images,
+``_label_studio`` says where Label Studio serves the images from, ``_warnings`` prints
+warnings on one line, ``_errors`` holds ``UserError`` and the exit statuses.
 
 Examples
 --------
@@ -32,6 +35,7 @@ A folder of your own images::
     as3l --dataset folder photos/ --budget 20 --export-annotations to_label/ --output runs/photos
     as3l --dataset folder photos/ --budget 20 --annotations to_label/selection.csv --output runs/photos
     as3l predict runs/photos/model.joblib new_photos/ --output runs/new
+    as3l predict runs/photos/model.joblib IMG_1.jpg IMG_2.jpg --output runs/two
 
 From Python, ``main`` takes the arguments and returns the exit status:
 

@@ -1,5 +1,6 @@
-"""The main job of the ``as3l`` command with its guards: locks on the output folders,
-Ctrl-C, errors as exit statuses, ``torchrun``."""
+"""The main job of the ``as3l`` command with its guards: locks on the output folders, the
+earlier run in ``--output`` (resumed when unfinished), Ctrl-C, errors as exit statuses,
+one-line warnings, ``torchrun``."""
 
 from __future__ import annotations
 
@@ -16,21 +17,25 @@ from ..utils._distributed import (DistributedContext, get_distributed, launched_
 from ._cache import StageCache
 from ._config import RunConfig
 from ._errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
-from ._outputs import OutputLock, check_output_folder
+from ._label_studio import instructions
+from ._outputs import OutputLock
 from ._progress import StageTimer, sigint_handled
-from ._report import format_report, write_reports
+from ._report import format_report, write_failed_report, write_reports
+from ._resume import UNFINISHED, EarlierRun, OutputFolder, RunRecord, check_output_folder
 from ._stages import run_pipeline, write_model_outputs
 from ._state import RunContext, RunState
+from ._warnings import one_line_warnings
 
 
-def run_command(config: RunConfig) -> int:
+def run_command(config: RunConfig, command_line=None) -> int:
     """Run the main job of ``config`` (joining the process group under ``torchrun``);
     return the exit status.
 
     0: done; 2: a user error (printed without a traceback); 130: stopped by Ctrl-C, with what
     was done written to ``--output`` and ``report.json`` marked ``"interrupted": true``.
     Under ``torchrun`` every rank runs the chain with DDP training and rank 0 alone writes
-    (see :func:`join_process_group`).
+    (see :func:`join_process_group`). ``command_line`` (the arguments, without the program
+    name; default ``sys.argv[1:]``) is recorded in ``report.json``.
     """
     try:
         config, group, scratch = join_process_group(config)
@@ -38,7 +43,7 @@ def run_command(config: RunConfig) -> int:
         print(f"as3l: error: could not join the torchrun process group: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _run(config, group)
+        return _run(config, group, RunRecord.new(command_line))
     finally:
         if group is not None and dist.is_initialized():
             dist.destroy_process_group()
@@ -71,41 +76,76 @@ def join_process_group(config: RunConfig):
     return config, group, scratch
 
 
-def _run(config: RunConfig, group: DistributedContext | None) -> int:
+def _run(config: RunConfig, group: DistributedContext | None, record: RunRecord) -> int:
     main_rank = group is None or group.is_main
     run = RunContext(config=config, timer=StageTimer(config.quiet),
-                     cache=StageCache(config.cache_location))
+                     cache=StageCache(config.cache_location),
+                     output=OutputFolder(Path(config.output), record))
     state = RunState()
-    with sigint_handled(), ExitStack() as locks:
+    new_folders = [Path(f) for f in (config.output, config.export_annotations)
+                   if f is not None and not Path(f).exists()]
+    with one_line_warnings(), sigint_handled(), ExitStack() as locks:
         try:
-            _lock_output_folders(config, locks)
+            earlier = _lock_output_folders(config, locks)
+            _note_resumed(run, state, earlier)
             run_pipeline(run, state)
+            write_reports(run, state)
         except KeyboardInterrupt:
             return _stop_interrupted(run, state, main_rank)
         except (UserError, ValueError, TypeError, OSError) as exc:
             # OSError: a folder or file that cannot be written (read-only, a file in the way)
             print(f"as3l: error: {exc}", file=sys.stderr)
+            write_failed_report(run, state, str(exc))
+            locks.close()
+            _remove_if_empty(new_folders)
             return EXIT_USAGE
-        write_reports(run, state)
     if not main_rank:
         return EXIT_OK
-    print(format_report(state.report))
+    _print_end(config, state.report)
+    return EXIT_OK
+
+
+def _print_end(config: RunConfig, report: dict) -> None:
+    """The final report and where the results are."""
+    print(format_report(report))
     if config.export_annotations:
         print(f"\nreport written to {Path(config.output) / 'report.json'}; label the images in "
               f"{config.export_annotations}")
     else:
         print(f"\nresults in {config.output}: predictions.csv, selection.csv, model.joblib, "
               "report.json, report.html")
-    return EXIT_OK
+    if "label_studio" in report:
+        print(instructions(report["label_studio"]))
 
 
-def _lock_output_folders(config: RunConfig, locks: ExitStack) -> None:
-    """Refuse an ``--output`` with an earlier run's results; lock ``--output`` (and the
-    export folder) until the run ends."""
-    check_output_folder(Path(config.output), config.overwrite)
+def _lock_output_folders(config: RunConfig, locks: ExitStack) -> EarlierRun:
+    """Refuse an ``--output`` with a completed earlier run's results (an unfinished run is
+    resumed); lock ``--output`` (and the export folder) until the run ends."""
+    earlier = check_output_folder(Path(config.output), config.overwrite)
     locks.enter_context(OutputLock(Path(config.output)))
     if config.export_annotations:
         locks.enter_context(OutputLock(Path(config.export_annotations), "--export-annotations"))
+    return earlier
+
+
+def _note_resumed(run: RunContext, state: RunState, earlier: EarlierRun) -> None:
+    """Say (and record) that this run resumes an unfinished earlier one in ``--output``."""
+    if earlier.status not in UNFINISHED:
+        return
+    state.report["resumed"] = {"status": earlier.status, "started": earlier.started,
+                               "command": earlier.command}
+    run.timer.say(f"--output {run.config.output}: the earlier run there {earlier.describe()}; "
+                  "this run resumes it (the stages it finished come from the stage cache)")
+
+
+def _remove_if_empty(folders) -> None:
+    """Remove the folders a failed run created, if it left them empty (never a folder that
+    existed before the run)."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # only an empty folder is removed
+        except OSError:
+            pass
 
 
 def _stop_interrupted(run: RunContext, state: RunState, main_rank: bool) -> int:
@@ -113,25 +153,29 @@ def _stop_interrupted(run: RunContext, state: RunState, main_rank: bool) -> int:
     report, stage = state.report, run.timer.current
     report["interrupted"] = True
     report["stage_reached"] = stage
-    keep_partial_outputs(run.config, state)
-    write_reports(run, state)
+    keep_partial_outputs(run, state)
+    try:
+        write_reports(run, state, "interrupted")
+    except (UserError, OSError) as exc:
+        print(f"as3l: error: {exc}", file=sys.stderr)
     if main_rank:
         print(format_report(report))
-    print(f"\nas3l: interrupted during '{stage}'; what was done is in {run.config.output}",
-          file=sys.stderr)
+    print(f"\nas3l: interrupted during '{stage}'; what was done is in {run.config.output}. Run "
+          "the same command again to resume: the stages that finished come from the stage "
+          "cache (no --overwrite needed)", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 
-def keep_partial_outputs(config: RunConfig, state: RunState) -> None:
+def keep_partial_outputs(run: RunContext, state: RunState) -> None:
     """After Ctrl-C: save the classifier as it was when training stopped, if it had started
     and the estimator kept its weights (it returns fitted from an interrupted fit)."""
     classifier, report = state.classifier, state.report
     if classifier is None or not hasattr(classifier, "classes_"):
         return
-    if (Path(config.output) / "model.joblib").exists() and "classifier" in report:
+    if "model.joblib" in run.output.written and "classifier" in report:
         return  # training had finished; the interruption came later
     try:
-        write_model_outputs(config, state)
+        write_model_outputs(run, state)
         report["partial_model"] = ("model.joblib and predictions.csv hold the classifier as it "
                                    "was when training stopped")
     except Exception as exc:  # a half-built model: keep the rest of what was done

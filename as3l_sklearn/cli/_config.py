@@ -53,6 +53,7 @@ class RunConfig:
     image_size: int | None
     embed_epochs: int | None
     embed_steps: int | None
+    retrain_embedding: bool
     max_iter: int | None
     time_budget: float | None
     preset: str
@@ -63,6 +64,7 @@ class RunConfig:
     annotations: str | None
     export_annotations: str | None
     classes: tuple[str, ...] | None
+    label_studio_root: str | None
     output: str
     overwrite: bool
     cache_dir: str | None
@@ -98,10 +100,11 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """``as3l predict MODEL PATH --output DIR``: the flags, checked, and the resolved device."""
+    """``as3l predict MODEL PATH [PATH ...] --output DIR``: the flags, checked, and the
+    resolved device. ``paths`` are the folders, image files and ``.npy`` arrays to predict."""
 
     model: str
-    path: str
+    paths: tuple[str, ...]
     output: str
     overwrite: bool
     device: str

@@ -4,6 +4,7 @@ the labels a person gave (``--annotations``), matched to the pool by file name."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -13,6 +14,7 @@ from .. import datasets
 from ..embedding._simsiam import AUTO_MAX_SIDE
 from ..metrics import labeled_mask
 from ..selection import read_annotations
+from ..selection._annotation import _class_list
 from ._config import RunConfig
 from ._errors import UserError
 
@@ -43,6 +45,8 @@ class PoolData:
     test_labeled : bool
         Whether there is a test set with every label known: the classifier's test accuracy
         is measured on it (False too when the labels used are the user's own classes).
+    skipped : tuple of str
+        Files of a folder that were left out because they could not be read (relative paths).
     """
 
     X_train: np.ndarray
@@ -53,6 +57,7 @@ class PoolData:
     target_names: list | None
     color_mode: str
     test_labeled: bool
+    skipped: tuple = ()
 
 
 class _Split(NamedTuple):
@@ -63,6 +68,7 @@ class _Split(NamedTuple):
     files: np.ndarray  # of object: str names, indexable by an array
     target_names: list | None
     color_mode: str | None  # None: from the images' channels
+    skipped: tuple = ()  # unreadable files of a folder, left out
 
 
 def load_data(config: RunConfig) -> PoolData:
@@ -87,7 +93,8 @@ def load_data(config: RunConfig) -> PoolData:
         X_train=X_train, y_train=np.asarray(y_train), X_test=split.X_test, y_test=y_test,
         files=[str(f) for f in files], target_names=split.target_names,
         color_mode=split.color_mode or ("grayscale" if X_train.shape[-1] == 1 else "rgb"),
-        test_labeled=bool(len(y_test)) and bool(labeled_mask(y_test).all()))
+        test_labeled=bool(len(y_test)) and bool(labeled_mask(y_test).all()),
+        skipped=tuple(split.skipped))
 
 
 def _load_digits(config: RunConfig) -> _Split:
@@ -153,7 +160,8 @@ def _load_folder(config: RunConfig, rng: np.random.RandomState) -> _Split:
             test[held_out] = True
     files = np.asarray(bunch.files, dtype=object)[~test]
     return _Split(X[~test], y[~test], X[test], y[test], files, target_names,
-                  "grayscale" if X.shape[-1] == 1 else "rgb")
+                  "grayscale" if X.shape[-1] == 1 else "rgb",
+                  tuple(str(f) for f in getattr(bunch, "skipped", ())))
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +173,10 @@ def read_labels(config: RunConfig, data: PoolData) -> tuple[np.ndarray, list]:
     return the labels of the pool (-1 unlabeled) and the class names.
 
     Labels of the data set's own classes become indices into its names (unless
-    ``--classes`` gives other names); others stay strings.
+    ``--classes`` gives other names); others stay strings. The class names are then the
+    class list, whichever way it came (``--classes``, or ``class_names.txt`` beside the label
+    file), else the labels present: the class coverage counts against the same list either
+    way.
     """
     files = data.files
     y_partial = read_annotations(config.annotations, n_samples=len(files), files=files,
@@ -177,9 +188,17 @@ def read_labels(config: RunConfig, data: PoolData) -> tuple[np.ndarray, list]:
     if data.target_names is not None and config.classes is None:
         return (_to_class_indices(y_partial, data.target_names, config.annotations),
                 list(data.target_names))
+    class_list = config.classes or class_list_beside(config.annotations)
     y_partial = np.asarray(y_partial, dtype=object)
     present = sorted({str(v) for v in y_partial[labeled]})
-    return y_partial, (list(config.classes) if config.classes else present)
+    return y_partial, (list(class_list) if class_list else present)
+
+
+def class_list_beside(annotations) -> list | None:
+    """The class list of ``class_names.txt`` beside the label file (what
+    :func:`~as3l_sklearn.selection.read_annotations` checks the labels against), or None."""
+    names, _ = _class_list(None, Path(annotations))
+    return None if names is None else [str(n) for n in names]
 
 
 def _to_class_indices(y_partial, target_names, source: str) -> np.ndarray:

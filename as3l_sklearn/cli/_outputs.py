@@ -1,12 +1,15 @@
 """What the ``as3l`` command writes and guards in ``--output``: the lock, the CSV files, the
-saved model, the figures and the thumbnails."""
+saved model, the figures and the thumbnails.
+
+The writers here write to the path they are given; the run gives them a temporary name
+that becomes the result's once the file is complete (see :mod:`._atomic`, :mod:`._resume`).
+"""
 
 from __future__ import annotations
 
 import csv
 import errno
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +28,12 @@ MODEL_FORMAT = "as3l-model"
 MODEL_FORMAT_VERSION = 1
 #: the embedding map names at most this many classes in its legend
 MAX_LEGEND_CLASSES = 20
-PREDICTION_COLUMNS = ("file", "label", "confidence", "prior_label", "prior_confidence", "annotated")
+#: the columns of a run's predictions.csv: ``label`` is the person's label where there is
+#: one (``annotated`` 1, confidence 1), else the model's; ``model_label`` is always the model's
+PREDICTION_COLUMNS = ("file", "label", "confidence", "model_label", "model_confidence",
+                      "prior_label", "prior_confidence", "annotated")
+#: the columns of ``as3l predict``'s predictions.csv (the model's labels only)
+PREDICT_COLUMNS = ("file", "label", "confidence")
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,25 +107,6 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def check_output_folder(folder: Path, overwrite: bool) -> None:
-    """Refuse an ``--output`` that holds a finished earlier run, unless ``--overwrite``.
-
-    An export-only run's report (``"exported_only": true``) may be replaced without
-    ``--overwrite``: the import run that follows it completes the same run.
-    """
-    report = Path(folder) / "report.json"
-    if overwrite or not report.exists():
-        return
-    try:
-        previous = json.loads(report.read_text())
-    except (OSError, ValueError):
-        previous = {}
-    if isinstance(previous, dict) and previous.get("exported_only"):
-        return
-    raise UserError(f"--output {folder} already holds the results of an earlier run ({report}); "
-                    "choose another --output, or pass --overwrite to replace them")
-
-
 # --------------------------------------------------------------------------------------------
 # CSV outputs
 
@@ -129,28 +118,36 @@ def label_names(labels, classes, class_names) -> list[str]:
 
 
 def write_predictions(path: Path, files, proba, classes, class_names, *, prior=None,
-                      annotated=None) -> Path:
-    """Write ``predictions.csv``: one row per image, the predicted label and its probability.
+                      annotated=None, labels=None) -> Path:
+    """Write ``predictions.csv``: one row per image, its label and that label's confidence.
 
-    ``prior`` (label distributions over ``classes``) and ``annotated`` (bool per image) add the
-    prior columns; without them (``as3l predict``) those columns are left out.
+    With ``prior`` (label distributions over ``classes``), ``annotated`` (bool per image) and
+    ``labels`` (the person's label of each annotated image, as a class name) the file has
+    the columns of :data:`PREDICTION_COLUMNS`: an annotated image's ``label`` is the
+    person's, with confidence 1 (what a person wrote is never replaced by a guess), and the
+    model's own guess is in ``model_label`` / ``model_confidence`` for every image. Without
+    them (``as3l predict``) the columns are :data:`PREDICT_COLUMNS`, the model's labels.
     """
     proba = np.asarray(proba, dtype=float)
     best = proba.argmax(axis=1)
     names = label_names(np.asarray(classes)[best], classes, class_names)
-    columns = list(PREDICTION_COLUMNS if prior is not None else PREDICTION_COLUMNS[:3])
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        prior_best = None if prior is None else np.asarray(prior).argmax(axis=1)
-        prior_names = None if prior is None else label_names(np.asarray(classes)[prior_best], classes,
-                                                                class_names)
+        if prior is None:
+            writer.writerow(PREDICT_COLUMNS)
+            writer.writerows([file, names[i], f"{proba[i, best[i]]:.4f}"]
+                             for i, file in enumerate(files))
+            return Path(path)
+        writer.writerow(PREDICTION_COLUMNS)
+        annotated = np.zeros(len(files), dtype=bool) if annotated is None else annotated
+        prior_best = np.asarray(prior).argmax(axis=1)
+        prior_names = label_names(np.asarray(classes)[prior_best], classes, class_names)
         for i, file in enumerate(files):
-            row = [file, names[i], f"{proba[i, best[i]]:.4f}"]
-            if prior is not None:
-                row += [prior_names[i], f"{float(prior[i, prior_best[i]]):.4f}",
-                        int(bool(annotated[i])) if annotated is not None else 0]
-            writer.writerow(row)
+            model = [names[i], f"{proba[i, best[i]]:.4f}"]
+            given = bool(annotated[i]) and labels is not None and labels[i] not in (None, "")
+            writer.writerow([file, *([labels[i], "1.0000"] if given else model), *model,
+                             prior_names[i], f"{float(prior[i, prior_best[i]]):.4f}",
+                             int(bool(annotated[i]))])
     return Path(path)
 
 

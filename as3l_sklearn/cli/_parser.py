@@ -146,11 +146,12 @@ def build_parser() -> CommandParser:
     run = parser.add_command(
         "run", prog="as3l", help="the whole chain (the default: 'as3l [options]')",
         usage="as3l [options] [PATH]    (as3l -h for the options)\n"
-              "       as3l predict MODEL PATH --output DIR",
+              "       as3l predict MODEL PATH [PATH ...] --output DIR",
         description="Active Self-Semi-Supervised Learning: select images to label, propagate "
         "prior pseudo-labels, train a prior-guided FlexMatch classifier, and report. "
         "'as3l run [options]' is the same as 'as3l [options]'. "
-        "'as3l predict MODEL PATH --output DIR' applies a saved model to new images.")
+        "'as3l predict MODEL PATH [PATH ...] --output DIR' applies a saved model to new "
+        "images.")
     _add_data_arguments(run.add_argument_group("data"))
     _add_method_arguments(run.add_argument_group("method"))
     _add_output_arguments(run.add_argument_group("annotation and output"))
@@ -191,6 +192,10 @@ def _add_method_arguments(method) -> None:
                         help="SimSiam epochs (default: a number of steps from the time budget)")
     method.add_argument("--embed-steps", type=_positive_int, default=None,
                         help="SimSiam optimizer steps (default: from the time budget)")
+    method.add_argument("--retrain-embedding", action="store_true",
+                        help="train SimSiam again on the pool even when the stage cache holds "
+                             "the encoder an earlier run trained on this folder (by default it "
+                             "is reused while at most 20%% of the images are new)")
     method.add_argument("--max-iter", type=_positive_int, default=None,
                         help="FlexMatch steps (default: from the time budget)")
     method.add_argument("--time-budget", type=_positive_seconds, default=None, metavar="SECONDS",
@@ -220,6 +225,10 @@ def _add_output_arguments(io) -> None:
     io.add_argument("--classes", type=_class_list, default=None, metavar="A,B,C",
                     help="the class names labellers may use, or a text file with one per line "
                          "(default: class_names.txt beside --annotations, or the data set's own)")
+    io.add_argument("--label-studio-root", default=None, metavar="DIR",
+                    help="--dataset folder: Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, "
+                         "a folder above PATH (default: PATH's parent); the task files' image "
+                         "URLs are relative to it")
     io.add_argument("--output", default="runs/as3l",
                     help="folder for the results (default runs/as3l)")
     io.add_argument("--overwrite", action="store_true",
@@ -242,8 +251,9 @@ def _add_output_arguments(io) -> None:
 
 def _add_predict_arguments(parser) -> None:
     parser.add_argument("model", metavar="MODEL", help="model.joblib from an as3l run's --output")
-    parser.add_argument("path", metavar="PATH",
-                        help="a folder of images, or a .npy array of images")
+    parser.add_argument("paths", metavar="PATH", nargs="+",
+                        help="folders of images, image files or .npy arrays of images (resized "
+                             "and converted to the model's input size and colour mode)")
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="folder for predictions.csv")
     parser.add_argument("--overwrite", action="store_true",
@@ -281,6 +291,7 @@ def check_run_args(args: argparse.Namespace) -> RunConfig:
     annotations = _check_annotation_flags(args)
     _check_method_flags(args)
     _check_output_flags(args)
+    _check_label_studio_root(args)
     values = {name: value for name, value in vars(args).items() if name != "command"}
     values.update(annotations=annotations, resolved_device=resolved_device,
                   classes=None if args.classes is None else tuple(args.classes))
@@ -377,6 +388,26 @@ def _check_output_flags(args) -> None:
                              "folder or pass --overwrite")
 
 
+def _check_label_studio_root(args) -> None:
+    """``--label-studio-root``: a folder above the input folder (Label Studio serves local
+    files only from a storage strictly below its document root), checked before any work."""
+    root = args.label_studio_root
+    if args.dataset != "folder":
+        if root is not None:
+            raise UsageError("--label-studio-root is only for --dataset folder (Label Studio "
+                             "serves the images of the input folder)")
+        return
+    if root is not None and not Path(root).is_dir():
+        raise UsageError(f"--label-studio-root {root} is not a folder")
+    from ._label_studio import check_document_root
+
+    try:
+        check_document_root(args.path, root)
+    except ValueError as exc:
+        given = root if root is not None else f"(default: the parent of PATH {args.path})"
+        raise UsageError(f"--label-studio-root {given}: {exc}") from None
+
+
 def _existing_non_folder(path: Path) -> Path | None:
     """``path`` or the first of its parents that exists, when that is not a folder; else None."""
     for part in (path, *path.parents):
@@ -397,13 +428,37 @@ def check_folder_flag(flag: str, folder) -> None:
 
 def check_predict_args(args: argparse.Namespace) -> PredictConfig:
     """Check ``as3l predict``'s flags before loading anything; return its configuration."""
-    path = Path(args.path)
-    if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".npy")):
-        raise UsageError(f"PATH {path} is neither a folder of images nor a .npy file")
+    _check_model_file(Path(args.model))
+    for path in map(Path, args.paths):
+        _check_predict_path(path)
     check_folder_flag("--output", args.output)
     if (Path(args.output) / "predictions.csv").exists() and not args.overwrite:
         raise UsageError(f"--output {args.output} already holds predictions.csv; pass "
                          "--overwrite to replace it")
     resolved_device = _resolved_device(args.device)
     values = {name: value for name, value in vars(args).items() if name != "command"}
+    values["paths"] = tuple(args.paths)
     return PredictConfig(**values, resolved_device=resolved_device)
+
+
+def _check_model_file(model: Path) -> None:
+    if model.is_dir():
+        inside = model / "model.joblib"
+        hint = (f"pass the model.joblib inside it: {inside}" if inside.is_file() else
+                "pass the model.joblib an as3l run writes in its --output")
+        raise UsageError(f"MODEL {model} is a folder; {hint}")
+    if not model.exists():
+        raise UsageError(f"MODEL {model} does not exist (it is the model.joblib an as3l run "
+                         "writes in its --output)")
+
+
+def _check_predict_path(path: Path) -> None:
+    from ..datasets import IMAGE_EXTENSIONS
+
+    if path.is_dir():
+        return
+    if not path.exists():
+        raise UsageError(f"PATH {path} does not exist")
+    if not (path.is_file() and path.suffix.lower() in (".npy", *IMAGE_EXTENSIONS)):
+        raise UsageError(f"PATH {path} is neither a folder, an image file "
+                         f"({', '.join(IMAGE_EXTENSIONS)}) nor a .npy file")

@@ -4,9 +4,6 @@ printed at the end."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from ..metrics import labeled_mask
@@ -15,24 +12,39 @@ from ._outputs import Figure, make_figures, thumbnail_png
 from ._state import RunContext, RunState
 
 
-def write_reports(run: RunContext, state: RunState) -> None:
-    """Write report.json and report.html (and the figures with ``--plot``) from what is done."""
+def write_reports(run: RunContext, state: RunState, status: str | None = None) -> None:
+    """Write the figures (with ``--plot``), report.html and, last, report.json from what is
+    done; ``report.json`` names the run, its ``status`` (default: ``"exported"`` after an
+    export run, ``"interrupted"`` after Ctrl-C, else ``"complete"``) and its files."""
     config, report = run.config, state.report
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
     report["seconds"] = {k: round(v, 2) for k, v in run.timer.seconds.items()}
     report["cached_stages"] = list(run.timer.cached)
     figures, thumbnails = _figures(state), _thumbnails(state)
     if config.plot:
         report["plots"] = []
         for figure in figures:
-            (output / figure.name).write_bytes(figure.png)
-            report["plots"].append(str(output / figure.name))
-    (output / "report.json").write_text(json.dumps(report, indent=2, default=json_default))
-    (output / "report.html").write_text(_report_html.render(
+            report["plots"].append(str(run.output.write_bytes(figure.name, figure.png)))
+    run.output.write_text("report.html", _report_html.render(
         report, figures, thumbnails,
-        thumbnails_show="labeled" if state.labeled_images is not None else "selected"),
-        encoding="utf-8")
+        thumbnails_show="labeled" if state.labeled_images is not None else "selected"))
+    if status is None:
+        status = ("interrupted" if report.get("interrupted")
+                  else "exported" if report.get("exported_only") else "complete")
+    run.output.write_report(report, status, default=json_default)
+
+
+def write_failed_report(run: RunContext, state: RunState, error: str) -> None:
+    """After an error, once the run had started writing into ``--output``: ``report.json``
+    says the run failed and why (its files are not a complete set). Nothing is written when
+    the run had not touched the folder, or when even this cannot be written."""
+    if not run.output.opened:
+        return
+    state.report["error"] = error
+    state.report["seconds"] = {k: round(v, 2) for k, v in run.timer.seconds.items()}
+    try:
+        run.output.write_report(state.report, "failed", default=json_default)
+    except Exception:  # the disk that failed the run may fail this too: report.json then
+        pass           # still says "running", which is no complete set either
 
 
 def _figures(state: RunState) -> list[Figure]:
@@ -105,6 +117,12 @@ def format_report(report: dict) -> str:
         estimate = report.get("plan", {}).get("estimated_total_seconds")
         lines.append(f"total {total:.0f} s"
                      + (f" (estimated {estimate:.0f} s)" if estimate else ""))
+    data = report.get("data", {})
+    if data.get("skipped_unreadable"):
+        lines.append(f"unreadable images skipped: {data['skipped_unreadable']} ("
+                     + ", ".join(data.get("skipped_files", []))
+                     + (", ..." if data["skipped_unreadable"] > len(data.get("skipped_files", []))
+                        else "") + ")")
     if report.get("interrupted"):
         lines.append(f"INTERRUPTED during: {report.get('stage_reached')}")
     return "\n".join(lines)

@@ -40,6 +40,11 @@ def headline_rows(report: dict) -> list:
     rows.append(("data", f"{data.get('dataset')}: {data.get('n_train')} images in the pool, "
                          f"{data.get('n_test')} test images"))
     rows.append(("device", report.get("device")))
+    skipped = data.get("skipped_unreadable")
+    if skipped:
+        names = data.get("skipped_files", [])
+        rows.append(("unreadable images skipped", f"{skipped}: " + ", ".join(names)
+                     + (", ..." if skipped > len(names) else "")))
     selection = report.get("selection", {})
     if "indices" in selection:
         rows.append(("images selected", len(selection["indices"])))

@@ -24,7 +24,7 @@ from skorch.callbacks import Callback
 
 from ..classification import PriorGuidedFlexMatchClassifier
 from ..classification._flexmatch import AUTO_MAX_ITER_CPU, AUTO_MAX_ITER_GPU
-from ..embedding import ClusterFineTuner, SimSiamEmbedder
+from ..embedding import ClusterFineTuner
 from ..embedding._simsiam import AUTO_BATCH_SIZE, AUTO_MAX_SIDE, AUTO_STEPS
 from ..metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
 from ..nn import auto_backbone_name
@@ -33,16 +33,16 @@ from ..selection import (CoresetSelector, KMedoidsSelector, MultiClusterSelector
                          ProbCoverSelector, RandomSelector, TypiClustSelector,
                          export_for_annotation, write_label_studio_tasks)
 from ..utils._distributed import get_distributed
+from . import _label_studio
+from ._atomic import staged_folder
 from ._config import RunConfig
 from ._data import PoolData, load_data, read_labels
+from ._embed import EMBED_STEP, embed_pool, fit_embedding  # noqa: F401 (fit_embedding: API)
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
 from ._plan import PROBE_STEPS, PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
 from ._progress import interrupt_requested
 from ._state import RunContext, RunState
-
-#: the timed step of SimSiam (its time re-plans FlexMatch)
-EMBED_STEP = "embed (SimSiam)"
 
 #: ``--selector`` name -> selector class
 SELECTORS = {
@@ -56,17 +56,9 @@ SELECTORS = {
 
 
 # --------------------------------------------------------------------------------------------
-# the computations the stage cache keeps: module-level functions so that joblib.Memory can
-# key them on their arguments (the data and every parameter; verbose is left out of the key)
-
-
-def fit_embedding(X, params: dict, verbose: int):
-    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``."""
-    embedder = SimSiamEmbedder(**params, verbose=verbose)
-    features = embedder.fit_transform(X)
-    if interrupt_requested.is_set():
-        raise KeyboardInterrupt  # never cache a fit that Ctrl-C cut short
-    return embedder, features
+# the computations the stage cache keeps: module-level functions so that the cache can key
+# them on their source and arguments (the data and every parameter; verbose is left out of
+# the key). SimSiam's, fit_embedding, is in _embed with the reuse of a folder's encoder.
 
 
 def fine_tune_features(f_self, n_clusters: int, seed: int, device: str, verbose: int):
@@ -82,6 +74,20 @@ def fine_tune_features(f_self, n_clusters: int, seed: int, device: str, verbose:
 def select_images(f_fine, selector: str, budget: int, seed: int):
     """The ``budget`` images ``selector`` chooses on ``f_fine``, best first."""
     return np.asarray(make_selector(selector, seed).fit(f_fine).select(budget))
+
+
+def cached_step(run: RunContext, name: str, function, *args):
+    """``function(*args)`` timed as ``name``, from the stage cache when it holds the result
+    (and it reads back: a damaged entry is a warning and is computed again), else computed
+    and stored."""
+    cache = run.cache
+    key = cache.key(function, *args) if cache.enabled else ""
+    found, value = cache.load_key(function, key, what=f"'{name}'")
+    if found:
+        return run.timer.run(name, lambda: value, cached=True)
+    value = run.timer.run(name, function, *args)
+    cache.save_key(function, key, value)
+    return value
 
 
 def make_selector(name: str, seed: int):
@@ -128,7 +134,10 @@ def load_stage(run: RunContext, state: RunState) -> None:
                         "pool")
     state.report["data"] = {"dataset": config.dataset, "n_train": int(len(X)),
                             "n_test": int(len(state.data.X_test)),
-                            "image_shape": list(np.asarray(X).shape[1:])}
+                            "image_shape": list(np.asarray(X).shape[1:]),
+                            # unreadable files of a folder, left out (each warned about)
+                            "skipped_unreadable": len(state.data.skipped),
+                            "skipped_files": list(state.data.skipped[:10])}
 
 
 def read_annotations_stage(run: RunContext, state: RunState) -> None:
@@ -173,16 +182,14 @@ def plan_run(config: RunConfig, data: PoolData) -> Plan:
 
 
 def embed_stage(run: RunContext, state: RunState) -> None:
-    """Fit SimSiam on the pool (or take it from the stage cache)."""
-    config, plan, X = run.config, state.plan, state.data.X_train
-    embed, is_cached = run.cache.wrap(fit_embedding)
+    """Fit SimSiam on the pool (or take it, or the encoder of an earlier run on the same
+    folder, from the stage cache: see :mod:`._embed`)."""
+    config, plan = run.config, state.plan
     params = {"backbone": plan.backbone, "image_size": list(plan.encoder_size),
               "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
               "max_steps": plan.simsiam_steps if config.embed_epochs is None else "auto",
               "device": config.resolved_device, "random_state": config.seed}
-    verbose = config.verbosity
-    state.embedder, state.features = run.timer.run(
-        EMBED_STEP, embed, X, params, verbose, cached=is_cached(X, params, verbose))
+    state.embedder, state.features = embed_pool(run, state, params)
     # what SimSiam ran with (thread count, torch version): results depend on them
     state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
 
@@ -190,26 +197,23 @@ def embed_stage(run: RunContext, state: RunState) -> None:
 def fine_tune_stage(run: RunContext, state: RunState) -> None:
     """Fine-tune the features with K = the budget (Eq. 1)."""
     config = run.config
-    fine_tune, is_cached = run.cache.wrap(fine_tune_features)
     verbose = 2 if config.verbosity >= 2 else 0  # a seconds-long stage needs no progress bar
-    args = (state.features, config.budget, config.seed, config.resolved_device, verbose)
-    state.fine_features = run.timer.run("fine-tune features (Eq. 1)", fine_tune, *args,
-                                        cached=is_cached(*args))
+    state.fine_features = cached_step(run, "fine-tune features (Eq. 1)", fine_tune_features,
+                                      state.features, config.budget, config.seed,
+                                      config.resolved_device, verbose)
 
 
 def select_stage(run: RunContext, state: RunState) -> None:
     """Select the ``--budget`` images to label; write ``selection.csv`` (labels to come)."""
     config, files = run.config, state.data.files
-    select, is_cached = run.cache.wrap(select_images)
-    args = (state.fine_features, config.selector, config.budget, config.seed)
-    indices = run.timer.run(f"select {config.budget} images ({config.selector})", select, *args,
-                            cached=is_cached(*args))
+    indices = cached_step(run, f"select {config.budget} images ({config.selector})",
+                          select_images, state.fine_features, config.selector, config.budget,
+                          config.seed)
     state.indices = [int(i) for i in indices]
     state.report["selection"] = {"selector": config.selector, "indices": state.indices,
                                  "files": [files[i] for i in state.indices]}
-    output = Path(config.output)
-    output.mkdir(parents=True, exist_ok=True)
-    write_selection(output / "selection.csv", files, state.indices)
+    with run.output.writing("selection.csv") as temp:
+        write_selection(temp, files, state.indices)
     state.report["cached_stages"] = run.timer.cached
 
 
@@ -220,12 +224,21 @@ def export_stage(run: RunContext, state: RunState) -> None:
         return
     export = Path(config.export_annotations)
     class_names = config.classes or data.target_names
-    written = export_for_annotation(data.X_train, indices, export, class_names=class_names,
-                                    files=data.files, overwrite=config.overwrite)
+    with staged_folder(export, "--export-annotations") as staging:
+        # written whole: into a temporary folder, then renamed file by file
+        export_for_annotation(data.X_train, indices, staging, class_names=class_names,
+                              files=data.files, overwrite=True)
+        if config.dataset == "folder":
+            # the labelling tool opens the original files (served from the input folder)
+            write_label_studio_tasks(staging / "label_studio_tasks.json",
+                                     [data.files[i] for i in indices],
+                                     **_label_studio.task_location(config))
+    if class_names is None and (export / "class_names.txt").exists():
+        (export / "class_names.txt").unlink()  # a stale list from an earlier export would mislead
+    written = export / "selection.csv"
     if config.dataset == "folder":
-        # the labelling tool opens the original files (served from the input folder)
-        write_label_studio_tasks(export / "label_studio_tasks.json",
-                                 [data.files[i] for i in indices])
+        state.report["label_studio"] = _label_studio.setup(
+            config, export / "label_studio_tasks.json")
     run.timer.say(f"wrote {len(indices)} images to label and {written}; fill its 'label' "
                   "column (or label them in Label Studio / CVAT), then run again with "
                   f"--annotations {written}")
@@ -263,8 +276,8 @@ def annotate_stage(run: RunContext, state: RunState) -> None:
     state.report["selection"]["class_coverage"] = len(used)
     state.report["selection"]["n_classes"] = len(state.class_names)
     state.selected_labels = label_names(state, indices)
-    write_selection(Path(config.output) / "selection.csv", data.files, indices,
-                    state.selected_labels)
+    with run.output.writing("selection.csv") as temp:
+        write_selection(temp, data.files, indices, state.selected_labels)
     if config.annotations:
         # report.html shows what the user labeled (this run's picks may be other images)
         labeled_indices = np.flatnonzero(state.annotated).tolist()
@@ -459,13 +472,14 @@ def monitor_set(config: RunConfig, state: RunState) -> dict:
 
 def save_model_stage(run: RunContext, state: RunState) -> None:
     """Predict the pool (``predictions.csv``) and save the model (``model.joblib``)."""
-    run.timer.run("predict the pool and save the model", write_model_outputs, run.config, state)
+    run.timer.run("predict the pool and save the model", write_model_outputs, run, state)
 
 
-def write_model_outputs(config: RunConfig, state: RunState) -> None:
-    """Write ``predictions.csv`` (with each image's prior) and ``model.joblib`` of
-    ``state.classifier``; also after Ctrl-C, from the weights trained so far."""
-    output, data, classifier = Path(config.output), state.data, state.classifier
+def write_model_outputs(run: RunContext, state: RunState) -> None:
+    """Write ``predictions.csv`` (the person's label where there is one, the model's guess
+    and each image's prior) and ``model.joblib`` of ``state.classifier``; also after Ctrl-C,
+    from the weights trained so far."""
+    config, data, classifier = run.config, state.data, state.classifier
     X = data.X_train
     classes = np.asarray(classifier.classes_)
     names = display_names(classes, state.class_names, data)
@@ -476,10 +490,13 @@ def write_model_outputs(config: RunConfig, state: RunState) -> None:
         where = np.flatnonzero(np.asarray(state.prior_classes) == c)
         if where.size:
             aligned[:, j] = state.priors[:, where[0]]
-    write_predictions(output / "predictions.csv", data.files, proba, classes, names,
-                      prior=aligned, annotated=state.annotated)
-    save_model(output / "model.joblib", classifier, names, input_shape=X.shape[1:],
-               color_mode=data.color_mode, source=config.dataset)
+    with run.output.writing("predictions.csv") as temp:
+        write_predictions(temp, data.files, proba, classes, names, prior=aligned,
+                          annotated=state.annotated,
+                          labels=label_names(state, range(len(data.files))))
+    with run.output.writing("model.joblib") as temp:
+        save_model(temp, classifier, names, input_shape=X.shape[1:],
+                   color_mode=data.color_mode, source=config.dataset)
 
 
 def compare_stage(run: RunContext, state: RunState) -> None:
@@ -519,12 +536,18 @@ def train_baseline(run: RunContext, state: RunState):
 
 
 def next_round_stage(run: RunContext, state: RunState) -> None:
-    """Folder runs: every pool image with its prior as a pre-annotation
-    (``label_studio_tasks.json``), for the next labelling round."""
-    if run.config.dataset == "folder":
-        write_label_studio_tasks(Path(run.config.output) / "label_studio_tasks.json",
-                                 state.data.files, priors=state.priors,
-                                 classes=state.prior_names)
+    """Folder runs: every pool image as a Label Studio task (``label_studio_tasks.json``),
+    for the next labelling round: the images a person labeled carry that label as an
+    annotation, every other image its prior as a pre-annotation."""
+    config, files = run.config, state.data.files
+    if config.dataset != "folder":
+        return
+    labels = [label or None for label in label_names(state, range(len(files)))]
+    with run.output.writing("label_studio_tasks.json") as temp:
+        write_label_studio_tasks(temp, files, priors=state.priors, classes=state.prior_names,
+                                 labels=labels, **_label_studio.task_location(config))
+    state.report["label_studio"] = _label_studio.setup(
+        config, run.output.path("label_studio_tasks.json"))
 
 
 #: the run, stage by stage (see the module docstring)

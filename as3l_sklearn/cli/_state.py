@@ -15,16 +15,19 @@ from ._config import RunConfig
 from ._data import PoolData
 from ._plan import Plan
 from ._progress import StageTimer
+from ._resume import OutputFolder
 
 
 @dataclass(frozen=True)
 class RunContext:
     """What every stage is given and none replaces: the checked flags, the timer that runs
-    and reports the timed steps, and the stage cache."""
+    and reports the timed steps, the stage cache, and ``--output`` (every file of the run is
+    written through it: whole, and as one set with ``report.json``)."""
 
     config: RunConfig
     timer: StageTimer
     cache: StageCache
+    output: OutputFolder
 
 
 @dataclass
