@@ -357,7 +357,7 @@ def test_cache_hit_and_busy_runs_plan_the_same_steps(tmp_path, monkeypatch):
     slowly (a busy machine) or came from the stage cache."""
     import time as time_module
 
-    from as3l_sklearn.cli import _plan, _stages
+    from as3l_sklearn.cli import _embed, _plan, _stages
 
     flags = [f for f in TINY if f not in ("--max-iter", "4")]
     flags += ["--time-budget", "60", "--cache-dir", str(tmp_path / "cache")]
@@ -368,13 +368,13 @@ def test_cache_hit_and_busy_runs_plan_the_same_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(_plan, "MIN_USEFUL_FLEXMATCH_STEPS", 5)
     measured = 3.6 * plan.flexmatch_seconds_per_step
     monkeypatch.setattr(_stages, "probe_flexmatch_step", lambda config, state: measured)
-    slow_embedding = _stages.fit_embedding
+    slow_embedding = _embed.fit_embedding
 
     def busy_fit_embedding(*args, **kwargs):  # a loaded machine: SimSiam far slower than planned
         time_module.sleep(3)
         return slow_embedding(*args, **kwargs)
 
-    monkeypatch.setattr(_stages, "fit_embedding", busy_fit_embedding)
+    monkeypatch.setattr(_embed, "fit_embedding", busy_fit_embedding)
     planned = []
     for name in ("busy", "cached"):
         assert main(flags + ["--output", str(tmp_path / name)]) == 0
