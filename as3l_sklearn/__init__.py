@@ -33,6 +33,7 @@ _PUBLIC = {
     "TypiClustSelector": "selection",
     "ProbCoverSelector": "selection",
     "MaxHerdingSelector": "selection",
+    "StableCoverSelector": "selection",
     "export_for_annotation": "selection",
     "read_annotations": "selection",
     "write_label_studio_tasks": "selection",

@@ -150,6 +150,99 @@ def compute_features(args):
                 fine_features(f_self, data, args.split, seed, budget, args.cache)
 
 
+RIVALS = ("TypiClust", "ProbCover", "MaxHerding", "k-medoids")
+OURS = "stable coverage (ours)"
+
+
+def make_selectors(seed):
+    """The grid's columns: name -> selector, every one as the ``as3l`` command builds it
+    (``random_state=seed``, defaults otherwise: ProbCover gets no ``n_classes``)."""
+    from as3l_sklearn.selection import (
+        CoresetSelector,
+        KMedoidsSelector,
+        MaxHerdingSelector,
+        MultiClusterSelector,
+        ProbCoverSelector,
+        RandomSelector,
+        StableCoverSelector,
+        TypiClustSelector,
+    )
+
+    return {
+        "multi-cluster": MultiClusterSelector(random_state=seed),
+        OURS: StableCoverSelector(random_state=seed),
+        "TypiClust": TypiClustSelector(random_state=seed),
+        "ProbCover": ProbCoverSelector(random_state=seed),
+        "MaxHerding": MaxHerdingSelector(random_state=seed),
+        "k-medoids": KMedoidsSelector(random_state=seed),
+        "coreset": CoresetSelector(random_state=seed),
+        "random": RandomSelector(random_state=seed),
+    }
+
+
+def feature_sets(args):
+    """(cell name, data, budget, seed, features, labels) of every cell of the grid."""
+    for data in args.data:
+        images, labels, _ = load_pool(data, args.split)
+        seeds = SPLITS[args.split][:args.seeds]
+        for seed in seeds:
+            f_self = simsiam_features(images, data, args.split, seed, args.cache)
+            for budget in args.budgets:
+                f_fine = fine_features(f_self, data, args.split, seed, budget, args.cache)
+                yield "SimSiam + ClusterFineTuner", data, budget, seed, f_fine, labels
+        if not args.skip_pca:
+            pixels = pca_pixels(images)
+            for seed in seeds:
+                for budget in args.budgets:
+                    yield "PCA-50 pixels (unnormalised)", data, budget, seed, pixels, labels
+
+
+def run_grid(args):
+    """Select, propagate and score every cell; return one record per (cell, selector, seed)."""
+    records = []
+    for features_name, data, budget, seed, features, labels in feature_sets(args):
+        for name, selector in make_selectors(seed).items():
+            start = time.perf_counter()
+            index = selector.fit(features).select(budget)
+            seconds = time.perf_counter() - start
+            covered, accuracy = prior_score(features, labels, index, seed)
+            records.append({"features": features_name, "data": data, "budget": budget,
+                            "seed": seed, "selector": name, "classes": covered,
+                            "prior_accuracy": accuracy, "select_seconds": seconds})
+            print(f"{features_name:30s} {data:8s} B={budget:3d} seed {seed:2d} {name:28s} "
+                  f"classes {covered:2d} prior {accuracy:5.1f}% ({seconds:.1f} s)", flush=True)
+    return records
+
+
+def summarise(records):
+    """Table rows (one per cell: prior accuracy mean ± std and classes per selector) and,
+    per cell, whether our selector is within 1 point of the best rival and above random."""
+    cells = list(dict.fromkeys((r["features"], r["data"], r["budget"]) for r in records))
+    rows, verdicts = [], []
+    for cell in cells:
+        group = [r for r in records if (r["features"], r["data"], r["budget"]) == cell]
+        row = {"features": cell[0], "data": cell[1], "labels": cell[2]}
+        means = {}
+        for name in dict.fromkeys(r["selector"] for r in group):
+            runs = [r for r in group if r["selector"] == name]
+            accuracy = np.array([r["prior_accuracy"] for r in runs])
+            classes = np.mean([r["classes"] for r in runs])
+            means[name] = accuracy.mean()
+            row[name] = f"{accuracy.mean():.1f} ± {accuracy.std():.1f} ({classes:.1f})"
+        row["raw"] = group  # per seed, in the JSON only
+        best = max(RIVALS, key=means.get)
+        verdicts.append({"features": cell[0], "data": cell[1], "labels": cell[2],
+                         "best rival": best, "best rival %": round(means[best], 1),
+                         f"{OURS} %": round(means[OURS], 1),
+                         "gap to best rival": round(means[OURS] - means[best], 1),
+                         "within 1 point": bool(means[OURS] >= means[best] - 1.0),
+                         "random %": round(means["random"], 1),
+                         "above random": bool(means[OURS] > means["random"]),
+                         "best of all": max(means, key=means.get)})
+        rows.append(row)
+    return rows, verdicts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=tuple(SPLITS), default="reported")
@@ -160,12 +253,41 @@ def main(argv=None):
                         default=ROOT / "benchmarks" / ".cache" / "selection_grid")
     parser.add_argument("--features-only", action="store_true",
                         help="compute (and cache) the features, then stop")
+    parser.add_argument("--skip-pca", action="store_true", help="leave out the PCA-50 rows")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS/OpenMP threads of selection and propagation")
     parser.add_argument("--name", default=None,
                         help="results name (default: selection_grid, or selection_grid_tuning)")
     args = parser.parse_args(argv)
     compute_features(args)
     if args.features_only:
         return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.threads):
+        records = run_grid(args)
+    rows, verdicts = summarise(records)
+    name = args.name or ("selection_grid" if args.split == "reported"
+                         else f"selection_grid_{args.split}")
+    pools = "; ".join(load_pool(data, args.split)[2] for data in args.data)
+    notes = (
+        f"Pools: {pools}. Each cell: prior accuracy (%) of `CombinedPropagator(random_state="
+        "seed)` on the unlabeled samples, mean ± std over the seeds, and in brackets the mean "
+        "number of classes (of 10) the selected samples cover. SimSiam + ClusterFineTuner rows: "
+        "`SimSiamEmbedder(random_state=seed)` (CPU defaults) on the pool, then "
+        "`ClusterFineTuner(n_clusters=labels, random_state=seed)`; selection and prior on those "
+        "features. PCA-50 rows: one PCA of pixels / 255 (not whitened) per pool, the seeds "
+        "vary the selectors and the prior only. Every selector is built as the `as3l` command "
+        "builds it: `Selector(random_state=seed)`, defaults otherwise (ProbCover without "
+        "`n_classes`). Per cell, our selector against the best of TypiClust, ProbCover, "
+        "MaxHerding and k-medoids:\n\n" + markdown_table(verdicts)
+    )
+    save_results(name, rows,
+                 title=f"Selection grid ({args.split} split): prior accuracy and classes covered",
+                 settings={"split": args.split, "data": args.data, "budgets": args.budgets,
+                           "seeds": list(SPLITS[args.split][:args.seeds]),
+                           "threads": args.threads},
+                 notes=notes, columns=["features", "data", "labels"] + list(make_selectors(0)))
 
 
 if __name__ == "__main__":

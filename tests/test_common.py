@@ -33,6 +33,7 @@ from as3l_sklearn import (
     RandomSelector,
     SeededKMeansPropagator,
     SimSiamEmbedder,
+    StableCoverSelector,
     SupervisedClassifier,
     TypiClustSelector,
 )
@@ -67,6 +68,7 @@ def _checked_instances():
         TypiClustSelector(random_state=0),
         ProbCoverSelector(random_state=0),
         MaxHerdingSelector(random_state=0),
+        StableCoverSelector(random_state=0),
         SeededKMeansPropagator(n_clusters=[2, 3], random_state=0),
         LLGCPropagator(n_neighbors=5),
         CombinedPropagator(cluster_propagator=SeededKMeansPropagator(n_clusters=[2, 3], random_state=0),

@@ -4,7 +4,8 @@
 samples that stay together across ``C`` k-means runs. The baselines and rivals share its API
 (``fit(X)``, ``select(n_budget, labeled=None)``, ``fit_select(X, n_budget)``):
 :class:`RandomSelector`, :class:`KMedoidsSelector`, :class:`CoresetSelector`,
-:class:`TypiClustSelector`, :class:`ProbCoverSelector` and :class:`MaxHerdingSelector`.
+:class:`TypiClustSelector`, :class:`ProbCoverSelector`, :class:`MaxHerdingSelector` and our
+:class:`StableCoverSelector`.
 :func:`export_for_annotation` and :func:`read_annotations` carry the selected images to a
 person and their labels back.
 """
@@ -19,6 +20,7 @@ from ._baselines import (
 )
 from ._maxherding import MaxHerdingSelector
 from ._multicluster import MultiClusterSelector
+from ._stablecover import StableCoverSelector
 
 __all__ = [
     "CoresetSelector",
@@ -27,6 +29,7 @@ __all__ = [
     "MultiClusterSelector",
     "ProbCoverSelector",
     "RandomSelector",
+    "StableCoverSelector",
     "TypiClustSelector",
     "export_for_annotation",
     "read_annotations",

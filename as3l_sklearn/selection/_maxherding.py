@@ -31,30 +31,40 @@ class MaxHerdingSelector(BaseSelector):
 
     1. the features are L2-normalised, as the authors load theirs (``normalize=True``);
     2. **kNN-sparsified kernel** (a departure, for scale): the authors keep the dense
-       ``n x n`` kernel; here ``k(x, s)`` is kept only where ``s`` is among the
-       ``n_neighbors`` nearest samples of ``x`` or ``x`` among those of ``s`` (one
+       ``n x n`` kernel; here ``k(x, s)`` is kept only where ``s`` is among the ``k``
+       nearest samples of ``x`` or ``x`` among those of ``s`` (one
        :func:`as3l_sklearn.cluster.knn_search`, exact up to 100,000 samples), so memory and
-       each greedy step are ``O(n * n_neighbors)``;
+       each greedy step are ``O(n k)``. ``n_neighbors="auto"`` takes ``k = n / n_budget``
+       (at least 100, at most ``MAX_AUTO_NEIGHBORS = 1000``): each pick's kernel reaches
+       about its share of the pool. A fixed small ``k`` does not work at low budgets: on
+       10,000 Fashion-MNIST images and 10 picks, ``k = 100`` made every pick's reach 1% of
+       the pool, the greedy took the 10 densest spots, 6 classes, and a prior 16 points
+       below ``k = 1000`` (which matched the dense kernel);
     3. **bandwidth** ``h`` (``bandwidth="auto"``): the median, over the samples, of the
-       distance to their ``n_neighbors``-th nearest neighbour. The kernel then falls to
-       about ``exp(-1)`` where the sparsification cuts it, whatever the scale of the
-       features (the authors' ``h = 1`` assumes unit-norm SimCLR features and a dense
-       kernel); a number sets ``h`` in the units of the (normalised) features;
+       distance to their ``k``-th nearest neighbour -- the radius of a ball holding a
+       ``n_budget``-th of the pool -- so the kernel falls to about ``exp(-1)`` where the
+       sparsification cuts it, whatever the scale of the features (the authors' ``h = 1``
+       assumes unit-norm SimCLR features and a dense kernel); a number sets ``h`` in the
+       units of the (normalised) features;
     4. **labeled samples** (``select(n_budget, labeled=...)``): the greedy starts from
        ``S = labeled``, as the authors' code does, and never returns them;
     5. fallback: when no sample raises the coverage any more (every kernel row already
        matched, e.g. duplicated points), the remaining picks come from k-center greedy
        continuing from the labeled and selected samples.
 
-    Each greedy step updates only the candidates whose neighbourhood changed, so
-    ``select(40)`` on 100,000 samples costs about one kNN search.
+    Each greedy step updates only the candidates whose neighbourhood changed. Memory is
+    about ``32 n k`` bytes at its peak (building the symmetric kernel): 3.2 GB at 100,000
+    samples with the cap ``k = 1000``; above ``n = 1000 n_budget`` the cap makes
+    each pick's reach smaller than its share of the pool (pass a larger ``n_neighbors`` if
+    memory allows).
 
     Parameters
     ----------
     bandwidth : float or "auto", default="auto"
         Kernel width ``h`` (item 3 above).
-    n_neighbors : int, default=100
-        Neighbours per sample kept in the sparsified kernel (clipped to ``n_samples - 1``).
+    n_neighbors : int or "auto", default="auto"
+        Neighbours per sample kept in the sparsified kernel (clipped to ``n_samples - 1``);
+        ``"auto"``: ``n_samples / n_budget``, clipped to ``[100, 1000]`` (item 2 above).
     normalize : bool, default=True
         L2-normalise each feature vector first, as the authors do (zero rows stay zero).
     neighbor_index : {"auto", "flat", "hnsw", "ivf"}, default="auto"
@@ -105,14 +115,14 @@ class MaxHerdingSelector(BaseSelector):
 
     _parameter_constraints: dict = {
         "bandwidth": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "normalize": ["boolean"],
         "neighbor_index": [StrOptions(set(NEIGHBOR_INDEXES))],
         "random_state": RANDOM_STATE,
         "verbose": ["verbose"],
     }
 
-    def __init__(self, bandwidth="auto", n_neighbors=100, normalize=True, neighbor_index="auto",
+    def __init__(self, bandwidth="auto", n_neighbors="auto", normalize=True, neighbor_index="auto",
                  random_state=None, verbose=0):
         self.bandwidth = bandwidth
         self.n_neighbors = n_neighbors
@@ -141,8 +151,9 @@ class MaxHerdingSelector(BaseSelector):
 
     def _select(self, n_budget, labeled):
         X = l2_normalize(self.features_) if self.normalize else self.features_
+        n_neighbors = auto_neighbors(self.n_neighbors, X.shape[0], n_budget + labeled.size)
         kernel, bandwidth, n_neighbors = gaussian_knn_kernel(
-            X, self.n_neighbors, self.bandwidth, self.neighbor_index)
+            X, n_neighbors, self.bandwidth, self.neighbor_index)
         self._log(f"kernel: {kernel.nnz} entries, {n_neighbors} neighbours, h = {bandwidth:.4g}")
         picked, gains, covered = herding_greedy(kernel, n_budget, labeled)
         n_fallback = n_budget - len(picked)
@@ -156,6 +167,20 @@ class MaxHerdingSelector(BaseSelector):
         self.selected_gains_ = np.asarray(gains, dtype=np.float64)
         self.n_fallback_ = int(n_fallback)
         return picked
+
+
+#: bounds of ``n_neighbors="auto"`` (``n_samples / n_budget``): memory grows as ``n k``
+MIN_AUTO_NEIGHBORS = 100
+MAX_AUTO_NEIGHBORS = 1000
+
+
+def auto_neighbors(n_neighbors, n_samples, n_picks):
+    """``n_neighbors``, or for ``"auto"`` ``n_samples / n_picks`` clipped to
+    ``[MIN_AUTO_NEIGHBORS, MAX_AUTO_NEIGHBORS]``: each pick's kernel reaches its share."""
+    if n_neighbors != "auto":
+        return int(n_neighbors)
+    share = int(np.ceil(n_samples / max(n_picks, 1)))
+    return int(np.clip(share, MIN_AUTO_NEIGHBORS, MAX_AUTO_NEIGHBORS))
 
 
 def gaussian_knn_kernel(X, n_neighbors, bandwidth="auto", neighbor_index="auto"):
@@ -178,14 +203,18 @@ def gaussian_knn_kernel(X, n_neighbors, bandwidth="auto", neighbor_index="auto")
             h = float(np.sqrt(positive.max())) if positive.size else 1.0
     else:
         h = float(bandwidth)
-    values = np.exp(-squared / h**2)
-    rows = np.repeat(np.arange(n_samples), k + 1)
-    kernel = sparse.csr_matrix((values.ravel(), (rows, neighbors.ravel())),
+    values = np.exp(-squared / h**2).astype(np.float32)
+    del squared
+    # int32 column indices and float32 values: 8 bytes per entry
+    indptr = np.arange(0, n_samples * (k + 1) + 1, k + 1, dtype=np.int64)
+    kernel = sparse.csr_matrix((values.ravel(), neighbors.astype(np.int32).ravel(), indptr),
                                shape=(n_samples, n_samples))
+    del values, neighbors
     # duplicates can push a sample out of its own list: the diagonal is k(x, x) = 1 always
-    kernel = kernel.maximum(kernel.T).tolil()
-    kernel.setdiag(1.0)
-    return kernel.tocsr(), h, k
+    diagonal = sparse.identity(n_samples, dtype=np.float32, format="csr")
+    kernel = kernel.maximum(kernel.T).maximum(diagonal)
+    kernel.sort_indices()
+    return kernel, h, k
 
 
 def herding_greedy(kernel, n_budget, labeled=()):

@@ -16,6 +16,7 @@ from as3l_sklearn.selection import (
     MultiClusterSelector,
     ProbCoverSelector,
     RandomSelector,
+    StableCoverSelector,
     TypiClustSelector,
 )
 from as3l_sklearn.selection._base import kcenter_greedy
@@ -32,6 +33,7 @@ def all_selectors():
         TypiClustSelector(random_state=0),
         ProbCoverSelector(random_state=0),
         MaxHerdingSelector(random_state=0),
+        StableCoverSelector(n_runs=3, random_state=0),
     ]
 
 
@@ -682,6 +684,7 @@ def digits_pca():
     (TypiClustSelector(random_state=0), 8),
     (ProbCoverSelector(random_state=0), 8),   # 6 of 10 with the all-pure-balls delta
     (MaxHerdingSelector(random_state=0), 8),
+    (StableCoverSelector(random_state=0), 8),
     (KMedoidsSelector(random_state=0), 8),
     # k-center goes for outliers and uniform draws miss classes: they cover fewer
     (CoresetSelector(random_state=0), 6),
@@ -704,3 +707,87 @@ def test_probcover_radius_is_scale_free(digits_pca):
         scaled = ProbCoverSelector(normalize=normalize, random_state=0).fit(F * 37.0)
         np.testing.assert_array_equal(base.select(10), scaled.select(10))
         assert len(set(y[base.selected_indices_].tolist())) >= 8
+
+
+# --- MaxHerding and StableCover -------------------------------------------------------------
+
+
+def _dense_herding(X, n_budget, bandwidth, labeled=()):
+    """MaxHerding as the authors write it: the dense Gaussian kernel, recomputed gains."""
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    kernel = np.exp(-((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2) / bandwidth**2)
+    best = kernel[list(labeled)].max(axis=0) if len(labeled) else np.zeros(len(X))
+    picked = []
+    for _ in range(n_budget):
+        gain = np.maximum(kernel - best[None, :], 0).sum(axis=1)
+        gain[list(labeled) + picked] = -np.inf
+        picked.append(int(np.argmax(gain)))
+        best = np.maximum(best, kernel[picked[-1]])
+    return picked
+
+
+@pytest.mark.parametrize("labeled", [(), (3, 200)])
+def test_maxherding_equals_the_dense_greedy_with_every_neighbour(blobs, labeled):
+    X = _overlapping_blobs(blobs)
+    selector = MaxHerdingSelector(bandwidth=0.5, n_neighbors=X.shape[0]).fit(X)
+    idx = selector.select(12, labeled=list(labeled) or None)
+    np.testing.assert_array_equal(idx, _dense_herding(X, 12, 0.5, labeled))
+    # a submodular greedy: each pick adds no more than the one before
+    assert np.all(np.diff(selector.selected_gains_) <= 1e-9)
+    assert 0 < selector.coverage_ <= 1
+
+
+def test_maxherding_neighbours_and_bandwidth_follow_the_budget():
+    from as3l_sklearn.selection._maxherding import auto_neighbors
+
+    assert auto_neighbors("auto", 10_000, 10) == 1000     # each pick reaches its share
+    assert auto_neighbors("auto", 10_000, 40) == 250
+    assert auto_neighbors("auto", 1_797, 40) == 100       # at least 100
+    assert auto_neighbors("auto", 100_000, 10) == 1000    # at most 1000 (memory)
+    assert auto_neighbors(30, 10_000, 10) == 30
+    X = np.random.RandomState(0).normal(size=(500, 4))
+    selector = MaxHerdingSelector(normalize=False).fit(X)
+    selector.select(5)
+    assert selector.n_neighbors_ == 100
+    squared = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    kth = np.sqrt(np.sort(squared, axis=1)[:, 100])  # column 0 is the sample itself
+    assert selector.bandwidth_ == pytest.approx(np.median(kth), rel=1e-5)
+    # the rule is scale-free: scaled features, the same picks
+    np.testing.assert_array_equal(MaxHerdingSelector(normalize=False).fit(X * 50).select(5),
+                                  selector.selected_indices_)
+
+
+def test_maxherding_falls_back_to_k_center_once_coverage_is_full():
+    X = np.repeat(np.eye(3), 4, axis=0)  # three points, each four times
+    selector = MaxHerdingSelector().fit(X)
+    idx = selector.select(5)
+    assert sorted(set(np.argmax(X[idx[:3]], axis=1).tolist())) == [0, 1, 2]
+    assert selector.n_fallback_ == 2 and selector.coverage_ == 1.0
+
+
+def test_coassociation_weights_the_kernel_and_keeps_the_diagonal():
+    from scipy import sparse
+
+    from as3l_sklearn.selection._stablecover import _weigh_by_coassociation
+
+    kernel = sparse.csr_matrix(np.array([[1.0, 0.8, 0.5], [0.8, 1.0, 0.0], [0.5, 0.0, 1.0]]))
+    runs = np.array([[0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]])
+    weighted = _weigh_by_coassociation(kernel, runs).toarray()
+    # 0 and 1 together in 3 of 4 runs, 0 and 2 in 1 of 4
+    np.testing.assert_allclose(weighted, [[1.0, 0.6, 0.125], [0.6, 1.0, 0.0],
+                                          [0.125, 0.0, 1.0]])
+
+
+def test_stablecover_picks_the_most_typical_sample_of_each_anchor_region():
+    from as3l_sklearn.selection._baselines import _typicality
+
+    X, blob = _four_blobs(size=25)
+    selector = StableCoverSelector(random_state=0).fit(X)
+    idx = selector.select(4)
+    assert sorted(blob[idx].tolist()) == [0, 1, 2, 3]
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for anchor, pick in zip(selector.anchors_, idx):
+        members = np.flatnonzero(blob == blob[anchor])  # tight blobs: a region is a blob
+        typical = members[np.argmax(_typicality(Xn[members].astype(np.float32), 20))]
+        assert pick == typical
+    assert selector.run_labels_.shape == (6, X.shape[0]) and selector.n_clusters_ == 4
