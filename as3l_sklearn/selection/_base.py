@@ -83,7 +83,10 @@ class BaseSelector(BaseEstimator):
         check_is_fitted(self, "features_")
         n_samples = self.features_.shape[0]
         labeled = check_labeled(labeled, n_samples)
-        n_budget = check_budget(n_budget, n_samples - labeled.size)
+        n_budget = check_budget(n_budget, n_samples)
+        if n_budget > n_samples - labeled.size:
+            raise ValueError(f"n_budget={n_budget} exceeds the {n_samples - labeled.size} "
+                             f"unlabeled samples ({n_samples} fitted, {labeled.size} labeled)")
         indices = np.asarray(self._select(n_budget, labeled), dtype=np.int64)
         # a selector bug must never reach a person as a silent short or duplicated list
         if indices.shape != (n_budget,) or np.unique(indices).size != n_budget:

@@ -620,7 +620,8 @@ def test_labeled_bad_input_is_named(blobs):
         fitted.select(3, labeled=[[0, 1]])
     with pytest.raises(ValueError, match="whole-number"):
         fitted.select(3, labeled=[0.5])
-    with pytest.raises(ValueError, match="n_budget=3 exceeds the number of fitted samples"):
+    with pytest.raises(ValueError, match=r"n_budget=3 exceeds the 2 unlabeled samples \(5 "
+                                         r"fitted, 3 labeled\)"):
         KMedoidsSelector().fit(X[:5]).select(3, labeled=[0, 1, 2])
     # duplicates are merged, whole floats accepted, an empty list is no label
     np.testing.assert_array_equal(fitted.select(3, labeled=[4, 4.0]), fitted.select(3, labeled=[4]))
