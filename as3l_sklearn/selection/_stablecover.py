@@ -57,6 +57,10 @@ class StableCoverSelector(BaseSelector):
     its constants were chosen on tuning splits that the reported benchmark never uses
     (``benchmarks/bench_selection_grid.py --split tuning``; see :doc:`/selection`).
 
+    Cost: MaxHerding's kernel plus ``n_runs`` k-means runs and one typicality search per
+    region; ``select(10)`` of 10,000 samples took about 14 s, ``select(100)`` on 100,000 x
+    128 features 233 s and 6.0 GB at its peak (shared 2-core CPU).
+
     With ``select(n_budget, labeled=...)`` the runs make ``K + len(labeled)`` clusters, the
     greedy starts from ``S = labeled`` (anchors go where the labeled samples cover least),
     labeled samples keep their regions and are never picked. When no sample adds coverage
