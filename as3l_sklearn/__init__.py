@@ -32,6 +32,8 @@ _PUBLIC = {
     "CoresetSelector": "selection",
     "TypiClustSelector": "selection",
     "ProbCoverSelector": "selection",
+    "MaxHerdingSelector": "selection",
+    "StableCoverSelector": "selection",
     "export_for_annotation": "selection",
     "read_annotations": "selection",
     "write_label_studio_tasks": "selection",

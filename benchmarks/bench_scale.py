@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save_results  # noqa: E402
 
 SELECTORS = ("MultiClusterSelector", "RandomSelector", "KMedoidsSelector", "CoresetSelector",
-             "TypiClustSelector", "ProbCoverSelector")
+             "TypiClustSelector", "ProbCoverSelector", "MaxHerdingSelector",
+             "StableCoverSelector")
 PROPAGATORS = ("SeededKMeansPropagator", "LLGCPropagator", "CombinedPropagator")
 N_FEATURES = 128
 N_COMPONENTS = 10

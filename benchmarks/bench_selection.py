@@ -8,7 +8,8 @@ For each selector, budget and seed, on fixed features of a Fashion-MNIST trainin
 Rows (the constructor calls are in :func:`make_selectors`): the multi-cluster selector under
 both readings of the paper's Algorithm 1 (``group_policy="one_per_cluster"``, the default, and
 ``"largest"``), TypiClust and ProbCover as their authors wrote them (ProbCover with
-``n_classes=10``), k-medoids, coreset (k-center greedy), uniform random, and
+``n_classes=10``), MaxHerding, our StableCoverSelector, k-medoids, coreset (k-center
+greedy), uniform random, and
 scikit-activeml's ``TypiClust`` as an independent peer (``pip install -e ".[bench]"``; the
 row is left out, with a note, when scikit-activeml is not installed).
 
@@ -49,9 +50,11 @@ from as3l_sklearn.metrics import class_coverage  # noqa: E402
 from as3l_sklearn.selection import (  # noqa: E402
     CoresetSelector,
     KMedoidsSelector,
+    MaxHerdingSelector,
     MultiClusterSelector,
     ProbCoverSelector,
     RandomSelector,
+    StableCoverSelector,
     TypiClustSelector,
 )
 
@@ -103,6 +106,8 @@ def make_selectors(seed):
             MultiClusterSelector(n_runs=6, group_policy="largest", random_state=seed),
         "TypiClust": TypiClustSelector(random_state=seed),
         "ProbCover (n_classes=10)": ProbCoverSelector(n_classes=10, random_state=seed),
+        "MaxHerding": MaxHerdingSelector(random_state=seed),
+        "stable coverage (ours)": StableCoverSelector(random_state=seed),
         "k-medoids": KMedoidsSelector(random_state=seed),
         "coreset (k-center greedy)": CoresetSelector(random_state=seed),
         "random (uniform)": RandomSelector(random_state=seed),
@@ -191,7 +196,8 @@ def run_quality(args):
         "thread(s), on a 2-core machine shared with other jobs. Constructor calls: "
         "MultiClusterSelector(n_runs=6, group_policy=..., random_state=seed), "
         "TypiClustSelector(random_state=seed), ProbCoverSelector(n_classes=10, "
-        "random_state=seed), KMedoidsSelector(random_state=seed), "
+        "random_state=seed), MaxHerdingSelector(random_state=seed), "
+        "StableCoverSelector(random_state=seed), KMedoidsSelector(random_state=seed), "
         "CoresetSelector(random_state=seed), RandomSelector(random_state=seed). " + peer_note
         + "Prior accuracy per selector: bench_propagation.py."
     )

@@ -4,8 +4,9 @@ Every selector follows one API:
 
 * ``fit(X, y=None)`` validates the features and stores what selection needs (the budget is
   not known yet, and the clusterings of AS3L depend on it, so the work happens in ``select``);
-* ``select(n_budget)`` returns ``n_budget`` distinct integer indices into the fitted samples,
-  best first;
+* ``select(n_budget, labeled=None)`` returns ``n_budget`` distinct integer indices into the
+  fitted samples, best first; ``labeled`` lists samples already labeled (an earlier round, or
+  labels a person brought), which are never returned and count as already covered;
 * ``fit_select(X, n_budget, y=None)`` does both.
 
 Selectors are plain scikit-learn estimators (no ``transform``/``predict``), so they can be the
@@ -29,10 +30,11 @@ COUNT = Interval(Integral, 1, None, closed="left")
 class BaseSelector(BaseEstimator):
     """Base class of the selectors: ``fit`` stores validated features, ``select`` picks.
 
-    Subclasses implement ``_select(n_budget)`` returning indices (best first) and declare
-    their parameters in ``_parameter_constraints``; the base class checks them in ``fit`` and
-    again in ``select`` (where they are used, after any ``set_params``), validates the budget,
-    checks that the result holds ``n_budget`` distinct valid indices and records it as
+    Subclasses implement ``_select(n_budget, labeled)`` returning indices (best first) outside
+    ``labeled`` and declare their parameters in ``_parameter_constraints``; the base class
+    checks them in ``fit`` and again in ``select`` (where they are used, after any
+    ``set_params``), validates the budget and the labeled indices, checks that the result
+    holds ``n_budget`` distinct valid unlabeled indices and records it as
     ``selected_indices_``.
     """
 
@@ -65,19 +67,23 @@ class BaseSelector(BaseEstimator):
     def _fit_labels(self, y):
         """Hook for selectors that use labels at fit time (stratified random)."""
 
-    def select(self, n_budget: int) -> np.ndarray:
-        """Indices of the ``n_budget`` samples to annotate, best first.
+    def select(self, n_budget: int, labeled=None) -> np.ndarray:
+        """Indices of the next ``n_budget`` samples to annotate, best first.
 
         Parameters
         ----------
         n_budget : int
-            Number of samples to select, ``1 <= n_budget <= n_samples`` (samples seen in
-            ``fit``).
+            Number of samples to select, ``1 <= n_budget <= n_samples - len(labeled)``
+            (samples seen in ``fit``).
+        labeled : array-like of int or None, default=None
+            Indices (into the fitted samples) of samples already labeled. They are never
+            returned, and each selector treats them as already chosen (its class docstring
+            says how), so the new picks go where the labels are not.
 
         Returns
         -------
         indices : ndarray of shape (n_budget,), int64
-            Distinct indices into the samples passed to ``fit``.
+            Distinct indices into the samples passed to ``fit``, none of them in ``labeled``.
 
         Raises
         ------
@@ -85,13 +91,18 @@ class BaseSelector(BaseEstimator):
             (A ``ValueError`` and a ``TypeError``.) ``n_budget`` is not an int ``>= 1``, or a
             parameter of the selector is invalid (set with ``set_params`` after ``fit``).
         ValueError
-            ``n_budget`` exceeds the number of samples seen in ``fit``.
+            ``n_budget`` exceeds the number of unlabeled samples seen in ``fit``, or
+            ``labeled`` holds invalid indices.
         """
         check_is_fitted(self, "features_")
         self._validate_params()
         n_samples = self.features_.shape[0]
+        labeled = check_labeled(labeled, n_samples)
         n_budget = check_budget(n_budget, n_samples, caller_name=f"{type(self).__name__}.select")
-        indices = np.asarray(self._select(n_budget), dtype=np.int64)
+        if n_budget > n_samples - labeled.size:
+            raise ValueError(f"n_budget={n_budget} exceeds the {n_samples - labeled.size} "
+                             f"unlabeled samples ({n_samples} fitted, {labeled.size} labeled)")
+        indices = np.asarray(self._select(n_budget, labeled), dtype=np.int64)
         # a selector bug must never reach a person as a silent short or duplicated list
         if indices.shape != (n_budget,) or np.unique(indices).size != n_budget:
             raise RuntimeError(
@@ -101,12 +112,15 @@ class BaseSelector(BaseEstimator):
             )
         if indices.min() < 0 or indices.max() >= n_samples:
             raise RuntimeError(f"{type(self).__name__} produced an index outside [0, {n_samples})")
+        if np.isin(indices, labeled).any():
+            raise RuntimeError(f"{type(self).__name__} returned a labeled index; please report "
+                               "this bug")
         self.n_budget_ = n_budget
         self.selected_indices_ = indices
         return indices.copy()
 
-    def fit_select(self, X, n_budget: int, y=None) -> np.ndarray:
-        """Fit on ``X`` and return ``select(n_budget)``.
+    def fit_select(self, X, n_budget: int, y=None, labeled=None) -> np.ndarray:
+        """Fit on ``X`` and return ``select(n_budget, labeled=labeled)``.
 
         Parameters
         ----------
@@ -116,14 +130,17 @@ class BaseSelector(BaseEstimator):
             Number of samples to select.
         y : None
             Ignored except by ``RandomSelector(stratified=True)``.
+        labeled : array-like of int or None, default=None
+            Indices of samples already labeled (see :meth:`select`).
 
         Returns
         -------
         indices : ndarray of shape (n_budget,), int64
         """
-        return self.fit(X, y).select(n_budget)
+        return self.fit(X, y).select(n_budget, labeled=labeled)
 
-    def _select(self, n_budget: int) -> np.ndarray:  # pragma: no cover - abstract
+    def _select(self, n_budget: int, labeled: np.ndarray) -> np.ndarray:  # pragma: no cover
+        """``n_budget`` distinct indices outside ``labeled`` (sorted, unique int64), best first."""
         raise NotImplementedError
 
     def _log(self, message: str) -> None:
@@ -135,6 +152,44 @@ class BaseSelector(BaseEstimator):
         ``random_state`` (the single-run selectors all cluster this way)."""
         return kmeans(self.features_, n_clusters, max_iter=self.max_iter,
                       random_state=int(draw_seeds(self.random_state, 1)[0]))
+
+
+def check_labeled(labeled, n_samples: int) -> np.ndarray:
+    """``labeled`` as sorted unique int64 indices in ``[0, n_samples)`` (empty for None).
+
+    Duplicates are merged; a float that is not a whole number, a boolean, a 2-D array or an
+    index out of range raises a ``ValueError``/``TypeError`` naming ``labeled``.
+    """
+    if labeled is None:
+        return np.zeros(0, dtype=np.int64)
+    values = np.asarray(labeled)
+    if values.ndim != 1:
+        raise ValueError(f"labeled must be a 1-D list of sample indices, got shape {values.shape}")
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if values.dtype.kind == "b" or values.dtype.kind not in "iuf":
+        raise TypeError(f"labeled must hold integer sample indices, got dtype {values.dtype}")
+    if values.dtype.kind == "f" and not (np.isfinite(values).all()
+                                         and np.array_equal(values, np.round(values))):
+        raise ValueError("labeled must hold whole-number sample indices")
+    values = values.astype(np.int64)
+    if values.min() < 0 or values.max() >= n_samples:
+        raise ValueError(f"labeled holds an index outside [0, {n_samples}) (the fitted samples)")
+    return np.unique(values)
+
+
+def l2_normalize(F: np.ndarray) -> np.ndarray:
+    """``F`` with unit-norm rows (all-zero rows stay zero), float32."""
+    norms = np.linalg.norm(F, axis=1, keepdims=True)
+    return (F / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def kcenter_continue(X: np.ndarray, n_new: int, labeled, picked=()) -> list:
+    """``picked`` completed to ``n_new`` indices by k-center greedy, counting ``labeled`` and
+    ``picked`` as centers; never returns a labeled index. Without labels or picks the first
+    center is sample 0 (the fallback of the cluster-based selectors)."""
+    start = [int(i) for i in labeled] + [int(i) for i in picked]
+    return kcenter_greedy(X, len(labeled) + n_new, start)[len(labeled):]
 
 
 def resolve_n_clusters(n_clusters, n_budget: int, n_samples: int, name: str = "n_clusters") -> int:

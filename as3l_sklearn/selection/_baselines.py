@@ -24,6 +24,7 @@ from ._base import (
     BaseSelector,
     closest_to,
     draw_seeds,
+    kcenter_continue,
     kcenter_greedy,
     resolve_n_clusters,
 )
@@ -39,7 +40,9 @@ class RandomSelector(BaseSelector):
         over classes in proportion to their frequency (largest remainders first; with balanced
         classes and a budget divisible by the number of classes, exactly ``n_budget /
         n_classes`` per class). This is the "stratified random sampling" baseline of SSL
-        papers; it needs labels a real user does not have, so it is a reference only.
+        papers; it needs labels a real user does not have, so it is a reference only. With
+        ``select(n_budget, labeled=...)`` the picks are drawn from the unlabeled samples (in
+        proportion to the unlabeled class sizes when stratified).
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the draw. The same value gives the same indices.
     verbose : int, default=0
@@ -92,17 +95,21 @@ class RandomSelector(BaseSelector):
             raise ValueError("y contains NaN or infinity")
         self.classes_, self._y_encoded = np.unique(y, return_inverse=True)
 
-    def _select(self, n_budget):
+    def _select(self, n_budget, labeled):
         rng = check_random_state_or_generator(self.random_state)
         n_samples = self.features_.shape[0]
+        unlabeled = np.ones(n_samples, dtype=bool)
+        unlabeled[labeled] = False
         if not self.stratified:
-            return rng.permutation(n_samples)[:n_budget]
-        counts = np.bincount(self._y_encoded, minlength=self.classes_.size)
+            # the same permutation as without labels, with the labeled samples passed over
+            order = rng.permutation(n_samples)
+            return order[unlabeled[order]][:n_budget]
+        counts = np.bincount(self._y_encoded[unlabeled], minlength=self.classes_.size)
         quota = _proportional_quota(counts, n_budget, rng)
         picked = []
         for label, take in enumerate(quota):
             if take:
-                members = np.flatnonzero(self._y_encoded == label)
+                members = np.flatnonzero((self._y_encoded == label) & unlabeled)
                 picked.append(rng.choice(members, size=take, replace=False))
         return rng.permutation(np.concatenate(picked))
 
@@ -128,11 +135,16 @@ class KMedoidsSelector(BaseSelector):
     :class:`MultiClusterSelector` (Table 4). The medoid here is the member closest to the
     k-means center (not the PAM medoid minimising the sum of distances).
 
+    With ``select(n_budget, labeled=...)``, k-means makes ``K + len(labeled)`` clusters and
+    only the clusters holding no labeled sample give medoids, largest first (TypiClust's
+    rule for labeled sets); k-center greedy, counting the labeled samples as centers, makes
+    any picks still missing.
+
     Parameters
     ----------
     n_clusters : int or None, default=None
         ``K``; ``None`` uses ``K = n_budget``. With ``K < n_budget`` the remaining picks come
-        from k-center greedy.
+        from k-center greedy. Labeled samples add their number to ``K``.
     max_iter : int, default=50
         Lloyd iterations.
     random_state : int, RandomState instance, numpy Generator or None, default=None
@@ -178,20 +190,26 @@ class KMedoidsSelector(BaseSelector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _select(self, n_budget):
+    def _select(self, n_budget, labeled):
         X = self.features_
         n_clusters = resolve_n_clusters(self.n_clusters, n_budget, X.shape[0])
+        # labeled samples take clusters of their own: K grows by their number
+        n_clusters = min(n_clusters + labeled.size, X.shape[0])
         result = self._kmeans_once(n_clusters)
         self._log(f"k-means K={n_clusters}: inertia {result.inertia:.4g}")
         sizes = np.bincount(result.labels, minlength=n_clusters)
+        holds_label = np.zeros(n_clusters, dtype=bool)
+        holds_label[result.labels[labeled]] = True
         picked, picked_sizes = [], []
         for cluster in _clusters_by_size(result.labels, sizes):
             if len(picked) == n_budget:
                 break
+            if holds_label[cluster]:
+                continue
             members = np.flatnonzero(result.labels == cluster)
             picked.append(closest_to(X, members, result.centers[cluster]))
             picked_sizes.append(sizes[cluster])
-        picked = kcenter_greedy(X, n_budget, picked)
+        picked = kcenter_continue(X, n_budget, labeled, picked)
         self.labels_ = result.labels
         self.cluster_centers_ = result.centers
         n_fallback = n_budget - len(picked_sizes)
@@ -212,7 +230,9 @@ class CoresetSelector(BaseSelector):
 
     Starting from one sample, repeatedly add the sample farthest (Euclidean) from all samples
     chosen so far, which minimises the largest distance from any sample to its nearest chosen
-    one up to a factor 2. Distances are updated with one vectorised pass per pick.
+    one up to a factor 2. Distances are updated with one vectorised pass per pick. With
+    ``select(n_budget, labeled=...)`` the labeled samples are the first centers and ``init``
+    is not used: the first pick is the sample farthest from them.
 
     Parameters
     ----------
@@ -250,12 +270,15 @@ class CoresetSelector(BaseSelector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _select(self, n_budget):
+    def _select(self, n_budget, labeled):
         X = self.features_
         if self.init == "random":
             first = int(check_random_state_or_generator(self.random_state).randint(X.shape[0]))
         else:  # "mean"
             first = closest_to(X, np.arange(X.shape[0]), X.mean(axis=0))
+        if labeled.size:
+            # the labeled samples are the first centers: k-center greedy goes on from them
+            return kcenter_continue(X, n_budget, labeled)
         return kcenter_greedy(X, n_budget, first=first)
 
 
@@ -378,13 +401,14 @@ class TypiClustSelector(BaseSelector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _select(self, n_budget):
+    def _select(self, n_budget, labeled):
         n_neighbors, min_cluster_size = int(self.n_neighbors), int(self.min_cluster_size)
         index = self.neighbor_index
         F = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = F.shape[0]
         if self.n_clusters is None:
-            n_clusters = min(n_budget, int(self.max_clusters))
+            # the authors' K = min(|L| + B, MAX_NUM_CLUSTERS)
+            n_clusters = min(labeled.size + n_budget, int(self.max_clusters), n_samples)
         else:
             n_clusters = resolve_n_clusters(self.n_clusters, n_budget, n_samples)
         result = kmeans(F, n_clusters, max_iter=self.max_iter,
@@ -399,25 +423,9 @@ class TypiClustSelector(BaseSelector):
         self._log(f"k-means K={n_clusters}: {len(kept)} clusters of >= {min_cluster_size} "
                   f"samples; largest {[int(sizes[c]) for c in kept[:5]]}")
 
-        unselected = {c: np.flatnonzero(labels == c) for c in by_size}
-        typicality = np.full(n_samples, np.nan)
-        picked, picked_clusters, n_from_small = [], [], 0
-        for order, is_small in ((kept, False), (small, True)):
-            # round-robin over ``order``: the authors' "cluster i mod len(clusters)" for the
-            # i-th pick, passing over clusters whose members are all selected
-            while len(picked) < n_budget and any(unselected[c].size for c in order):
-                for cluster in order:
-                    members = unselected[cluster]
-                    if len(picked) == n_budget or members.size == 0:
-                        continue
-                    scores = _typicality(F[members], n_neighbors, index)
-                    if members.size == sizes[cluster]:  # first visit: the whole cluster
-                        typicality[members] = scores
-                    best = int(np.argmax(scores))  # ties: the lowest index
-                    picked.append(int(members[best]))
-                    picked_clusters.append(cluster)
-                    n_from_small += is_small
-                    unselected[cluster] = np.delete(members, best)
+        picked, picked_clusters, typicality = _typiclust_picks(
+            F, labels, kept + small, len(kept), labeled, n_budget, (n_neighbors, index))
+        n_from_small = int(np.sum(np.isin(picked_clusters, small)))
         self.n_clusters_ = n_clusters
         self.labels_ = labels
         self.typicality_ = typicality
@@ -425,6 +433,42 @@ class TypiClustSelector(BaseSelector):
         self.selection_info_ = {"n_clusters": int(n_clusters), "n_kept_clusters": len(kept),
                                 "n_from_small_clusters": int(n_from_small)}
         return picked
+
+
+def _typiclust_picks(F, labels, order, n_kept, labeled, n_budget, typicality_args):
+    """TypiClust's pick loop: each pick from the cluster with the fewest labeled and picked
+    samples (the authors' sort key), kept clusters before skipped ones, then in ``order``
+    (largest first); its most typical unlabeled, unselected member.
+
+    With no labeled sample this is the authors' round robin, "cluster i mod len(clusters)"
+    for the i-th pick, passing over clusters whose members are all selected. Returns the
+    picks, their clusters and the typicality of each sample at its cluster's first visit.
+    """
+    taken = np.zeros(F.shape[0], dtype=bool)
+    taken[labeled] = True
+    counts = np.bincount(labels[labeled], minlength=labels.max() + 1)[order]
+    unselected = [np.flatnonzero((labels == c) & ~taken) for c in order]
+    # visit order: kept clusters before skipped ones, fewest labels, then largest
+    tier = np.r_[np.zeros(n_kept), np.ones(len(order) - n_kept)].astype(np.int64)
+    typicality = np.full(F.shape[0], np.nan)
+    picked, picked_clusters = [], []
+    while len(picked) < n_budget:
+        available = np.array([m.size > 0 for m in unselected])
+        if not available.any():
+            break
+        key = np.where(available, (tier * (labels.size + 1) + counts) * len(order)
+                       + np.arange(len(order)), np.iinfo(np.int64).max)
+        slot = int(np.argmin(key))
+        members = unselected[slot]
+        scores = _typicality(F[members], *typicality_args)
+        if np.isnan(typicality[members]).all():  # first visit: the cluster's typicality
+            typicality[members] = scores
+        best = int(np.argmax(scores))  # ties: the lowest index
+        picked.append(int(members[best]))
+        picked_clusters.append(order[slot])
+        counts[slot] += 1
+        unselected[slot] = np.delete(members, best)
+    return picked, picked_clusters, typicality
 
 
 def _maybe_l2_normalize(F, normalize):
@@ -459,37 +503,47 @@ class ProbCoverSelector(BaseSelector):
        selected and its ball marked covered;
     3. once every sample is covered, the remaining picks are drawn uniformly at random from
        the samples not selected yet, seeded by ``random_state`` (the paper: "if all points
-       are covered, we choose at random"; scikit-activeml's ``ProbCover`` does the same).
+       are covered, we choose at random"; scikit-activeml's ``ProbCover`` does the same);
+    4. with ``select(n_budget, labeled=...)`` the balls of the labeled samples are covered
+       before the first pick (Alg. 1 starts from the labeled set) and labeled samples are
+       never picked.
 
-    **Choosing delta** (``delta=None``): k-means with ``K = n_classes`` clusters gives
-    pseudo-labels; a ball is *pure* if all samples in it share its center's pseudo-label,
-    and delta is the largest radius for which at least ``purity_threshold`` (the paper's
-    ``alpha = 0.95``) of the balls are pure. The authors scan a grid of radii; here the value
-    is exact: with ``d(x)`` the distance from ``x`` to the nearest sample of another
-    pseudo-label, the ball ``B(x, delta)`` is pure iff ``d(x) >= delta``, so delta is the
-    ``(1 - purity_threshold)`` order statistic of ``d``, read from the kNN search of the
-    delta-graph (see "Large n" below). Pass the number of classes as ``n_classes``: the
-    paper sets ``K`` to it.
+    **Choosing delta** (``delta=None``; a departure): k-means with ``K = n_classes``
+    clusters gives pseudo-labels, and delta is the largest radius at which at least
+    ``purity_threshold`` (the paper's ``alpha = 0.95``) of the *(ball, member) pairs* share
+    the pseudo-label of their ball's center -- the mean purity of the balls, weighted by
+    their sizes (:func:`pair_purity_radius`; exact from the kNN lists, no grid of radii).
+    The paper instead asks that ``alpha`` of the balls be *entirely* pure. That rule breaks
+    on features whose classes touch (raw pixels, PCA, unwhitened or unnormalised
+    embeddings): a sample at a k-means boundary has a sample of the other pseudo-label very
+    close, more than 5% of the samples do, so the all-pure rule ends near the typical
+    nearest-neighbour distance -- on PCA-50 of the 1,797 digits' pixels, a median ball of
+    3-5 samples, 10 balls covering 12-16% of the pool -- and the greedy then takes the
+    ``n_budget`` densest spots, a few classes (7 of 10 digits at budget 10, seeds 0-2).
+    Weighting by pairs keeps boundary samples from deciding the radius, yet one ball that
+    swallows a neighbouring cluster is many disagreeing pairs, so clusters are not merged
+    (same data: a median ball of 40-50 samples, 52-57% covered, 9 of 10 digits; on well
+    separated blobs both rules give nearly the same radius). The pseudo-labels and
+    the balls use the same (L2-normalised) features. Pass the number of classes as
+    ``n_classes``: the paper sets ``K`` to it, and ``K = n_budget`` (the fallback) splits
+    classes into pieces at large budgets, which shrinks delta.
 
     **Bounded memory** (a departure): the delta-graph used for the degrees is built from a
     k-nearest-neighbour search with at most ``max_neighbors`` neighbours per sample (memory
     ``n * max_neighbors``; the authors keep every edge). A ball holding more samples than
-    that counts only its ``max_neighbors`` nearest, so degrees saturate at the cap; ties in
-    degree go to the densest sample (smallest distance to its farthest kept neighbour). At the
-    purity-chosen delta balls are small (on 10,000 L2-normalised PCA-50 Fashion-MNIST images
-    with ``n_classes=10``: median 1-2 samples, largest about 100), so the cap rarely binds.
-    Coverage itself is exact: when a sample is selected, every sample within ``delta`` of it
-    is marked covered (one distance pass over the data).
+    that counts only its ``max_neighbors`` nearest -- in its degree and in the purity --
+    so degrees saturate at the cap; ties in degree go to the densest sample (smallest
+    distance to its farthest kept neighbour). Coverage itself is exact: when a sample is
+    selected, every sample within ``delta`` of it is marked covered (one distance pass over
+    the data).
 
-    **Large n.** The one kNN search (``max_neighbors`` per sample) gives both the delta-graph
-    and the purity distances ``d``: ``d(x)`` is read from the first neighbour of another
-    pseudo-label, and only the samples whose lists hold none *and* whose bound (the distance
-    to their farthest listed neighbour) does not already exceed the order statistic are
-    searched exactly -- so delta is the same as from ``n^2`` distances, at the price of one
-    kNN search. The graph is a sparse matrix (memory ``O(n * average degree)``) and the
-    greedy lowers degrees as samples are covered instead of recounting them. The search is
-    exact up to 100,000 samples and approximate above (``neighbor_index``), where missed
-    neighbours can make a few balls look smaller and ``d`` slightly larger.
+    **Large n.** The one kNN search (``max_neighbors`` per sample) gives both the
+    delta-graph and the purity. The graph is a sparse matrix (memory ``O(n * average
+    degree)``) and the greedy lowers degrees as samples are covered instead of recounting
+    them. The search is exact up to 100,000 samples and approximate above
+    (``neighbor_index``), where missed neighbours can make a few balls look smaller; above
+    4,194,304 listed neighbours the purity is read on 65,536 quantile bins of their
+    distances.
 
     Parameters
     ----------
@@ -497,7 +551,7 @@ class ProbCoverSelector(BaseSelector):
         Ball radius, > 0 (Euclidean, in units of the L2-normalised features when
         ``normalize=True``). ``None`` chooses it from purity.
     purity_threshold : float, default=0.95
-        The paper's ``alpha``: the fraction of pure balls delta must keep, in ``(0, 1]``.
+        The paper's ``alpha``, in ``(0, 1]``: the pair purity delta must keep.
     n_classes : int or None, default=None
         Clusters ``K`` of the pseudo-labels used to choose delta: pass the number of classes
         (the paper's setting). ``None`` falls back to ``K = n_budget``, a guess for when the
@@ -527,10 +581,10 @@ class ProbCoverSelector(BaseSelector):
     delta_ : float
         Radius used by the last ``select``.
     purity_ : float or None
-        Fraction of pure balls at ``delta_`` (``None`` when ``delta`` was given).
+        Pair purity of the balls at ``delta_`` (``None`` when ``delta`` was given).
     coverage_ : float
-        Fraction of samples within ``delta_`` of a sample selected by the greedy (random
-        picks excluded).
+        Fraction of samples within ``delta_`` of a labeled sample or of a sample selected by
+        the greedy (random picks excluded).
     selected_gains_ : ndarray of shape (n_budget,), int64
         Newly covered samples each pick brought (``0`` for random picks).
     n_random_picks_ : int
@@ -575,7 +629,7 @@ class ProbCoverSelector(BaseSelector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _select(self, n_budget):
+    def _select(self, n_budget, labeled):
         X = _maybe_l2_normalize(self.features_, self.normalize)
         n_samples = X.shape[0]
         rng = check_random_state_or_generator(self.random_state)
@@ -591,48 +645,15 @@ class ProbCoverSelector(BaseSelector):
             delta, purity = float(self.delta), None
         self._log(f"delta = {delta:.4g}" + ("" if purity is None else f" (purity {purity:.3f})"))
 
-        # delta-graph as a sparse matrix: row i holds the samples in the ball of i (itself
-        # first), O(n * average degree) memory
-        inside = (squared < delta**2) & (neighbors != np.arange(n_samples)[:, None])
-        counts = inside.sum(axis=1) + 1
-        indptr = np.r_[0, np.cumsum(counts)]
-        indices = np.empty(indptr[-1], dtype=np.int64)
-        indices[indptr[:-1]] = np.arange(n_samples)
-        rest = np.ones(indptr[-1], dtype=bool)
-        rest[indptr[:-1]] = False
-        indices[rest] = neighbors[inside]
-        balls = sparse.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
-                                  shape=(n_samples, n_samples))
-        # the transpose lists, for each sample, the balls it lies in: covering it lowers
-        # exactly those balls' degrees, so degrees are updated, never recounted
-        holders = balls.T.tocsr()
-        degree = counts.astype(np.int64)
+        holders, degree = _delta_graph(squared, neighbors, delta)
         # ties in degree go to the densest sample: smaller radius of its kept neighbourhood
         density_rank = np.empty(n_samples, dtype=np.int64)
         densest_first = np.lexsort((np.arange(n_samples), squared[:, -1]))
         density_rank[densest_first] = np.arange(n_samples)[::-1]
-        del squared, neighbors, inside
-        self._log(f"delta-graph: {indices.size} edges (cap {k} neighbours per sample)")
-
-        sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-        covered = np.zeros(n_samples, dtype=bool)
-        chosen = np.zeros(n_samples, dtype=bool)
-        picked, gains = [], []
-        while len(picked) < n_budget:
-            score = np.where(chosen, -1, degree) * (n_samples + 1) + density_rank
-            best = int(np.argmax(score))
-            if chosen[best] or degree[best] <= 0:
-                break
-            # cover the whole ball exactly (one pass over the data), not just the capped edges,
-            # so that a truncated ball does not attract the next pick to the same region
-            in_ball = _ball(X, sq_norms, best, delta**2)
-            newly = in_ball[~covered[in_ball]]
-            covered[newly] = True
-            chosen[best] = True
-            picked.append(best)
-            gains.append(int(newly.size))
-            # only the balls holding a newly covered sample lose degree (no O(n) recount)
-            np.subtract.at(degree, holders[newly].indices, 1)
+        del squared, neighbors
+        self._log(f"delta-graph: {holders.nnz} edges (cap {k} neighbours per sample)")
+        picked, gains, covered, chosen = _greedy_cover(X, delta, holders, degree, density_rank,
+                                                       labeled, n_budget)
         n_random = n_budget - len(picked)
         if n_random:
             self._log(f"all samples covered after {len(picked)} picks: {n_random} random picks")
@@ -651,17 +672,63 @@ class ProbCoverSelector(BaseSelector):
         result = kmeans(X, n_classes, max_iter=self.max_iter,
                         random_state=int(rng.randint(np.iinfo(np.int32).max)))
         labels = result.labels
-        n_pure = int(np.ceil(threshold * X.shape[0] - 1e-9))
-        conflict = _conflict_distances(X, labels, squared, neighbors, X.shape[0] - n_pure)
-        delta = float(np.sort(conflict)[X.shape[0] - n_pure])
-        if not np.isfinite(delta):
+        if np.unique(labels).size == 1:
             # one pseudo-class: every ball is pure; a radius past the data's diameter covers all
-            delta = float(2 * np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).max()) + 1.0)
-        if delta <= 0:
-            # duplicates across pseudo-classes: the smallest positive radius (balls = duplicates)
-            delta = float(np.finfo(np.float32).eps)
-        purity = float((conflict >= delta).mean())
-        return delta, purity
+            return float(2 * np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).max()) + 1.0), 1.0
+        return pair_purity_radius(squared, neighbors, labels, threshold)
+
+
+def _delta_graph(squared, neighbors, delta):
+    """The balls of radius ``delta`` from the kNN lists: for each sample, the balls it lies in
+    (CSR, row ``j`` lists the centers whose ball holds ``j``), and each ball's size.
+
+    Covering a sample lowers exactly the degrees of the balls it lies in, so the greedy
+    updates degrees instead of recounting them; memory ``O(n * average degree)``.
+    """
+    n_samples = squared.shape[0]
+    inside = (squared < delta**2) & (neighbors != np.arange(n_samples)[:, None])
+    counts = inside.sum(axis=1) + 1
+    indptr = np.r_[0, np.cumsum(counts)]
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    indices[indptr[:-1]] = np.arange(n_samples)  # each ball holds its center first
+    rest = np.ones(indptr[-1], dtype=bool)
+    rest[indptr[:-1]] = False
+    indices[rest] = neighbors[inside]
+    balls = sparse.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
+                              shape=(n_samples, n_samples))
+    return balls.T.tocsr(), counts.astype(np.int64)
+
+
+def _greedy_cover(X, delta, holders, degree, density_rank, labeled, n_budget):
+    """ProbCover's greedy from the labeled samples' balls on: picks, their gains, and the
+    covered and chosen masks. Stops early once no ball covers anything new."""
+    n_samples = X.shape[0]
+    sq_norms = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    covered = np.zeros(n_samples, dtype=bool)
+    chosen = np.zeros(n_samples, dtype=bool)
+
+    def cover(center):
+        # cover the whole ball exactly (one pass over the data), not just the capped edges,
+        # so that a truncated ball does not attract the next pick to the same region
+        in_ball = _ball(X, sq_norms, center, delta**2)
+        newly = in_ball[~covered[in_ball]]
+        covered[newly] = True
+        chosen[center] = True
+        # only the balls holding a newly covered sample lose degree (no O(n) recount)
+        np.subtract.at(degree, holders[newly].indices, 1)
+        return int(newly.size)
+
+    for center in labeled:  # the paper: the balls of labeled samples are already covered
+        cover(center)
+    picked, gains = [], []
+    while len(picked) < n_budget:
+        score = np.where(chosen, -1, degree) * (n_samples + 1) + density_rank
+        best = int(np.argmax(score))
+        if chosen[best] or degree[best] <= 0:
+            break
+        gains.append(cover(best))
+        picked.append(best)
+    return picked, gains, covered, chosen
 
 
 def _ball(X, sq_norms, center, radius_sq, chunk=1 << 16):
@@ -687,38 +754,53 @@ def _ball(X, sq_norms, center, radius_sq, chunk=1 << 16):
     return inside
 
 
-def _conflict_distances(X, labels, squared, neighbors, rank):
-    """Distance from each sample to the nearest sample of another label, exact where the
-    ``rank``-th smallest of them depends on it.
+#: up to this many listed neighbours (n * max_neighbors) the purity radius is exact; above,
+#: it is exact to within one of ``PURITY_BINS`` quantile bins of the listed distances
+EXACT_PURITY_EVENTS = 1 << 22
+PURITY_BINS = 1 << 16
 
-    The kNN lists give it for every sample with another label among its neighbours (the
-    first such neighbour). For the others it is at least
-    the distance to their farthest listed neighbour (exact lists only), so they only need an
-    exact search (against the other labels) when that lower bound does not already put them
-    above the ``rank``-th smallest found value. With an approximate index (large n) the
-    lists may miss neighbours, so the values are approximate too.
+
+def pair_purity_radius(squared, neighbors, labels, threshold):
+    """Largest radius at which ``threshold`` of the (ball, member) pairs agree.
+
+    Each ball ``B(x, r)`` holds ``x`` and its listed neighbours closer than ``r``; the *pair
+    purity* is the fraction of all (center, member) pairs over all balls whose pseudo-labels
+    agree -- the mean purity of the balls, weighted by their sizes. It starts at 1 (balls
+    of one sample) and changes only where ``r`` passes a listed neighbour distance; the
+    radius stops halfway between the last distance kept and the first one whose pairs take
+    the purity below ``threshold``. Balls are read from the kNN lists (``squared``
+    ascending per row, ``neighbors``), so a ball larger than the list counts its listed
+    members only.
+
+    Returns ``(delta, purity)``: the radius and the pair purity at it.
     """
-    n_samples = X.shape[0]
-    if np.unique(labels).size == 1:
-        return np.full(n_samples, np.inf)
-    # int32 labels: the n x k gather is the largest temporary here (0.4 GB at 1M x 100)
-    small = labels.astype(np.int32)
-    other = small[neighbors] != small[:, None]
-    found = other.any(axis=1)
-    first = np.argmax(other, axis=1)
-    # the search's own squared distances (not a float64 recomputation): the delta-graph
-    # compares the same numbers with delta, so the pair that sets delta stays outside its ball
-    values = np.sqrt(squared[np.arange(n_samples), np.where(found, first, -1)]
-                     .astype(np.float64))  # lower bounds (farthest listed) where not found
-    # the rank-th smallest exact value bounds the order statistic from above (more values
-    # can only lower it): a sample whose lower bound exceeds it can never be the one, and
-    # refining all others once makes every value that can matter exact
-    known = values[found]
-    upper = np.partition(known, rank)[rank] if known.size > rank else np.inf
-    todo = np.flatnonzero(~found & (values <= upper))
-    for label in np.unique(labels[todo]):
-        queries = todo[labels[todo] == label]
-        pool = np.flatnonzero(labels != label)
-        nearest, _ = knn_search(X[pool], X[queries], 1, index="flat")
-        values[queries] = np.sqrt(nearest[:, 0].astype(np.float64))
-    return values
+    n_samples = squared.shape[0]
+    other = neighbors != np.arange(n_samples)[:, None]
+    events = squared[other]
+    if events.size == 0:  # lists of the sample itself only (max_neighbors=1)
+        return float(np.finfo(np.float32).eps), 1.0
+    if events.size <= EXACT_PURITY_EVENTS:
+        edges = np.unique(events)
+    else:
+        sample = np.random.RandomState(0).choice(events, EXACT_PURITY_EVENTS, replace=False)
+        edges = np.unique(np.r_[np.quantile(sample, np.linspace(0, 1, PURITY_BINS)),
+                                events.max()])
+    where = np.searchsorted(edges, events, side="left")
+    del events
+    agree = (labels[neighbors] == labels[:, None])[other]
+    # the centers are pairs of their own balls: n agreeing pairs at every radius
+    pairs = n_samples + np.cumsum(np.bincount(where, minlength=edges.size))
+    agreeing = n_samples + np.cumsum(np.bincount(where, weights=agree, minlength=edges.size))
+    purity = agreeing / pairs
+    below = np.flatnonzero(purity < threshold - 1e-12)
+    if below.size == 0:
+        # pure up to the lists' end: just past the farthest listed neighbour
+        return float(np.sqrt(edges[-1]) * (1 + 1e-6) + 1e-12), float(purity[-1])
+    first = int(below[0])
+    if first == 0:
+        # impure at the smallest distance (duplicates across pseudo-labels): balls of one sample
+        radius_sq = edges[0] / 2 if edges[0] > 0 else float(np.finfo(np.float32).eps) ** 2
+        return float(np.sqrt(radius_sq)), 1.0
+    # halfway between the last distance kept and the first left out: robust to rounding
+    radius_sq = (float(edges[first - 1]) + float(edges[first])) / 2
+    return float(np.sqrt(radius_sq)), float(purity[first - 1])

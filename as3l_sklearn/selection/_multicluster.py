@@ -6,7 +6,7 @@ import numpy as np
 
 from ..cluster import kmeans
 from ..utils._param_validation import StrOptions
-from ._base import COUNT, BaseSelector, closest_to, draw_seeds, kcenter_greedy, resolve_n_clusters
+from ._base import COUNT, BaseSelector, closest_to, draw_seeds, kcenter_continue, resolve_n_clusters
 
 GROUP_POLICIES = ("one_per_cluster", "largest")
 
@@ -44,6 +44,14 @@ class MultiClusterSelector(BaseSelector):
        k-means leaves clusters empty (duplicate points) or ``n_clusters`` is set below the
        budget; the remaining picks are then made by k-center greedy (the sample farthest
        from all picks so far), so that exactly ``n_budget`` distinct indices come back.
+
+    **Labeled samples** (``select(n_budget, labeled=...)``; the paper selects once, so this
+    is our extension): each run makes ``K + len(labeled)`` clusters, so the labeled samples
+    have clusters of their own; a stable group holding a labeled sample is never chosen, and
+    the clusters of the labeled samples count as used from the start, so under
+    ``"one_per_cluster"`` the new picks go first to groups whose clusters hold no label in
+    any run (largest first), and under ``"largest"`` to the largest groups without a label.
+    The k-center fallback counts the labeled samples as centers.
 
     Parameters
     ----------
@@ -84,9 +92,11 @@ class MultiClusterSelector(BaseSelector):
         Size of that group (``0`` for a fallback pick): why each index was chosen.
     selected_shared_runs_ : ndarray of shape (n_budget,), int64
         For each pick, the number of k-means runs in which its cluster already held an
-        earlier pick (``0``: a cluster of its own in every run; ``-1`` for a fallback pick).
+        earlier pick or a labeled sample (``0``: a cluster of its own in every run; ``-1``
+        for a fallback pick).
     selection_info_ : dict
-        ``n_groups``, ``n_clusters``, ``n_fallback`` (picks made by the fallback),
+        ``n_groups``, ``n_labeled_groups`` (groups holding a labeled sample),
+        ``n_clusters``, ``n_fallback`` (picks made by the fallback),
         ``n_shared_first_run`` (picks whose cluster in the first run already held an earlier
         pick) and the k-means ``seeds`` of the last ``select``.
 
@@ -137,11 +147,13 @@ class MultiClusterSelector(BaseSelector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _select(self, n_budget):
+    def _select(self, n_budget, labeled):
         X = self.features_
         n_samples = X.shape[0]
         n_runs, max_iter = int(self.n_runs), int(self.max_iter)
         n_clusters = resolve_n_clusters(self.n_clusters, n_budget, n_samples)
+        # labeled samples take clusters of their own: K grows by their number
+        n_clusters = min(n_clusters + labeled.size, n_samples)
 
         seeds = draw_seeds(self.random_state, n_runs)
         run_labels = np.empty((n_runs, n_samples), dtype=np.int64)
@@ -160,8 +172,10 @@ class MultiClusterSelector(BaseSelector):
         bounds = np.r_[0, np.cumsum(group_sizes)]
         # the tuple of cluster labels of each group (all its members share it)
         group_run_labels = run_labels[:, order[bounds[:-1]]].T
-        chosen, shared = _choose_groups(group_run_labels, min(n_budget, n_groups), n_clusters,
-                                        self.group_policy)
+        labeled_groups = np.unique(groups[labeled])
+        n_open = n_groups - labeled_groups.size
+        chosen, shared = _choose_groups(group_run_labels, min(n_budget, n_open), n_clusters,
+                                        self.group_policy, labeled_groups)
         picked, picked_groups = [], []
         for rank in chosen:
             members = order[bounds[rank]:bounds[rank + 1]]
@@ -171,7 +185,7 @@ class MultiClusterSelector(BaseSelector):
         if n_fallback:
             self._log(f"only {n_groups} stable groups for n_budget={n_budget}: "
                       f"{n_fallback} picks by k-center greedy")
-            picked = kcenter_greedy(X, n_budget, picked)
+            picked = kcenter_continue(X, n_budget, labeled, picked)
             picked_groups += [-1] * n_fallback
 
         self.n_clusters_ = n_clusters
@@ -185,6 +199,7 @@ class MultiClusterSelector(BaseSelector):
         self.selected_shared_runs_ = np.r_[shared.sum(axis=1), [-1] * n_fallback].astype(np.int64)
         self.selection_info_ = {
             "n_groups": int(n_groups),
+            "n_labeled_groups": int(labeled_groups.size),
             "n_clusters": int(n_clusters),
             "n_fallback": int(n_fallback),
             "n_shared_first_run": int(shared[:, 0].sum()) if shared.size else 0,
@@ -193,21 +208,27 @@ class MultiClusterSelector(BaseSelector):
         return np.asarray(picked, dtype=np.int64)
 
 
-def _choose_groups(group_run_labels, n_picks, n_clusters, policy):
+def _choose_groups(group_run_labels, n_picks, n_clusters, policy, labeled_groups=()):
     """Ranks of the ``n_picks`` stable groups to take, in pick order.
 
     ``group_run_labels[g, r]`` is the cluster of group ``g`` (rank order: 0 is the largest) in
-    run ``r``. Returns the chosen ranks and, for each pick, a boolean row over the runs: True
-    where the pick's cluster already held an earlier pick.
+    run ``r``. The ``labeled_groups`` (groups holding a labeled sample) are never taken and
+    their clusters count as used from the start. Returns the chosen ranks and, for each pick,
+    a boolean row over the runs: True where the pick's cluster already held a labeled sample
+    or an earlier pick.
     """
     n_groups, n_runs = group_run_labels.shape
     runs = np.arange(n_runs)
     used = np.zeros((n_runs, n_clusters), dtype=bool)
     available = np.ones(n_groups, dtype=bool)
+    labeled_groups = np.asarray(labeled_groups, dtype=np.int64)
+    for rank in labeled_groups:
+        used[runs, group_run_labels[rank]] = True
+    available[labeled_groups] = False
     chosen, shared = [], []
     for _ in range(n_picks):
         if policy == "largest":
-            rank = len(chosen)
+            rank = int(np.argmax(available))  # the largest group still open
         else:
             n_used = used[runs, group_run_labels].sum(axis=1)
             # fewest runs with an already-used cluster first, then the largest (lowest rank):

@@ -12,9 +12,11 @@ from sklearn.preprocessing import StandardScaler
 from as3l_sklearn.selection import (
     CoresetSelector,
     KMedoidsSelector,
+    MaxHerdingSelector,
     MultiClusterSelector,
     ProbCoverSelector,
     RandomSelector,
+    StableCoverSelector,
     TypiClustSelector,
 )
 from as3l_sklearn.selection._base import kcenter_greedy
@@ -30,6 +32,8 @@ def all_selectors():
         CoresetSelector(random_state=0),
         TypiClustSelector(random_state=0),
         ProbCoverSelector(random_state=0),
+        MaxHerdingSelector(random_state=0),
+        StableCoverSelector(n_runs=3, random_state=0),
     ]
 
 
@@ -91,9 +95,11 @@ def test_same_seed_same_indices(selector, blobs):
 
 
 @pytest.mark.parametrize(
-    "selector", [s for s in all_selectors() if not isinstance(s, ProbCoverSelector)], ids=ids)
+    "selector", [s for s in all_selectors()
+                 if not isinstance(s, (ProbCoverSelector, MaxHerdingSelector))], ids=ids)
 def test_other_seed_other_indices(selector, blobs):
-    # random_state is really used (ProbCover's greedy is seed-free once delta is set)
+    # random_state is really used (ProbCover's greedy is seed-free once delta is set, and
+    # MaxHerding is deterministic)
     X, _ = blobs
     picks = {tuple(clone(selector).set_params(random_state=s).fit_select(X, 25)) for s in range(4)}
     assert len(picks) > 1
@@ -448,23 +454,13 @@ def test_normalize_must_be_a_bool(selector, blobs):
 # --- scale (issue 14): sparse ProbCover, neighbour index ------------------------------------
 
 
-def _probcover_reference(X, n_budget, *, n_classes, random_state, max_neighbors=100):
-    """ProbCover as written before the sparse rewrite: n^2 purity distances, recounted degrees."""
-    from as3l_sklearn.cluster import kmeans, knn_search
+def _probcover_reference(X, n_budget, delta, max_neighbors=100):
+    """ProbCover's greedy as written before the sparse rewrite: recounted degrees."""
+    from as3l_sklearn.cluster import knn_search
     from as3l_sklearn.selection._base import squared_distances_to
-    from as3l_sklearn.utils import check_random_state_or_generator
 
     X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
     n = X.shape[0]
-    rng = check_random_state_or_generator(random_state)
-    labels = kmeans(X, n_classes, max_iter=50,
-                    random_state=int(rng.randint(np.iinfo(np.int32).max))).labels
-    conflict = np.full(n, np.inf)
-    for cluster in np.unique(labels):
-        inside = labels == cluster
-        squared, _ = knn_search(X[~inside], X[inside], 1, index="flat")
-        conflict[inside] = np.sqrt(squared[:, 0].astype(np.float64))
-    delta = float(np.sort(conflict)[n - int(np.ceil(0.95 * n - 1e-9))])
     k = min(max_neighbors, n)
     squared, neighbors = knn_search(X, X, k, index="flat")
     inside = (squared < delta**2) & (neighbors != np.arange(n)[:, None])
@@ -486,26 +482,68 @@ def _probcover_reference(X, n_budget, *, n_classes, random_state, max_neighbors=
         picked.append(best)
         alive = ~covered[dst]
         src, dst = src[alive], dst[alive]
-    return picked, delta
+    return picked
+
+
+def _overlapping_blobs(blobs):
+    X, _ = blobs
+    return X + np.random.RandomState(1).normal(scale=2.0, size=X.shape)
 
 
 @pytest.mark.parametrize("n_classes, n_budget, max_neighbors", [(10, 10, 100), (10, 40, 100),
                                                                 (5, 25, 8), (20, 30, 30)])
 def test_probcover_picks_as_before_the_sparse_rewrite(blobs, n_classes, n_budget, max_neighbors):
-    X, _ = blobs
-    X = X + np.random.RandomState(1).normal(scale=2.0, size=X.shape)  # overlapping blobs
+    X = _overlapping_blobs(blobs)
     selector = ProbCoverSelector(n_classes=n_classes, max_neighbors=max_neighbors,
                                  random_state=0).fit(X)
     picks = selector.select(n_budget)
-    expected, delta = _probcover_reference(X, n_budget, n_classes=n_classes, random_state=0,
-                                           max_neighbors=max_neighbors)
-    assert selector.delta_ == pytest.approx(delta, rel=1e-5)
+    expected = _probcover_reference(X, n_budget, selector.delta_, max_neighbors=max_neighbors)
     # the greedy part (before any random pick once everything is covered) is unchanged
     np.testing.assert_array_equal(picks[:len(expected)], expected)
 
 
-def test_probcover_purity_distances_need_no_full_search_when_lists_suffice(blobs, monkeypatch):
-    # every sample has another pseudo-label within its 100 neighbours: no exact re-search
+def _pair_purity(X, labels, radius, max_neighbors):
+    """Pair purity of the balls of ``radius``, counted directly from brute-force kNN lists."""
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    squared = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    lists = np.argsort(squared, axis=1, kind="stable")[:, :max_neighbors]
+    pairs = agree = 0
+    for center, members in enumerate(lists):
+        inside = members[(squared[center, members] < radius**2) | (members == center)]
+        pairs += inside.size
+        agree += int((labels[inside] == labels[center]).sum())
+    return agree / pairs
+
+
+@pytest.mark.parametrize("n_classes, max_neighbors", [(10, 100), (5, 8), (20, 30)])
+def test_probcover_delta_is_the_largest_radius_with_pure_pairs(blobs, n_classes, max_neighbors):
+    from as3l_sklearn.cluster import kmeans
+
+    X = _overlapping_blobs(blobs)
+    selector = ProbCoverSelector(n_classes=n_classes, max_neighbors=max_neighbors,
+                                 random_state=0).fit(X)
+    selector.select(5)
+    # the pseudo-labels the selector drew: k-means seeded by the first draw of random_state
+    seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    labels = kmeans(X / np.linalg.norm(X, axis=1, keepdims=True), n_classes,
+                    random_state=seed).labels
+    delta = selector.delta_
+    assert _pair_purity(X, labels, delta, max_neighbors) >= 0.95
+    assert selector.purity_ == pytest.approx(_pair_purity(X, labels, delta, max_neighbors))
+    # a little larger takes in the next listed neighbour and falls below the threshold, or
+    # no radius does and delta reaches past every listed neighbour
+    Xn = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    distances = np.sqrt(((Xn[:, None, :] - Xn[None, :, :]) ** 2).sum(axis=2))
+    listed = np.sort(distances, axis=1)[:, :max_neighbors]
+    if _pair_purity(X, labels, listed.max() * (1 + 1e-6), max_neighbors) >= 0.95:
+        assert delta > listed.max()
+    else:
+        next_distance = np.min(listed[listed > delta])
+        assert _pair_purity(X, labels, next_distance * (1 + 1e-6), max_neighbors) < 0.95
+
+
+def test_probcover_searches_neighbours_once(blobs, monkeypatch):
+    # one capped kNN search gives both the purity radius and the delta-graph
     from as3l_sklearn.selection import _baselines
 
     X, _ = blobs
@@ -515,14 +553,6 @@ def test_probcover_purity_distances_need_no_full_search_when_lists_suffice(blobs
                         lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
     ProbCoverSelector(n_classes=10, random_state=0).fit(X).select(5)
     assert calls == [100]
-    # with 5 neighbours the lists rarely reach another blob: bounds are refined exactly
-    calls.clear()
-    capped = ProbCoverSelector(n_classes=10, max_neighbors=5, random_state=0).fit(X)
-    capped.select(5)
-    full = ProbCoverSelector(n_classes=10, random_state=0).fit(X)
-    full.select(5)
-    assert calls[0] == 5 and len(calls) > 1
-    assert capped.delta_ == full.delta_ and capped.purity_ == full.purity_
 
 
 @pytest.mark.parametrize("make", [
@@ -538,3 +568,240 @@ def test_selectors_accept_an_approximate_neighbor_index(make, blobs):
         assert sorted(set(y[idx].tolist())) == list(range(10))
     with pytest.raises(ValueError, match="'neighbor_index' parameter of .*Selector must be a str among"):
         make("exact").fit(X).select(3)
+
+
+# --- select(n_budget, labeled=...) ----------------------------------------------------------
+
+
+def _four_blobs(size=30, seed=0):
+    """Four tight, well separated blobs of ``size`` samples each, in 5-d."""
+    rng = np.random.RandomState(seed)
+    centers = np.eye(5)[:4] * 20.0
+    X = np.concatenate([rng.normal(c, 0.5, (size, 5)) for c in centers])
+    return X, np.repeat(np.arange(4), size)
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+def test_labeled_indices_are_never_returned_and_picks_are_repeatable(selector, blobs):
+    X, _ = blobs
+    labeled = np.r_[0:40:3, 100, 250, 389]
+    fitted = clone(selector).fit(X)
+    idx = fitted.select(20, labeled=labeled)
+    assert idx.shape == (20,) and np.unique(idx).size == 20
+    assert not np.isin(idx, labeled).any()
+    np.testing.assert_array_equal(fitted.select(20, labeled=labeled), idx)
+    np.testing.assert_array_equal(clone(selector).fit_select(X, 20, labeled=list(labeled)), idx)
+    # every unlabeled sample can still be selected: the budget may reach n - len(labeled)
+    everything = fitted.select(X.shape[0] - labeled.size, labeled=labeled)
+    np.testing.assert_array_equal(np.sort(np.r_[everything, labeled]), np.arange(X.shape[0]))
+
+
+@pytest.mark.parametrize("selector", all_selectors(), ids=ids)
+def test_labeled_blob_is_avoided(selector):
+    X, blob = _four_blobs()
+    fitted = clone(selector).fit(X)
+    labeled = np.flatnonzero(blob == 0)
+    idx = fitted.select(3, labeled=labeled)
+    assert not np.isin(blob[idx], 0).any()
+    # without the labels, the same selector does pick in blob 0 at this budget
+    assert np.isin(blob[fitted.select(12)], 0).any()
+
+
+@pytest.mark.parametrize("selector", [s for s in all_selectors()
+                                      if not isinstance(s, RandomSelector)], ids=ids)
+def test_a_few_labels_in_a_blob_move_the_picks_elsewhere(selector):
+    # without labels, 4 picks cover the 4 blobs; with 3 labels near blob 0's center,
+    # 3 picks cover the 3 other blobs
+    X, blob = _four_blobs()
+    fitted = clone(selector).fit(X)
+    assert sorted(blob[fitted.select(4)].tolist()) == [0, 1, 2, 3]
+    center = X[blob == 0].mean(axis=0)
+    labeled = np.argsort(((X - center) ** 2).sum(axis=1))[:3]
+    assert sorted(blob[fitted.select(3, labeled=labeled)].tolist()) == [1, 2, 3]
+
+
+def test_labeled_bad_input_is_named(blobs):
+    X, _ = blobs
+    fitted = KMedoidsSelector(random_state=0).fit(X)
+    with pytest.raises(ValueError, match="labeled holds an index outside"):
+        fitted.select(3, labeled=[0, X.shape[0]])
+    with pytest.raises(ValueError, match="labeled holds an index outside"):
+        fitted.select(3, labeled=[-1])
+    with pytest.raises(TypeError, match="labeled must hold integer sample indices"):
+        fitted.select(3, labeled=np.ones(X.shape[0], dtype=bool))
+    with pytest.raises(ValueError, match="labeled must be a 1-D"):
+        fitted.select(3, labeled=[[0, 1]])
+    with pytest.raises(ValueError, match="whole-number"):
+        fitted.select(3, labeled=[0.5])
+    with pytest.raises(ValueError, match=r"n_budget=3 exceeds the 2 unlabeled samples \(5 "
+                                         r"fitted, 3 labeled\)"):
+        KMedoidsSelector().fit(X[:5]).select(3, labeled=[0, 1, 2])
+    # duplicates are merged, whole floats accepted, an empty list is no label
+    np.testing.assert_array_equal(fitted.select(3, labeled=[4, 4.0]), fitted.select(3, labeled=[4]))
+    np.testing.assert_array_equal(fitted.select(3, labeled=[]), fitted.select(3))
+
+
+def test_random_with_labels_passes_over_them():
+    X = np.arange(40.0).reshape(20, 2)
+    plain = RandomSelector(random_state=0).fit(X).select(5)
+    idx = RandomSelector(random_state=0).fit(X).select(5, labeled=plain[:2])
+    # the same draw, with the two labeled samples passed over
+    np.testing.assert_array_equal(idx[:3], plain[2:])
+    y = np.repeat([0, 1], 10)
+    idx = RandomSelector(stratified=True, random_state=0).fit(X, y).select(
+        4, labeled=np.arange(8))  # 8 of class 0 labeled: 2 + 10 unlabeled remain
+    assert not np.isin(idx, np.arange(8)).any()
+    assert np.bincount(y[idx], minlength=2).tolist() == [1, 3]
+
+
+def test_coreset_continues_from_the_labeled_samples():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0], [10.0, 9.0], [4.0, 0.0]])
+    # labeled 2 and 3: the farthest from them is 0, then 4 (4 from 2... 6 from 2 vs 1 from 0)
+    np.testing.assert_array_equal(
+        CoresetSelector(random_state=0).fit(X).select(2, labeled=[2, 3]), [0, 4])
+
+
+def test_multicluster_with_labels_skips_their_groups_and_clusters():
+    X, blob = _square_of_blobs()
+    selector = MultiClusterSelector(random_state=0).fit(X)
+    idx = selector.select(2, labeled=np.flatnonzero(blob == 0)[:3])
+    assert selector.n_clusters_ == 5  # K = n_budget + 3 labeled
+    assert selector.selection_info_["n_labeled_groups"] >= 1
+    assert 0 not in blob[idx]
+
+
+def test_probcover_counts_labeled_balls_as_covered():
+    X, blob = _blobs_on_directions([30, 30, 30], std=0.01)
+    selector = ProbCoverSelector(n_classes=3, random_state=0).fit(X)
+    idx = selector.select(2, labeled=np.flatnonzero(blob == 1)[:1])
+    assert sorted(blob[idx].tolist()) == [0, 2]
+    assert selector.coverage_ == 1.0 and selector.n_random_picks_ == 0
+
+
+# --- coverage on unnormalised, unequally scaled features ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_pca():
+    """PCA-50 of the digits' pixels / 255, not whitened: component scales 0.04 to 0.84."""
+    from sklearn.decomposition import PCA
+
+    from as3l_sklearn.datasets import load_digits_images
+
+    X, y = load_digits_images()
+    F = PCA(n_components=50, random_state=0).fit_transform(X.reshape(len(X), -1) / 255.0)
+    return F.astype(np.float32), y
+
+
+@pytest.mark.parametrize("selector, least", [
+    (MultiClusterSelector(random_state=0), 8),
+    (TypiClustSelector(random_state=0), 8),
+    (ProbCoverSelector(random_state=0), 8),   # 7 of 10 with the all-pure-balls delta
+    (MaxHerdingSelector(random_state=0), 8),
+    (StableCoverSelector(random_state=0), 8),
+    (KMedoidsSelector(random_state=0), 8),
+    # k-center goes for outliers and uniform draws miss classes: they cover fewer
+    (CoresetSelector(random_state=0), 6),
+    (RandomSelector(random_state=0), 6),
+], ids=lambda p: ids(p) if not isinstance(p, int) else str(p))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unnormalised_features_budget_n_classes_covers_most_classes(selector, least, seed,
+                                                                    digits_pca):
+    F, y = digits_pca
+    idx = clone(selector).set_params(random_state=seed).fit_select(F, 10)
+    assert len(set(y[idx].tolist())) >= least
+
+
+def test_probcover_radius_is_scale_free(digits_pca):
+    # the radius is chosen on the normalised features the balls use: scaling the input
+    # changes nothing, with or without normalize
+    F, y = digits_pca
+    for normalize in (True, False):
+        base = ProbCoverSelector(normalize=normalize, random_state=0).fit(F)
+        scaled = ProbCoverSelector(normalize=normalize, random_state=0).fit(F * 37.0)
+        np.testing.assert_array_equal(base.select(10), scaled.select(10))
+        assert len(set(y[base.selected_indices_].tolist())) >= 8
+
+
+# --- MaxHerding and StableCover -------------------------------------------------------------
+
+
+def _dense_herding(X, n_budget, bandwidth, labeled=()):
+    """MaxHerding as the authors write it: the dense Gaussian kernel, recomputed gains."""
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    kernel = np.exp(-((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2) / bandwidth**2)
+    best = kernel[list(labeled)].max(axis=0) if len(labeled) else np.zeros(len(X))
+    picked = []
+    for _ in range(n_budget):
+        gain = np.maximum(kernel - best[None, :], 0).sum(axis=1)
+        gain[list(labeled) + picked] = -np.inf
+        picked.append(int(np.argmax(gain)))
+        best = np.maximum(best, kernel[picked[-1]])
+    return picked
+
+
+@pytest.mark.parametrize("labeled", [(), (3, 200)])
+def test_maxherding_equals_the_dense_greedy_with_every_neighbour(blobs, labeled):
+    X = _overlapping_blobs(blobs)
+    selector = MaxHerdingSelector(bandwidth=0.5, n_neighbors=X.shape[0]).fit(X)
+    idx = selector.select(12, labeled=list(labeled) or None)
+    np.testing.assert_array_equal(idx, _dense_herding(X, 12, 0.5, labeled))
+    # a submodular greedy: each pick adds no more than the one before
+    assert np.all(np.diff(selector.selected_gains_) <= 1e-9)
+    assert 0 < selector.coverage_ <= 1
+
+
+def test_maxherding_neighbours_and_bandwidth_follow_the_budget():
+    from as3l_sklearn.selection._maxherding import auto_neighbors
+
+    assert auto_neighbors("auto", 10_000, 10) == 1000     # each pick reaches its share
+    assert auto_neighbors("auto", 10_000, 40) == 250
+    assert auto_neighbors("auto", 1_797, 40) == 100       # at least 100
+    assert auto_neighbors("auto", 100_000, 10) == 1000    # at most 1000 (memory)
+    assert auto_neighbors(30, 10_000, 10) == 30
+    X = np.random.RandomState(0).normal(size=(500, 4))
+    selector = MaxHerdingSelector(normalize=False).fit(X)
+    selector.select(5)
+    assert selector.n_neighbors_ == 100
+    squared = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    kth = np.sqrt(np.sort(squared, axis=1)[:, 100])  # column 0 is the sample itself
+    assert selector.bandwidth_ == pytest.approx(np.median(kth), rel=1e-5)
+    # the rule is scale-free: scaled features, the same picks
+    np.testing.assert_array_equal(MaxHerdingSelector(normalize=False).fit(X * 50).select(5),
+                                  selector.selected_indices_)
+
+
+def test_maxherding_falls_back_to_k_center_once_coverage_is_full():
+    X = np.repeat(np.eye(3), 4, axis=0)  # three points, each four times
+    selector = MaxHerdingSelector().fit(X)
+    idx = selector.select(5)
+    assert sorted(set(np.argmax(X[idx[:3]], axis=1).tolist())) == [0, 1, 2]
+    assert selector.n_fallback_ == 2 and selector.coverage_ == 1.0
+
+
+def test_coassociation_weights_the_kernel_and_keeps_the_diagonal():
+    from scipy import sparse
+
+    from as3l_sklearn.selection._stablecover import _weigh_by_coassociation
+
+    kernel = sparse.csr_matrix(np.array([[1.0, 0.8, 0.5], [0.8, 1.0, 0.0], [0.5, 0.0, 1.0]]))
+    runs = np.array([[0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]])
+    weighted = _weigh_by_coassociation(kernel, runs).toarray()
+    # 0 and 1 together in 3 of 4 runs, 0 and 2 in 1 of 4
+    np.testing.assert_allclose(weighted, [[1.0, 0.6, 0.125], [0.6, 1.0, 0.0],
+                                          [0.125, 0.0, 1.0]])
+
+
+def test_stablecover_picks_the_most_typical_sample_of_each_anchor_region():
+    from as3l_sklearn.selection._baselines import _typicality
+
+    X, blob = _four_blobs(size=25)
+    selector = StableCoverSelector(random_state=0).fit(X)
+    idx = selector.select(4)
+    assert sorted(blob[idx].tolist()) == [0, 1, 2, 3]
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for anchor, pick in zip(selector.anchors_, idx):
+        members = np.flatnonzero(blob == blob[anchor])  # tight blobs: a region is a blob
+        typical = members[np.argmax(_typicality(Xn[members].astype(np.float32), 20))]
+        assert pick == typical
+    assert selector.run_labels_.shape == (6, X.shape[0]) and selector.n_clusters_ == 4
