@@ -20,7 +20,8 @@ from ._config import PredictConfig, RunConfig, cache_location
 from ._errors import UsageError
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "cifar100", "stl10", "folder")
-SELECTORS = ("multicluster", "random", "kmedoids", "coreset", "typiclust", "probcover")
+SELECTORS = ("stablecover", "multicluster", "random", "kmedoids", "coreset", "typiclust",
+             "probcover", "maxherding")
 PRIORS = ("combined", "seeded-kmeans", "llgc")
 BACKBONES = ("auto", "small_cnn", "small_cnn_2x2", "resnet18_cifar", "wrn28_2", "resnet18")
 #: the sub-command of a command line that names none (``as3l --output runs/demo``)
@@ -182,7 +183,11 @@ def _add_data_arguments(data) -> None:
 def _add_method_arguments(method) -> None:
     method.add_argument("--budget", type=_positive_int, default=10,
                         help="number of images to annotate (default 10)")
-    method.add_argument("--selector", choices=SELECTORS, default="multicluster")
+    method.add_argument("--selector", choices=SELECTORS, default="stablecover",
+                        help="how to choose the images to label: stablecover (ours: coverage of "
+                             "a kernel weighted by multi-cluster stability; the best prior in the "
+                             "measured grid, docs/results.md), multicluster (the paper's), "
+                             "typiclust, probcover, maxherding, kmedoids, coreset or random")
     method.add_argument("--backbone", choices=BACKBONES, default="auto",
                         help="encoder; auto: small_cnn_2x2 on CPU, by image size on CUDA")
     method.add_argument("--image-size", type=_positive_int, default=None,

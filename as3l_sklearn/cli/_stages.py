@@ -29,8 +29,9 @@ from ..embedding._simsiam import AUTO_BATCH_SIZE, AUTO_MAX_SIDE, AUTO_STEPS
 from ..metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
 from ..nn import auto_backbone_name
 from ..propagation import CombinedPropagator, LLGCPropagator, SeededKMeansPropagator
-from ..selection import (CoresetSelector, KMedoidsSelector, MultiClusterSelector,
-                         ProbCoverSelector, RandomSelector, TypiClustSelector,
+from ..selection import (CoresetSelector, KMedoidsSelector, MaxHerdingSelector,
+                         MultiClusterSelector, ProbCoverSelector, RandomSelector,
+                         StableCoverSelector, TypiClustSelector,
                          export_for_annotation, write_label_studio_tasks)
 from ..utils._distributed import get_distributed
 from . import _label_studio
@@ -46,12 +47,14 @@ from ._state import RunContext, RunState
 
 #: ``--selector`` name -> selector class
 SELECTORS = {
+    "stablecover": StableCoverSelector,
     "multicluster": MultiClusterSelector,
     "random": RandomSelector,
     "kmedoids": KMedoidsSelector,
     "coreset": CoresetSelector,
     "typiclust": TypiClustSelector,
     "probcover": ProbCoverSelector,
+    "maxherding": MaxHerdingSelector,
 }
 
 
