@@ -127,7 +127,7 @@ def _graph_settings(fitted, n_samples):
 
 def _stability(X, y_encoded, predicted, fitted, n_rounds, rng):
     """Mean agreement of the resampled spreadings with ``predicted`` (unlabeled samples)."""
-    n_samples, n_classes = X.shape[0], int(predicted.max()) + 1
+    n_samples, n_classes = X.shape[0], len(fitted.classes_)
     n_neighbors, alpha, gamma, cosine, index, max_iter, tol = _graph_settings(fitted, n_samples)
     unlabeled = y_encoded == UNLABELED
     if n_neighbors < 1 or not unlabeled.any():
@@ -136,7 +136,8 @@ def _stability(X, y_encoded, predicted, fitted, n_rounds, rng):
     system, _ = spreading_system(features, n_neighbors, alpha=alpha, gamma=gamma,
                                  cosine=cosine, neighbor_index=index)
     pools = [np.flatnonzero(unlabeled & (predicted == c)) for c in range(n_classes)]
-    pools = [pool if pool.size else np.flatnonzero(y_encoded == c) for pool in pools]
+    # a class no unlabeled sample is predicted as keeps its own labeled samples as seeds
+    pools = [pool if pool.size else np.flatnonzero(y_encoded == c) for c, pool in enumerate(pools)]
     agreement = []
     for _ in range(n_rounds):
         seeds = np.array([rng.choice(pool) if pool.size else -1 for pool in pools])
@@ -317,8 +318,11 @@ def score_feature_space(X, y, *, propagator=None, n_rounds=8, random_state=None)
 def _weight_of_first(first, second, sharpness):
     """Weight of the first space's prior from the two score dicts (see compare_feature_spaces)."""
     difference = first["stability"] - second["stability"]
-    if first["held_out_log_likelihood"] is not None and second["held_out_log_likelihood"] is not None:
-        difference += first["held_out_log_likelihood"] - second["held_out_log_likelihood"]
+    first_ll, second_ll = first["held_out_log_likelihood"], second["held_out_log_likelihood"]
+    if first_ll is not None and second_ll is not None:
+        difference += first_ll - second_ll
+    if difference == 0:  # also keeps a hard choice (sharpness=inf) defined on a tie
+        return 0.5
     return float(np.clip(0.5 + sharpness * difference, 0.0, 1.0))
 
 
@@ -369,7 +373,8 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
         * ``label_distributions`` -- ndarray (n_samples, n_classes), the weighted prior
           (rows sum to 1; labeled samples one-hot);
         * ``classes`` -- the labels of its columns; ``transduction`` -- its arg-max labels
-          (labeled samples keep their own);
+          (labeled samples keep their own); ``covered`` -- bool per sample, reached by a
+          label in either space (``covered_`` of the propagators);
         * ``weights`` -- dict name -> weight (summing to 1); ``choice`` -- the name with the
           larger weight (the first on a tie);
         * ``scores`` -- dict name -> the scores of :func:`score_feature_space`;
@@ -391,20 +396,21 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
     """
     if len(spaces) != 2:
         raise ValueError(f"spaces must hold exactly two feature spaces, got {len(spaces)}")
-    rng = check_random_state_or_generator(random_state)
     names = list(spaces)
+    rows = {name: len(spaces[name]) for name in names}
+    if len(set(rows.values()) | {len(y)}) != 1:
+        raise ValueError(f"the two spaces must hold the same samples as y ({len(y)}); got rows "
+                         + ", ".join(f"{name}: {n}" for name, n in rows.items()))
+    rng = check_random_state_or_generator(random_state)
     results = [score_feature_space(spaces[name], y, propagator=propagator, n_rounds=n_rounds,
                                    random_state=rng) for name in names]
-    if results[0].label_distributions.shape != results[1].label_distributions.shape:
-        raise ValueError("the two spaces must hold the same samples (got "
-                         f"{results[0].label_distributions.shape[0]} and "
-                         f"{results[1].label_distributions.shape[0]} rows)")
     weight = _weight_of_first(results[0].scores, results[1].scores, float(sharpness))
     proba = weight * results[0].label_distributions + (1 - weight) * results[1].label_distributions
     classes = results[0].classes
     transduction = classes[np.argmax(proba, axis=1)]
     return Bunch(
         label_distributions=proba, classes=classes, transduction=transduction,
+        covered=np.logical_or(*(getattr(r.propagator, "covered_", True) for r in results)),
         weights={names[0]: weight, names[1]: 1.0 - weight},
         choice=names[0] if weight >= 0.5 else names[1],
         scores={name: r.scores for name, r in zip(names, results)},

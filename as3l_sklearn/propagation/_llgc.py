@@ -331,7 +331,8 @@ class LLGCPropagator(_BasePropagator):
         n_neighbors = check_positive_int(self.n_neighbors, "n_neighbors")
         max_iter = check_positive_int(self.max_iter, "max_iter")
         if isinstance(self.alpha, str) and self.alpha != "auto":
-            raise ValueError(f"alpha must be a real number in (0, 1) or 'auto', got {self.alpha!r}")
+            raise ValueError(
+                f"alpha must be a real number in (0, 1) or 'auto', got {self.alpha!r}")
         if not isinstance(self.alpha, str):
             check_real(self.alpha, "alpha", low=0, high=1)
         check_real(self.gamma, "gamma", low=0)
