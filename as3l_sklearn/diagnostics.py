@@ -66,7 +66,8 @@ __all__ = [
 #: per budget, ``docs/results/prior_checks_tuning.md``): with 1 the weighted prior fell more
 #: than 2 points below the better space in 2 cells of 24 at 10 labels (worst 4.1 points) and
 #: 1 at 40 (worst 2.4); the plain average (0) in 3 and 4 cells, 2 in 2 and 2 (worst 5.9),
-#: a hard choice in 2 and 2 (worst 8.6).
+#: 4 in 1 and 1 (worst 8.3), a hard choice in 2 and 2 (worst 8.6): 1 had the smallest worst
+#: case at 40 labels and the second smallest at 10.
 SHARPNESS = 1.0
 
 
@@ -80,8 +81,9 @@ def pixel_features(images, *, n_components=50, random_state=0):
 
     Each image is flattened (``uint8`` values divided by 255, other dtypes used as they are)
     and projected on its first ``n_components`` principal axes, not whitened: on the tuning
-    split of scikit-learn's digits whitened PCA-50 gave priors 25 points less accurate at 10
-    labels, since whitening scales the noisy low-variance axes up to the size of the others.
+    half of scikit-learn's digits whitened PCA-50 gave priors 16 points less accurate at 10
+    labels (61.5 against 77.3 %, ``benchmarks/bench_prior_checks.py``), since whitening
+    scales the noisy low-variance axes up to the size of the others.
 
     Parameters
     ----------
