@@ -51,6 +51,7 @@ __all__ = sorted(_PUBLIC) + [
     "__version__",
     "cluster",
     "datasets",
+    "diagnostics",
     "metrics",
     "model_selection",
 ]
@@ -60,7 +61,7 @@ def __getattr__(name):
     if name in _PUBLIC:
         module = import_module(f".{_PUBLIC[name]}", __name__)
         return getattr(module, name)
-    if name in ("cluster", "datasets", "metrics", "model_selection", "augment", "nn", "utils"):
+    if name in ("cluster", "datasets", "diagnostics", "metrics", "model_selection", "augment", "nn", "utils"):
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -164,3 +164,40 @@ def test_bad_neighbor_index_is_named(bad):
     X, _, y = make_blobs()
     with pytest.raises(ValueError, match="'neighbor_index' parameter of LLGCPropagator must be a str among"):
         LLGCPropagator(neighbor_index=bad).fit(X, y)
+
+
+def test_auto_alpha_grows_with_the_graph_up_to_iscen_et_al_value():
+    from as3l_sklearn.propagation._llgc import auto_alpha
+
+    assert [auto_alpha(n) for n in (1, 300, 1_000, 5_000, 10_000, 10**6)] == [
+        0.9, 0.9, 0.9, 0.98, 0.99, 0.99]
+    X, _, y = make_blobs()
+    assert LLGCPropagator().fit(X, y).alpha_ == 0.9
+    assert LLGCPropagator(alpha=0.95).fit(X, y).alpha_ == 0.95
+    with pytest.raises(ValueError, match="The 'alpha' parameter of LLGCPropagator must be .* or a str among {'auto'}"):
+        LLGCPropagator(alpha="half").fit(X, y)
+
+
+def test_auto_alpha_lowers_the_ece_of_a_small_graph_without_losing_accuracy():
+    """With one label per class on 300 samples, alpha=0.99 mixes the graph completely and
+    the priors are far too flat; alpha="auto" (0.9 here) keeps the accuracy (the arg-max may
+    change: alpha is not a temperature) and cuts the ECE, alone and inside the combination."""
+    from as3l_sklearn.metrics import expected_calibration_error, prior_accuracy
+    from as3l_sklearn.propagation import CombinedPropagator
+
+    rng = np.random.RandomState(2)
+    centers = rng.normal(0, 3, (4, 5))
+    X = np.concatenate([rng.normal(c, 2.0, (75, 5)) for c in centers])
+    y_true = np.repeat(np.arange(4), 75)
+    y = np.full(300, -1)
+    y[::75] = y_true[::75]
+    unlabeled = y == -1
+    for make in (lambda alpha: LLGCPropagator(alpha=alpha),
+                 lambda alpha: CombinedPropagator(graph_propagator=LLGCPropagator(alpha=alpha),
+                                                  random_state=0)):
+        fixed = make(0.99).fit(X, y).label_distributions_
+        auto = make("auto").fit(X, y).label_distributions_
+        assert (prior_accuracy(y_true, auto, mask=unlabeled)
+                >= prior_accuracy(y_true, fixed, mask=unlabeled))
+        assert (expected_calibration_error(y_true, auto, mask=unlabeled)
+                < expected_calibration_error(y_true, fixed, mask=unlabeled) - 0.1)
