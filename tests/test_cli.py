@@ -109,7 +109,7 @@ def test_missing_fashion_mnist_says_how_to_get_it_with_this_command(tmp_path, mo
 
 def test_parser_defaults():
     args = build_parser().parse_args([])
-    assert args.dataset == "digits" and args.budget == 10 and args.selector == "multicluster"
+    assert args.dataset == "digits" and args.budget == 10 and args.selector == "stablecover"
     assert args.preset == "default" and args.time_budget is None and not args.overwrite
 
 
@@ -124,7 +124,8 @@ def test_run_is_the_default_sub_command(tmp_path, capsys):
     assert isinstance(config, RunConfig) and parse_command(["run"] + flags) == config
     assert config.output == str(tmp_path / "run") and config.seed == 3 and config.budget == 10
     # resolved once, before any work: the folder's selection.csv, the device
-    assert config.annotations == str(labels / "selection.csv") and config.resolved_device == "cpu"
+    assert config.annotations == (str(labels / "selection.csv"),)
+    assert config.resolved_device == "cpu" and not config.next_round
     assert "resolved_device" not in config.flags()
     assert config.flags()["annotations"] == config.annotations
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -276,7 +276,9 @@ def test_export_folder_with_labels_is_refused_up_front(tmp_path, simsiam_fits, c
     (["--n-train", "-5"], "--n-train"),
     (["--dataset", "cifar10"], "--root"),
     (["--labeled-subfolders"], "--labeled-subfolders"),
-    (["--annotations", "x.csv", "--export-annotations", "d"], "--export-annotations"),
+    # the next round's export folder holding a label file it reads (--overwrite would lose it)
+    (["--annotations", "A_FILE", "--export-annotations", "TMP", "--overwrite"],
+     "--export-annotations"),
     (["--embed-steps", "3", "--embed-epochs", "1"], "--embed-epochs"),
     (["--time-budget", "60", "--preset", "fast"], "--preset"),
     # A_FILE is a regular file (NotADirectoryError tracebacks, exit 1, before)

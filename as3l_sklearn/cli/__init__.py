@@ -9,8 +9,11 @@ model to new images (folders, image files, ``.npy`` arrays).
 Annotation comes from the data set's own labels in demo mode (the default), or from a person:
 run once with ``--export-annotations DIR`` (writes ``DIR/selection.csv`` keyed by file name,
 previews and a Label Studio task file), fill the ``label`` column (or label in Label Studio /
-CVAT and export), then run again with ``--annotations FILE``. Stage results are cached
-(``--cache-dir``), so the second run does not retrain SimSiam.
+CVAT and export), then run again with ``--annotations FILE``. The next labelling round is
+``--annotations FILE --export-annotations DIR2``: ``--budget`` new images, chosen given the
+labels so far (none of them), with the prior pseudo-labels as Label Studio pre-annotations;
+a later run takes every round's file (``--annotations FILE --annotations DIR2/selection.csv``).
+Stage results are cached (``--cache-dir``), so the later runs do not retrain SimSiam.
 
 The sub-commands are ``run`` (the default: ``as3l [options]`` is ``as3l run [options]``) and
 ``predict``. Inside the package: ``_main`` holds the entry point; ``_parser`` (flags and
@@ -34,6 +37,10 @@ A folder of your own images::
 
     as3l --dataset folder photos/ --budget 20 --export-annotations to_label/ --output runs/photos
     as3l --dataset folder photos/ --budget 20 --annotations to_label/selection.csv --output runs/photos
+    as3l --dataset folder photos/ --budget 20 --annotations to_label/selection.csv \\
+         --export-annotations round2/ --output runs/photos-round2
+    as3l --dataset folder photos/ --budget 20 --annotations to_label/selection.csv \\
+         --annotations round2/selection.csv --output runs/photos-round2
     as3l predict runs/photos/model.joblib new_photos/ --output runs/new
     as3l predict runs/photos/model.joblib IMG_1.jpg IMG_2.jpg --output runs/two
 

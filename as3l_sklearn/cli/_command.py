@@ -22,7 +22,7 @@ from ._outputs import OutputLock
 from ._progress import StageTimer, sigint_handled
 from ._report import format_report, write_failed_report, write_reports
 from ._resume import UNFINISHED, EarlierRun, OutputFolder, RunRecord, check_output_folder
-from ._stages import run_pipeline, write_model_outputs
+from ._stages import next_annotations_flags, run_pipeline, write_model_outputs
 from ._state import RunContext, RunState
 from ._warnings import one_line_warnings
 
@@ -109,8 +109,12 @@ def _print_end(config: RunConfig, report: dict) -> None:
     """The final report and where the results are."""
     print(format_report(report))
     if config.export_annotations:
+        # the labels so far and the new ones: the next run reads them all
+        label_files = [*(config.annotations or ()),
+                       str(Path(config.export_annotations) / "selection.csv")]
         print(f"\nreport written to {Path(config.output) / 'report.json'}; label the images in "
-              f"{config.export_annotations}")
+              f"{config.export_annotations}, then run again with "
+              f"{next_annotations_flags(label_files)}")
     else:
         print(f"\nresults in {config.output}: predictions.csv, selection.csv, model.joblib, "
               "report.json, report.html")

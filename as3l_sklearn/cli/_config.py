@@ -2,7 +2,7 @@
 
 :func:`~as3l_sklearn.cli._parser.parse_command` builds a :class:`RunConfig` (``as3l`` /
 ``as3l run``) or a :class:`PredictConfig` (``as3l predict``) once the flags passed every
-check; values that need resolving (the device, an ``--annotations`` folder) are resolved
+check; values that need resolving (the device, ``--annotations`` folders) are resolved
 then, and a ``torchrun`` rank's own folders are put in with :func:`dataclasses.replace`.
 """
 
@@ -31,8 +31,10 @@ class RunConfig:
     Each field but ``resolved_device`` is the flag of the same name (``--n-train`` is
     ``n_train``) as parsed, except where a value is resolved before any work:
 
-    * ``annotations``: a folder given is replaced by its ``selection.csv`` (or
-      ``manifest.csv``);
+    * ``annotations``: a tuple of the label files, one per ``--annotations`` in the order
+      given (a folder given is replaced by its ``selection.csv``, or ``manifest.csv``);
+      None without the flag. With ``export_annotations`` too, the run is the next labelling
+      round (:attr:`next_round`);
     * ``classes``: a tuple (the flag parses to a list);
     * under ``torchrun``: ``no_cache`` is True on every rank (no rank may skip a stage the
       others train), and on ranks other than 0, ``output`` and ``export_annotations`` are
@@ -61,7 +63,7 @@ class RunConfig:
     prior_mode: str
     threshold: str
     compare: bool
-    annotations: str | None
+    annotations: tuple[str, ...] | None
     export_annotations: str | None
     classes: tuple[str, ...] | None
     label_studio_root: str | None
@@ -81,6 +83,12 @@ class RunConfig:
     def flags(self) -> dict:
         """The flags as ``report.json`` records them (every field but ``resolved_device``)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "resolved_device"}
+
+    @property
+    def next_round(self) -> bool:
+        """``--annotations`` with ``--export-annotations``: export ``--budget`` new images to
+        label, chosen given the labels so far, then stop."""
+        return bool(self.annotations) and bool(self.export_annotations)
 
     @property
     def device_kind(self) -> str:

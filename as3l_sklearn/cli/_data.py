@@ -168,30 +168,118 @@ def _load_folder(config: RunConfig, rng: np.random.RandomState) -> _Split:
 # labels a person gave
 
 
-def read_labels(config: RunConfig, data: PoolData) -> tuple[np.ndarray, list]:
-    """Read ``--annotations`` by file name (before any training: a typo is an error up front);
-    return the labels of the pool (-1 unlabeled) and the class names.
+class Labels(NamedTuple):
+    """The labels read from ``--annotations``: one per pool image (-1 unlabeled; class
+    indices, or strings of the user's own classes), the class names, and how many pool
+    images each file labeled (file -> count, in the order given)."""
+
+    y_partial: np.ndarray
+    class_names: list
+    per_file: dict
+
+
+def read_labels(config: RunConfig, data: PoolData) -> Labels:
+    """Read every ``--annotations`` file by file name (before any training: a typo is an
+    error up front) and merge them by file name.
 
     Labels of the data set's own classes become indices into its names (unless
-    ``--classes`` gives other names); others stay strings. The class names are then the
-    class list, whichever way it came (``--classes``, or ``class_names.txt`` beside the label
-    file), else the labels present: the class coverage counts against the same list either
-    way.
+    ``--classes`` gives other names); others stay strings. A file is checked against
+    ``--classes``, else the ``class_names.txt`` beside it, else the one beside the other
+    files (:func:`shared_class_list`). The class names are then the class list, whichever way
+    it came, else the labels present: the class coverage counts against the same list
+    either way. An image two files label differently is a :class:`UserError` naming both.
     """
-    files = data.files
-    y_partial = read_annotations(config.annotations, n_samples=len(files), files=files,
-                                 class_names=config.classes)
+    shared = None if config.classes else shared_class_list(config.annotations)
+    per_file = [(source, _read_label_file(config, data, source, shared))
+                for source in config.annotations]
+    indexed = data.target_names is not None and config.classes is None
+    y_partial = merge_labels(per_file, data.files, data.target_names if indexed else None)
+    counts = {source: int(labeled_mask(y).sum()) for source, y in per_file}
+    if indexed:
+        return Labels(y_partial, list(data.target_names), counts)
+    class_list = config.classes or shared
     labeled = labeled_mask(y_partial)
-    if not labeled.any():
-        raise UserError(f"--annotations {config.annotations}: no label matches an image of "
-                        "the pool")
+    present = sorted({str(v) for v in np.asarray(y_partial, dtype=object)[labeled]})
+    return Labels(y_partial, list(class_list) if class_list else present, counts)
+
+
+def _read_label_file(config: RunConfig, data: PoolData, source: str, shared) -> np.ndarray:
+    """The labels of one ``--annotations`` file, one per pool image (-1 unlabeled)."""
+    files = data.files
+    # a file with its own class_names.txt is checked against it (and the errors name it);
+    # one without, against the list beside the other files
+    class_names = config.classes
+    if class_names is None and class_list_beside(source) is None:
+        class_names = shared
+    y_partial = read_annotations(source, n_samples=len(files), files=files,
+                                 class_names=class_names)
+    if not labeled_mask(y_partial).any():
+        raise UserError(f"--annotations {source}: no label matches an image of the pool")
     if data.target_names is not None and config.classes is None:
-        return (_to_class_indices(y_partial, data.target_names, config.annotations),
-                list(data.target_names))
-    class_list = config.classes or class_list_beside(config.annotations)
-    y_partial = np.asarray(y_partial, dtype=object)
-    present = sorted({str(v) for v in y_partial[labeled]})
-    return y_partial, (list(class_list) if class_list else present)
+        return _to_class_indices(y_partial, data.target_names, source)
+    return y_partial
+
+
+def shared_class_list(sources) -> list | None:
+    """The class list of the ``class_names.txt`` files beside the label files ``sources``
+    (None when there is none); two lists that differ are a :class:`UserError` (one list of
+    classes holds for every round)."""
+    found = [(source, names) for source in sources
+             if (names := class_list_beside(source)) is not None]
+    if not found:
+        return None
+    first_source, first = found[0]
+    for source, names in found[1:]:
+        if set(names) != set(first):
+            raise UserError(
+                f"--annotations: the class lists beside {first_source} ({', '.join(first)}) "
+                f"and {source} ({', '.join(names)}) differ; pass --classes A,B,C to give the "
+                "list that holds for every file")
+    return first
+
+
+def class_list_in_force(config: RunConfig, data: PoolData) -> list | None:
+    """The classes labels are checked against: ``--classes``, else the data set's own class
+    names, else the ``class_names.txt`` beside the ``--annotations`` files; None when the
+    labels are free (every distinct label is a class)."""
+    if config.classes:
+        return list(config.classes)
+    if data.target_names is not None:
+        return list(data.target_names)
+    return shared_class_list(config.annotations or ())
+
+
+def merge_labels(per_file, files, class_names=None) -> np.ndarray:
+    """One label vector from the labels of several files (``[(file, labels), ...]``, each
+    one per pool image of ``files``, -1 unlabeled); an image labeled differently in two
+    files is a :class:`UserError` naming both files and the image (``class_names``: the
+    names of labels that are class indices, for the message)."""
+    first_source, merged = per_file[0]
+    merged = merged.copy()
+    origin = np.full(len(merged), first_source, dtype=object)  # the file of each label
+    for source, labels in per_file[1:]:
+        if (labels.dtype.kind in "iu") != (merged.dtype.kind in "iu"):
+            raise UserError(
+                f"--annotations: {first_source if merged.dtype.kind in 'iu' else source} holds "
+                "integer labels and the other file class names; labels must be all integers "
+                "or all class names (pass --classes to check them)")
+        given, known = labeled_mask(labels), labeled_mask(merged)
+        differ = np.flatnonzero(given & known & (labels != merged))
+        if differ.size:
+            i = differ[0]
+            more = f" ({differ.size - 1} more images differ)" if differ.size > 1 else ""
+            raise UserError(
+                f"--annotations: {files[i]} is labeled {_shown(merged[i], class_names)!r} in "
+                f"{origin[i]} but {_shown(labels[i], class_names)!r} in {source}{more}; "
+                "correct one of the two files")
+        new = given & ~known
+        merged[new], origin[new] = labels[new], source
+    return merged
+
+
+def _shown(label, class_names) -> str:
+    """A label as the person wrote it: the class name of a class index."""
+    return str(label) if class_names is None else str(class_names[int(label)])
 
 
 def class_list_beside(annotations) -> list | None:

@@ -221,12 +221,16 @@ def _add_method_arguments(method) -> None:
 
 
 def _add_output_arguments(io) -> None:
-    io.add_argument("--annotations", default=None, metavar="FILE",
-                    help="labels by file name: the filled-in selection.csv, a Label Studio "
-                         "CSV/JSON-MIN export, or a filename,label CSV")
+    # append, not nargs="+": a list of files would swallow the folder PATH after it
+    io.add_argument("--annotations", action="append", default=None, metavar="FILE",
+                    help="labels by file name: the filled-in selection.csv (or its folder), a "
+                         "Label Studio CSV/JSON-MIN export, or a filename,label CSV; give it "
+                         "once per labelling round (the labels are merged by file name)")
     io.add_argument("--export-annotations", default=None, metavar="DIR",
                     help="write the selected images, DIR/selection.csv and a Label Studio task "
-                         "file to label, then stop")
+                         "file to label, then stop; with --annotations, the next round: "
+                         "--budget new images, none already labeled, the task file pre-filled "
+                         "with the prior pseudo-labels")
     io.add_argument("--classes", type=_class_list, default=None, metavar="A,B,C",
                     help="the class names labellers may use, or a text file with one per line "
                          "(default: class_names.txt beside --annotations, or the data set's own)")
@@ -332,23 +336,24 @@ def _check_data_flags(args) -> None:
         raise UsageError(f"--dataset {args.dataset} needs --root (a local torchvision data root)")
 
 
-def _check_annotation_flags(args) -> str | None:
-    """Check the annotation round trip's flags; return the ``--annotations`` file (a folder
-    given stands for the ``selection.csv`` or ``manifest.csv`` in it)."""
-    if args.annotations and args.export_annotations:
-        raise UsageError("--annotations and --export-annotations are the two halves of the "
-                         "round trip: give one per run")
-    annotations = args.annotations
+def _check_annotation_flags(args) -> tuple[str, ...] | None:
+    """Check the annotation round trip's flags; return the ``--annotations`` files (a folder
+    given stands for the ``selection.csv`` or ``manifest.csv`` in it), None without any.
+
+    ``--annotations`` with ``--export-annotations`` is the next labelling round: the export
+    folder must not be where a label file being read lies (``--overwrite`` would replace it).
+    """
+    annotations = None
     if args.annotations:
-        path = Path(args.annotations)
-        if path.is_dir():
-            candidates = [path / "selection.csv", path / "manifest.csv"]
-            found = next((c for c in candidates if c.is_file()), None)
-            if found is None:
-                raise UsageError(f"--annotations {path} is a folder without selection.csv")
-            annotations = str(found)
-        elif not path.is_file():
-            raise UsageError(f"--annotations {path} does not exist")
+        annotations = tuple(_annotation_file(Path(given)) for given in args.annotations)
+    if annotations and args.export_annotations:
+        export = Path(args.export_annotations).resolve()
+        for file in annotations:
+            if Path(file).resolve().parent == export:
+                raise UsageError(
+                    f"--export-annotations {args.export_annotations} holds {file}, read with "
+                    "--annotations: the next round's images go to a new folder (e.g. "
+                    "--export-annotations round2/), so that no label is overwritten")
     demo_impossible = args.dataset == "folder" and not args.labeled_subfolders
     if demo_impossible and not (args.annotations or args.export_annotations):
         raise UsageError("--dataset folder has no labels unless --labeled-subfolders: run with "
@@ -357,6 +362,20 @@ def _check_annotation_flags(args) -> str | None:
         raise UsageError("--compare needs the data set's labels (a folder with "
                          "--labeled-subfolders)")
     return annotations
+
+
+def _annotation_file(path: Path) -> str:
+    """The label file ``--annotations path`` names: ``path``, or the ``selection.csv`` (else
+    ``manifest.csv``) of a folder."""
+    if path.is_dir():
+        candidates = [path / "selection.csv", path / "manifest.csv"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise UsageError(f"--annotations {path} is a folder without selection.csv")
+        return str(found)
+    if not path.is_file():
+        raise UsageError(f"--annotations {path} does not exist")
+    return str(path)
 
 
 def _check_method_flags(args) -> None:

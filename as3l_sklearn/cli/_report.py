@@ -95,6 +95,10 @@ def format_report(report: dict) -> str:
         coverage = (f", class coverage {sel['class_coverage']}/{sel['n_classes']} "
                     "(of the labeled set used)" if "class_coverage" in sel else "")
         lines.append(f"selection: {len(sel['indices'])} images by {sel['selector']}{coverage}")
+    if "round" in report:
+        r = report["round"]
+        lines.append(f"next round: {len(r['new_picks'])} new images to label in {r['export']}, "
+                     f"none of the {r['labels_read']['count']} labeled so far")
     if "prior" in report:
         p = report["prior"]
         lines.append(f"priors: accuracy {p['accuracy']:.3f}, ECE {p['ece']:.3f}, "

@@ -45,9 +45,17 @@ def headline_rows(report: dict) -> list:
         names = data.get("skipped_files", [])
         rows.append(("unreadable images skipped", f"{skipped}: " + ", ".join(names)
                      + (", ..." if skipped > len(names) else "")))
+    read = report.get("labels_read")
+    if read:
+        rows.append(("labels read", f"{read['count']}: " + ", ".join(
+            f"{file} ({n})" for file, n in read["files"].items())))
     selection = report.get("selection", {})
     if "indices" in selection:
         rows.append(("images selected", len(selection["indices"])))
+    next_round = report.get("round")
+    if next_round:
+        rows.append(("next round", f"{len(next_round['new_picks'])} new images to label in "
+                                   f"{next_round['export']}, none of the labeled ones"))
     if "class_coverage" in selection:
         rows.append(("class coverage of the labeled set used",
                      f"{selection['class_coverage']} / {selection.get('n_classes', '?')}"))

@@ -2,6 +2,9 @@
 
 embed (SimSiam) -> fine-tune (Eq. 1) -> select ``--budget`` -> annotate -> propagate priors
 -> train prior-guided FlexMatch -> predictions and model -> (``--compare``) baseline.
+An export run (``--export-annotations``) ends after the selection; the next labelling round
+(``--annotations`` with ``--export-annotations``) selects given the labels so far and ends
+after the propagation, exporting the new picks with their priors.
 
 Every stage is a function ``stage(run, state)``: it reads the :class:`RunContext` (the
 checked flags, the timer, the cache) and the :class:`RunState` the stages before it
@@ -14,6 +17,7 @@ function and adding it to :data:`PIPELINE`.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -37,7 +41,7 @@ from ..utils._distributed import get_distributed
 from . import _label_studio
 from ._atomic import staged_folder
 from ._config import RunConfig
-from ._data import PoolData, load_data, read_labels
+from ._data import PoolData, class_list_in_force, load_data, read_labels
 from ._embed import EMBED_STEP, embed_pool, fit_embedding  # noqa: F401 (fit_embedding: API)
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
@@ -74,9 +78,11 @@ def fine_tune_features(f_self, n_clusters: int, seed: int, device: str, verbose:
     return features
 
 
-def select_images(f_fine, selector: str, budget: int, seed: int):
-    """The ``budget`` images ``selector`` chooses on ``f_fine``, best first."""
-    return np.asarray(make_selector(selector, seed).fit(f_fine).select(budget))
+def select_images(f_fine, selector: str, budget: int, seed: int, labeled: tuple = ()):
+    """The ``budget`` images ``selector`` chooses on ``f_fine``, best first, none of the
+    ``labeled`` ones (indices: the images labeled in earlier rounds)."""
+    return np.asarray(make_selector(selector, seed).fit(f_fine).select(
+        budget, labeled=np.asarray(labeled, dtype=np.int64)))
 
 
 def cached_step(run: RunContext, name: str, function, *args):
@@ -144,11 +150,22 @@ def load_stage(run: RunContext, state: RunState) -> None:
 
 
 def read_annotations_stage(run: RunContext, state: RunState) -> None:
-    """``--annotations``: read the labels now, before any training, so that a typo is an
-    error before SimSiam runs."""
-    if run.config.annotations:
-        state.y_partial, state.class_names = run.timer.run(
-            "read annotations", read_labels, run.config, state.data)
+    """``--annotations``: read the labels now, before any training, so that a typo (or, in
+    the next round, a budget larger than the images left to label) is an error before
+    SimSiam runs."""
+    config = run.config
+    if not config.annotations:
+        return
+    labels = run.timer.run("read annotations", read_labels, config, state.data)
+    state.y_partial, state.class_names = labels.y_partial, labels.class_names
+    n_labeled = int(labeled_mask(labels.y_partial).sum())
+    state.report["labels_read"] = {"count": n_labeled, "files": labels.per_file}
+    n_left = len(state.data.files) - n_labeled
+    if config.next_round and config.budget > n_left:
+        raise UserError(f"--budget {config.budget}: only {n_left} of the "
+                        f"{len(state.data.files)} images of the pool are not labeled yet "
+                        f"({n_labeled} are labeled in {', '.join(config.annotations)}); ask "
+                        f"for at most {n_left} new images")
 
 
 def plan_stage(run: RunContext, state: RunState) -> None:
@@ -207,11 +224,15 @@ def fine_tune_stage(run: RunContext, state: RunState) -> None:
 
 
 def select_stage(run: RunContext, state: RunState) -> None:
-    """Select the ``--budget`` images to label; write ``selection.csv`` (labels to come)."""
+    """Select the ``--budget`` images to label (in the next round, given the labeled ones:
+    none of them); write ``selection.csv`` (labels to come)."""
     config, files = run.config, state.data.files
+    # the next round's picks depend on what is labeled: the labeled images are in the key
+    labeled = (tuple(np.flatnonzero(labeled_mask(state.y_partial)).tolist())
+               if config.next_round else ())
     indices = cached_step(run, f"select {config.budget} images ({config.selector})",
                           select_images, state.fine_features, config.selector, config.budget,
-                          config.seed)
+                          config.seed, labeled)
     state.indices = [int(i) for i in indices]
     state.report["selection"] = {"selector": config.selector, "indices": state.indices,
                                  "files": [files[i] for i in state.indices]}
@@ -221,12 +242,28 @@ def select_stage(run: RunContext, state: RunState) -> None:
 
 
 def export_stage(run: RunContext, state: RunState) -> None:
-    """``--export-annotations DIR``: write the selected images to label, then end the run."""
-    config, data, indices = run.config, state.data, state.indices
-    if not config.export_annotations:
+    """``--export-annotations DIR`` (the first round): write the selected images to label,
+    then end the run. The next round (with ``--annotations``) exports after propagation
+    (:func:`next_round_export_stage`)."""
+    config = run.config
+    if not config.export_annotations or config.next_round:
         return
+    written = export_images(run, state, config.classes or state.data.target_names)
+    run.timer.say(f"wrote {len(state.indices)} images to label and {written}; fill its 'label' "
+                  "column (or label them in Label Studio / CVAT), then run again with "
+                  f"--annotations {written}")
+    state.report["selection"]["export"] = str(written)
+    state.report["exported_only"] = True
+    state.done = True
+
+
+def export_images(run: RunContext, state: RunState, class_names, priors=None) -> Path:
+    """Write the selected images to ``--export-annotations``: ``selection.csv``, the previews,
+    ``class_names.txt`` (``class_names``, when known) and, for a folder, the Label Studio task
+    file (with ``priors`` of the selected images, their prior as a pre-annotation). Returns
+    the written ``selection.csv``."""
+    config, data, indices = run.config, state.data, state.indices
     export = Path(config.export_annotations)
-    class_names = config.classes or data.target_names
     with staged_folder(export, "--export-annotations") as staging:
         # written whole: into a temporary folder, then renamed file by file
         export_for_annotation(data.X_train, indices, staging, class_names=class_names,
@@ -234,33 +271,69 @@ def export_stage(run: RunContext, state: RunState) -> None:
         if config.dataset == "folder":
             # the labelling tool opens the original files (served from the input folder)
             write_label_studio_tasks(staging / "label_studio_tasks.json",
-                                     [data.files[i] for i in indices],
+                                     [data.files[i] for i in indices], priors=priors,
+                                     classes=None if priors is None else state.prior_names,
                                      **_label_studio.task_location(config))
     if class_names is None and (export / "class_names.txt").exists():
         (export / "class_names.txt").unlink()  # a stale list from an earlier export would mislead
-    written = export / "selection.csv"
     if config.dataset == "folder":
         state.report["label_studio"] = _label_studio.setup(
             config, export / "label_studio_tasks.json")
-    run.timer.say(f"wrote {len(indices)} images to label and {written}; fill its 'label' "
-                  "column (or label them in Label Studio / CVAT), then run again with "
-                  f"--annotations {written}")
     if class_names is None and (state.distributed is None or state.distributed.is_main):
         # no class_names.txt was written: on import nothing tells a typo from a class
         print(f"as3l: warning: no class list (--classes): {export} has no class_names.txt, so "
               "on import every distinct label becomes a class, typos included ('sneaker' "
               "beside 'Sneaker', '?'); pass --classes A,B,C with --annotations, or write the "
               f"names one per line to {export / 'class_names.txt'}", file=sys.stderr)
+    return export / "selection.csv"
+
+
+def next_round_export_stage(run: RunContext, state: RunState) -> None:
+    """The next labelling round (``--annotations`` with ``--export-annotations DIR``): write
+    the new picks to label, the Label Studio tasks pre-filled with the prior pseudo-labels
+    propagated from the labels so far, then end the run (no FlexMatch)."""
+    config, files = run.config, state.data.files
+    if not config.next_round:
+        return
+    new, labeled = state.indices, np.flatnonzero(state.annotated)
+    written = export_images(run, state, class_list_in_force(config, state.data),
+                            priors=state.priors[new])
+    next_files = [*config.annotations, str(written)]
+    state.report["round"] = {
+        "labels_read": state.report["labels_read"],
+        "new_picks": [files[i] for i in new],
+        "excludes_labeled": not bool(np.isin(new, labeled).any()),
+        "pre_annotations": (f"prior pseudo-labels (--prior {config.prior}) propagated from "
+                            f"the {len(labeled)} labels so far"
+                            if config.dataset == "folder" else None),
+        "export": str(written),
+        "next_annotations": next_files,
+    }
+    run.timer.say(f"next round: wrote {len(new)} new images to label (none of the "
+                  f"{len(labeled)} labeled so far) and {written}; fill its 'label' column (or "
+                  "label them in Label Studio, pre-filled with the prior), then run again with "
+                  + next_annotations_flags(next_files))
     state.report["selection"]["export"] = str(written)
     state.report["exported_only"] = True
     state.done = True
 
 
+def next_annotations_flags(label_files) -> str:
+    """``--annotations A --annotations B ...``, quoted for a shell."""
+    return " ".join(f"--annotations {shlex.quote(str(file))}" for file in label_files)
+
+
 def annotate_stage(run: RunContext, state: RunState) -> None:
     """The labels to learn from: those read from ``--annotations`` (checked against the
-    selection) or, in demo mode, the data set's own labels of the selected images."""
+    selection; in the next round, the labels so far, which the new picks avoid) or, in demo
+    mode, the data set's own labels of the selected images."""
     config, data, indices = run.config, state.data, state.indices
-    if config.annotations:
+    if config.next_round:
+        read = state.report["labels_read"]
+        run.timer.say(f"annotations: {read['count']} images labeled so far ("
+                      + ", ".join(f"{source}: {n}" for source, n in read["files"].items())
+                      + f"); the next round picks {len(indices)} others")
+    elif config.annotations:
         state.report["annotations"] = verify_labels(run, state)
     else:
         if not labeled_mask(data.y_train)[indices].all():
@@ -281,15 +354,16 @@ def annotate_stage(run: RunContext, state: RunState) -> None:
     state.selected_labels = label_names(state, indices)
     with run.output.writing("selection.csv") as temp:
         write_selection(temp, data.files, indices, state.selected_labels)
-    if config.annotations:
-        # report.html shows what the user labeled (this run's picks may be other images)
+    if config.annotations and not config.next_round:
+        # report.html shows what the user labeled (this run's picks may be other images;
+        # the next round's picks are the images to label, shown as the selection)
         labeled_indices = np.flatnonzero(state.annotated).tolist()
         state.labeled_images = (labeled_indices, label_names(state, labeled_indices))
 
 
 def verify_labels(run: RunContext, state: RunState) -> dict:
     """Which selected images were labeled, and which labeled images were not selected."""
-    files, indices, source = state.data.files, state.indices, run.config.annotations
+    files, indices, source = state.data.files, state.indices, ", ".join(run.config.annotations)
     labeled = set(np.flatnonzero(labeled_mask(state.y_partial)).tolist())
     selected = set(indices)
     verification = {
@@ -565,6 +639,7 @@ PIPELINE = (
     export_stage,
     annotate_stage,
     propagate_stage,
+    next_round_export_stage,
     train_stage,
     self_check_stage,
     save_model_stage,
