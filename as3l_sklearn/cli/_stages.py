@@ -30,6 +30,7 @@ from ..classification import PriorGuidedFlexMatchClassifier
 from ..classification._flexmatch import AUTO_MAX_ITER_CPU, AUTO_MAX_ITER_GPU
 from ..embedding import ClusterFineTuner
 from ..embedding._simsiam import AUTO_BATCH_SIZE, AUTO_MAX_SIDE, AUTO_STEPS
+from ..diagnostics import compare_feature_spaces, pixel_features
 from ..metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
 from ..nn import auto_backbone_name
 from ..propagation import CombinedPropagator, LLGCPropagator, SeededKMeansPropagator
@@ -394,19 +395,20 @@ def label_names(state: RunState, indices) -> list[str]:
 
 
 def propagate_stage(run: RunContext, state: RunState) -> None:
-    """Propagate prior pseudo-labels from the labeled images to the whole pool; score them
-    where the truth is known."""
+    """Propagate prior pseudo-labels from the labeled images to the whole pool, on the
+    fine-tuned features and on PCA pixels, weighted by the label-free check of the two spaces
+    (the learned features lose to pixels when SimSiam had too little to learn from); score
+    them where the truth is known."""
     config, data = run.config, state.data
-    propagator = make_propagator(config.prior, len(data.X_train), config.seed)
-    run.timer.run(f"propagate prior pseudo-labels ({config.prior})", propagator.fit,
-                  state.fine_features, state.y_partial)
-    y_true, classes = data.y_train, propagator.classes_
-    priors = propagator.label_distributions_
+    check = run.timer.run(f"propagate prior pseudo-labels ({config.prior})", propagate_priors,
+                          config, state)
+    y_true, classes, priors = data.y_train, check.classes, check.label_distributions
     state.evaluable = (~state.annotated & labeled_mask(y_true)
                        & (np.asarray(state.y_partial).dtype.kind in "iu"))
     # names of the priors' classes (the propagator's), for the map's legend and the tasks
     state.prior_names = display_names(np.asarray(classes), state.class_names, data)
     state.priors, state.prior_classes = priors, classes
+    state.report["feature_check"] = feature_check_report(check)
     evaluable = state.evaluable
     if evaluable.any():
         valid = np.isin(y_true[evaluable], classes)
@@ -415,9 +417,31 @@ def propagate_stage(run: RunContext, state: RunState) -> None:
                                              classes=classes)),
             "ece": float(expected_calibration_error(y_true[evaluable], priors[evaluable],
                                                     classes=classes)),
-            "covered_fraction": float(np.mean(propagator.covered_)),
+            "covered_fraction": float(np.mean(check.covered)),
             "labels_seen_fraction": float(valid.mean()),
         }
+        for space, prior in check.priors.items():  # each space's own, for the report
+            state.report["prior"][f"accuracy_{space}"] = float(prior_accuracy(
+                y_true[evaluable], prior[evaluable], classes=classes))
+
+
+def propagate_priors(config: RunConfig, state: RunState):
+    """The prior of the fine-tuned features and of PCA pixels, weighted by their label-free
+    scores (:func:`~as3l_sklearn.diagnostics.compare_feature_spaces`)."""
+    propagator = make_propagator(config.prior, len(state.data.X_train), config.seed)
+    spaces = {"f_fine": state.fine_features,
+              "pixels": pixel_features(state.data.X_train, random_state=config.seed)}
+    return compare_feature_spaces(spaces, state.y_partial, propagator=propagator,
+                                  random_state=config.seed)
+
+
+def feature_check_report(check) -> dict:
+    """The report section of the feature check: the weight of each space and its scores."""
+    return {"weights": {k: round(float(v), 3) for k, v in check.weights.items()},
+            "choice": check.choice,
+            "scores": {space: {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v)
+                               for k, v in scores.items()}
+                       for space, scores in check.scores.items()}}
 
 
 def train_stage(run: RunContext, state: RunState) -> None:
@@ -504,6 +528,8 @@ def self_check_stage(run: RunContext, state: RunState) -> None:
                            "flexmatch_steps_run": int(classifier.n_iter_),
                            "slowdown": state.report["plan"].get("measured_slowdown"),
                            "load_average": [round(v, 2) for v in os.getloadavg()]}}
+    if "feature_check" in state.report:
+        checks["features"] = state.report["feature_check"]
     state.report["self_checks"] = checks
     for line in describe_self_checks(checks):
         run.timer.say(line)
@@ -521,6 +547,13 @@ def describe_self_checks(checks: dict) -> list[str]:
                          f"{entry['confident_agreement']:.1%}, predicts {entry['n_classes_predicted']} "
                          f"classes (largest {entry['largest_class_share']:.0%})"
                          + (", COLLAPSED" if entry["collapsed"] else ""))
+    features = checks.get("features")
+    if features:
+        weights = features["weights"]
+        stability = {k: v.get("stability") for k, v in features["scores"].items()}
+        lines.append("  prior features: " + ", ".join(
+            f"{name} weight {weight:.2f} (label stability {stability.get(name, float('nan')):.3f})"
+            for name, weight in weights.items()))
     training = checks["training"]
     lines.append(f"  FlexMatch steps: {training['flexmatch_steps_run']} run of "
                  f"{training['flexmatch_steps_planned']} planned; machine speed "
