@@ -353,7 +353,9 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
     self_check_ : dict or None
         The label-free checks of the last fit (``None`` without a prior or with
         ``self_check="off"``): see :func:`~as3l_sklearn.classification.check_against_prior`;
-        ``candidates`` holds ``"final"`` and, with ``prior_start="head"``, ``"prior_start"``.
+        ``candidates`` holds ``"final"`` and, with ``prior_start="head"``, ``"prior_start"``;
+        ``chosen`` is the candidate the checks rank first and ``returned`` the one whose
+        weights the estimator holds (they differ with ``self_check="warn"`` or a validation set).
     fell_back_ : bool
         Whether the returned weights are the model fitted to the prior at the start, because
         the trained one failed the checks (``self_check="fallback"``).
@@ -839,6 +841,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
                 candidates["prior_start"] = self.net_.predict_logits(images).argmax(1).numpy()
         checks = check_against_prior(self.prior_, candidates, float(self.check_tolerance))
         self.self_check_ = checks
+        checks["returned"] = "final"
         if checks["chosen"] == "final":
             return
         act = self.self_check == "fallback" and no_validation and "prior_start" in candidates
@@ -856,9 +859,7 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
             self.net_.ema_module_.load_state_dict(start_state)
             self.fell_back_ = True
             self.best_step_ = 0
-            checks["chosen"] = "prior_start"
-        else:
-            checks["chosen"] = "final"
+            checks["returned"] = "prior_start"
 
     def _check_callbacks(self):
         """``callbacks`` as a list of ``(name, skorch Callback)`` pairs (names must not clash with ours)."""

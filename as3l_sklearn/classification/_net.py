@@ -40,6 +40,8 @@ from ..utils._image_source import (
 )
 
 UNUSED = -1  # learning status of an unlabeled sample never predicted with confidence >= tau
+#: :func:`fit_linear_head`: a feature's scale is floored at this share of the median feature's
+STD_FLOOR_SHARE = 0.1
 #: FreeMatch's moving-average momentum of the confidence estimates (its paper and USB: 0.999)
 FREEMATCH_MOMENTUM = 0.999
 
@@ -220,7 +222,12 @@ def fit_linear_head(head: nn.Linear, features: torch.Tensor, targets: torch.Tens
     features = features.detach().float().cpu()
     targets = targets.detach().float().cpu()
     mean = features.mean(dim=0)
-    std = features.std(dim=0).clamp_min(1e-6)
+    # features that barely vary on the clean images (dead or nearly dead units) would get
+    # weights of 1 / std after the folding: augmented images move them far more, and such a
+    # head starts training with exploding logits. Their scale is floored at a share of the
+    # typical feature's.
+    std = features.std(dim=0)
+    std = std.clamp_min(max(STD_FLOOR_SHARE * float(std.median()), 1e-6))
     standardized = (features - mean) / std
     weight = (torch.ones(len(features)) if sample_weight is None
               else sample_weight.detach().float().cpu())
