@@ -249,12 +249,13 @@ def _describe(fitted, y_encoded):
 
 
 def _held_out(fitted):
-    """(mean log-likelihood of held-out labels, their number) from the fitted graph."""
+    """(mean log-likelihood of held-out labels, their number, the share predicted right)
+    from the fitted graph."""
     graph = getattr(fitted, "graph_propagator_", fitted)
     log_loss = getattr(graph, "calibration_log_loss_", None)
     if log_loss is None:
-        return None, 0
-    return -float(log_loss), int(graph.n_calibration_samples_)
+        return None, 0, None
+    return -float(log_loss), int(graph.n_calibration_samples_), graph.calibration_accuracy_
 
 
 @validate_params(_SPACE_PARAMS, prefer_skip_nested_validation=True)
@@ -272,6 +273,7 @@ def score_feature_space(X, y, *, propagator=None, n_rounds=8, random_state=None)
       :class:`~as3l_sklearn.propagation.LLGCPropagator`'s calibration, at its fitted
       temperature); ``None`` otherwise (e.g. one label per class);
     * ``n_held_out`` -- how many labels that leave-one-out held out;
+    * ``held_out_accuracy`` -- the share of them the graph puts first (``None`` without them);
     * ``confidence`` -- the mean largest prior of the unlabeled samples (descriptive);
     * ``part_agreement`` -- for ``CombinedPropagator``: how often its cluster votes and
       graph spreading agree on the unlabeled samples (descriptive; ``None`` otherwise).
@@ -303,7 +305,7 @@ def score_feature_space(X, y, *, propagator=None, n_rounds=8, random_state=None)
     >>> y[[0, 40]] = [0, 1]
     >>> result = score_feature_space(X, y, random_state=0)
     >>> sorted(result.scores)
-    ['confidence', 'held_out_log_likelihood', 'n_held_out', 'part_agreement', 'stability']
+    ['confidence', 'held_out_accuracy', 'held_out_log_likelihood', 'n_held_out', 'part_agreement', 'stability']
     >>> result.scores["held_out_log_likelihood"] is None  # one label per class
     True
     """
@@ -312,9 +314,10 @@ def score_feature_space(X, y, *, propagator=None, n_rounds=8, random_state=None)
     predicted = np.argmax(fitted.label_distributions_, axis=1)
     stability = _stability(check_features(X, name="X"), y_encoded, predicted, fitted,
                            n_rounds, rng)
-    log_likelihood, n_held_out = _held_out(fitted)
+    log_likelihood, n_held_out, held_out_accuracy = _held_out(fitted)
     scores = {"stability": stability, "held_out_log_likelihood": log_likelihood,
-              "n_held_out": n_held_out, **_describe(fitted, y_encoded)}
+              "n_held_out": n_held_out, "held_out_accuracy": held_out_accuracy,
+              **_describe(fitted, y_encoded)}
     return Bunch(scores=scores, propagator=fitted, label_distributions=fitted.label_distributions_,
                  classes=fitted.classes_)
 

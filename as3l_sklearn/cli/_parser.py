@@ -201,8 +201,9 @@ def _add_method_arguments(method) -> None:
                         help="train SimSiam again on the pool even when the stage cache holds "
                              "the encoder an earlier run trained on this folder (by default it "
                              "is reused while at most 20%% of the images are new)")
-    method.add_argument("--max-iter", type=_positive_int, default=None,
-                        help="FlexMatch steps (default: from the time budget)")
+    method.add_argument("--max-iter", type=_non_negative_int, default=None,
+                        help="FlexMatch steps (default: from the time budget); 0 returns the "
+                             "classifier fitted to the prior in seconds")
     method.add_argument("--time-budget", type=_positive_seconds, default=None, metavar="SECONDS",
                         help="choose the SimSiam and FlexMatch steps up front to finish in about "
                              "this time (default: the preset's)")

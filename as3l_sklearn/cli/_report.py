@@ -9,6 +9,7 @@ import numpy as np
 from ..metrics import labeled_mask
 from . import _report_html
 from ._outputs import Figure, make_figures, thumbnail_png
+from ._self_checks import classifier_text
 from ._state import RunContext, RunState
 
 
@@ -104,10 +105,7 @@ def format_report(report: dict) -> str:
         lines.append(f"priors: accuracy {p['accuracy']:.3f}, ECE {p['ece']:.3f}, "
                      f"covered {p['covered_fraction']:.1%}")
     if "classifier" in report:
-        c = report["classifier"]
-        acc = (f"test accuracy {c['test_accuracy']:.3f}" if "test_accuracy" in c
-               else "no labeled test set")
-        lines.append(f"classifier: {acc} after {c['steps']} steps")
+        lines.append(f"classifier: {classifier_text(report['classifier'])}")
     if "baseline" in report:
         b = report["baseline"]
         acc = b["classifier"].get("test_accuracy")

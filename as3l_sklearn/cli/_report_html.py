@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import html
 
+from ._self_checks import classifier_text, describe_self_checks
+
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 70em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
@@ -64,9 +66,7 @@ def headline_rows(report: dict) -> list:
         rows.append(("prior accuracy / ECE", f"{prior['accuracy']:.3f} / {prior['ece']:.3f}"))
     classifier = report.get("classifier")
     if classifier:
-        accuracy = classifier.get("test_accuracy")
-        rows.append(("classifier", (f"test accuracy {accuracy:.3f}" if accuracy is not None
-                                    else "no labeled test set") + f" after {classifier['steps']} steps"))
+        rows.append(("classifier", classifier_text(classifier)))
     baseline = report.get("baseline")
     if baseline and baseline["classifier"].get("test_accuracy") is not None:
         rows.append(("baseline (random + plain FlexMatch)",
@@ -128,6 +128,7 @@ def render(report: dict, figures, thumbnails, *, thumbnails_show: str = "selecte
     if "test_accuracy" in report.get("classifier", {}):
         parts.append('<p class="note">Test accuracy is the final (EMA) model\'s; the test set was '
                      "only monitored, no checkpoint was chosen on it.</p>")
+    parts += _self_checks_section(report)
     parts += _plan_and_times(report)
     if thumbnails and thumbnails_show == "labeled":
         parts += _labeled_thumbnails(report, thumbnails)
@@ -146,6 +147,16 @@ def render(report: dict, figures, thumbnails, *, thumbnails_show: str = "selecte
         ]))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _self_checks_section(report: dict) -> list[str]:
+    """The run's checks of itself (no test label used), as printed at the end of the run."""
+    checks = report.get("self_checks")
+    if not checks:
+        return []
+    verdict, *details = describe_self_checks(checks)
+    return ["<h2>Self-checks</h2>", f"<p>{html.escape(verdict)}</p><ul>"
+            + "".join(f"<li>{html.escape(line.strip())}</li>" for line in details) + "</ul>"]
 
 
 def _plan_and_times(report: dict) -> list[str]:

@@ -48,6 +48,7 @@ from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
 from ._plan import PROBE_STEPS, PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
 from ._progress import interrupt_requested
+from ._self_checks import describe_self_checks
 from ._state import RunContext, RunState
 
 #: ``--selector`` name -> selector class
@@ -533,33 +534,6 @@ def self_check_stage(run: RunContext, state: RunState) -> None:
     state.report["self_checks"] = checks
     for line in describe_self_checks(checks):
         run.timer.say(line)
-
-
-def describe_self_checks(checks: dict) -> list[str]:
-    """The self-checks as printed lines."""
-    lines = [f"self-checks (no labels used): returned model: {checks['returned_model']}"]
-    classifier = checks.get("classifier")
-    if classifier:
-        prior = classifier["prior_expected_accuracy"]
-        for name, entry in classifier["candidates"].items():
-            lines.append(f"  {name}: expected accuracy under the prior {entry['expected_accuracy']:.3f} "
-                         f"(prior's own {prior:.3f}), agrees with the surest half of the prior on "
-                         f"{entry['confident_agreement']:.1%}, predicts {entry['n_classes_predicted']} "
-                         f"classes (largest {entry['largest_class_share']:.0%})"
-                         + (", COLLAPSED" if entry["collapsed"] else ""))
-    features = checks.get("features")
-    if features:
-        weights = features["weights"]
-        stability = {k: v.get("stability") for k, v in features["scores"].items()}
-        lines.append("  prior features: " + ", ".join(
-            f"{name} weight {weight:.2f} (label stability {stability.get(name, float('nan')):.3f})"
-            for name, weight in weights.items()))
-    training = checks["training"]
-    lines.append(f"  FlexMatch steps: {training['flexmatch_steps_run']} run of "
-                 f"{training['flexmatch_steps_planned']} planned; machine speed "
-                 + (f"{training['slowdown']}x the estimate" if training["slowdown"] else "not measured")
-                 + f"; load average {training['load_average'][0]}")
-    return lines
 
 
 def monitor_set(config: RunConfig, state: RunState) -> dict:

@@ -266,6 +266,9 @@ class LLGCPropagator(_BasePropagator):
         priors at ``temperature_`` (``None`` when not calibrated): how well this graph
         predicts labels it was not given, which :func:`as3l_sklearn.diagnostics.score_feature_space`
         compares between feature spaces.
+    calibration_accuracy_ : float or None
+        Share of those held-out labels whose leave-one-out prior puts them first (``None``
+        when not calibrated): a label-based check of the graph that needs no test set.
     bandwidth_ : float or None
         ``s`` of the Gaussian weights (``normalize=False`` only).
     fit_features_ : ndarray of shape (n_samples, n_features), float32
@@ -372,6 +375,7 @@ class LLGCPropagator(_BasePropagator):
         self.temperature_ = 1.0
         self.n_calibration_samples_ = 0
         self.calibration_log_loss_ = None
+        self.calibration_accuracy_ = None
         if self.n_neighbors_ >= 1:
             system, self.bandwidth_ = spreading_system(
                 features, self.n_neighbors_, alpha=self.alpha_, gamma=float(self.gamma),
@@ -442,6 +446,7 @@ class LLGCPropagator(_BasePropagator):
         self.n_calibration_samples_ = int(held_out.size)
         temperature = _fit_temperature(loo_scores, held_out_classes)
         self.calibration_log_loss_ = _held_out_log_loss(loo_scores, held_out_classes, temperature)
+        self.calibration_accuracy_ = float(np.mean(loo_scores.argmax(axis=1) == held_out_classes))
         return temperature
 
     def predict_proba(self, X):

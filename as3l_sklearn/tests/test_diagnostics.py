@@ -79,6 +79,8 @@ def test_held_out_likelihood_needs_two_labels_per_class():
     two = score_feature_space(pixels, y_two, random_state=0).scores
     assert one["held_out_log_likelihood"] is None and one["n_held_out"] == 0
     assert two["n_held_out"] == 20 and two["held_out_log_likelihood"] < 0
+    # digits on PCA pixels: most held-out labels come back (chance is 0.1)
+    assert one["held_out_accuracy"] is None and 0.5 < two["held_out_accuracy"] <= 1
     assert 0 <= two["part_agreement"] <= 1 and 0 < two["confidence"] <= 1
 
 
