@@ -333,6 +333,25 @@ def _weight_of_first(first, second, sharpness):
     return float(np.clip(0.5 + sharpness * difference, 0.0, 1.0))
 
 
+def _space_weights(score_dicts, sharpness) -> np.ndarray:
+    """Weight of each space's prior (summing to 1), from their score dicts.
+
+    Two spaces: :func:`_weight_of_first`. More: each space's total score (``stability``,
+    plus ``held_out_log_likelihood`` when every space has one) against the mean of the totals,
+    ``w_i = clip(1/N + 2 * sharpness * (total_i - mean), 0, 1)``, renormalised: the same rule
+    as for two spaces (where ``2 * (total_1 - mean)`` is the difference ``d``).
+    """
+    if len(score_dicts) == 2:
+        first = _weight_of_first(score_dicts[0], score_dicts[1], sharpness)
+        return np.array([first, 1.0 - first])
+    totals = np.array([scores["stability"] for scores in score_dicts], dtype=np.float64)
+    likelihoods = [scores["held_out_log_likelihood"] for scores in score_dicts]
+    if all(value is not None for value in likelihoods):
+        totals = totals + np.asarray(likelihoods, dtype=np.float64)
+    weights = np.clip(1.0 / len(totals) + 2.0 * sharpness * (totals - totals.mean()), 0.0, 1.0)
+    return weights / weights.sum()  # the best space keeps at least 1/N: the sum is > 0
+
+
 @validate_params(
     {"spaces": [dict], "y": ["array-like"], "propagator": [HasMethods(["fit"]), None],
      "sharpness": [Interval(Real, 0, None, closed="left")],
@@ -341,9 +360,9 @@ def _weight_of_first(first, second, sharpness):
 )
 def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n_rounds=8,
                            random_state=None):
-    """Prior pseudo-labels from two feature spaces, weighted by label-free scores.
+    """Prior pseudo-labels from two (or more) feature spaces, weighted by label-free scores.
 
-    Both spaces are scored by :func:`score_feature_space` with the same labels; the first
+    Every space is scored by :func:`score_feature_space` with the same labels; the first
     space's prior gets the weight
 
     ``w = clip(0.5 + sharpness * d, 0, 1)``, with ``d`` the difference (first minus second)
@@ -357,11 +376,17 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
     that an encoder worse than raw pixels (too short a training, too few images) is outvoted
     instead of silently used.
 
+    With more than two spaces (the ``as3l`` command's pretrained encoder, SimSiam and pixels)
+    each space's total score (the ``stability``, plus the ``held_out_log_likelihood`` when
+    every space has one) is compared with the mean of the totals:
+    ``w_i = clip(1/N + 2 * sharpness * (total_i - mean), 0, 1)``, renormalised to sum to 1;
+    for two spaces this is the rule above.
+
     Parameters
     ----------
     spaces : dict of str -> array-like of shape (n_samples, n_features_i)
-        Exactly two feature spaces of the same samples, in order of preference (on equal
-        scores the first is named the ``choice``).
+        Two or more feature spaces of the same samples, in order of preference (on equal
+        weights the first is named the ``choice``).
     y : array-like of shape (n_samples,)
         Class labels, ``-1`` for unlabeled samples.
     propagator : estimator or None, default=None
@@ -381,7 +406,7 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
           (rows sum to 1; labeled samples one-hot);
         * ``classes`` -- the labels of its columns; ``transduction`` -- its arg-max labels
           (labeled samples keep their own); ``covered`` -- bool per sample, reached by a
-          label in either space (``covered_`` of the propagators);
+          label in any space (``covered_`` of the propagators);
         * ``weights`` -- dict name -> weight (summing to 1); ``choice`` -- the name with the
           larger weight (the first on a tie);
         * ``scores`` -- dict name -> the scores of :func:`score_feature_space`;
@@ -401,25 +426,26 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
     >>> check.choice, bool((check.transduction == y_true).mean() > 0.9)
     ('f_fine', True)
     """
-    if len(spaces) != 2:
-        raise ValueError(f"spaces must hold exactly two feature spaces, got {len(spaces)}")
+    if len(spaces) < 2:
+        raise ValueError(f"spaces must hold two or more feature spaces, got {len(spaces)}")
     names = list(spaces)
     rows = {name: len(spaces[name]) for name in names}
     if len(set(rows.values()) | {len(y)}) != 1:
-        raise ValueError(f"the two spaces must hold the same samples as y ({len(y)}); got rows "
+        raise ValueError(f"the spaces must hold the same samples as y ({len(y)}); got rows "
                          + ", ".join(f"{name}: {n}" for name, n in rows.items()))
     rng = check_random_state_or_generator(random_state)
     results = [score_feature_space(spaces[name], y, propagator=propagator, n_rounds=n_rounds,
                                    random_state=rng) for name in names]
-    weight = _weight_of_first(results[0].scores, results[1].scores, float(sharpness))
-    proba = weight * results[0].label_distributions + (1 - weight) * results[1].label_distributions
+    weights = _space_weights([r.scores for r in results], float(sharpness))
+    proba = sum(w * r.label_distributions for w, r in zip(weights, results))
     classes = results[0].classes
     transduction = classes[np.argmax(proba, axis=1)]
     return Bunch(
         label_distributions=proba, classes=classes, transduction=transduction,
-        covered=np.logical_or(*(getattr(r.propagator, "covered_", True) for r in results)),
-        weights={names[0]: weight, names[1]: 1.0 - weight},
-        choice=names[0] if weight >= 0.5 else names[1],
+        covered=np.logical_or.reduce([np.broadcast_to(getattr(r.propagator, "covered_", True),
+                                                      (len(y),)) for r in results]),
+        weights={name: float(w) for name, w in zip(names, weights)},
+        choice=names[int(np.argmax(weights))],
         scores={name: r.scores for name, r in zip(names, results)},
         priors={name: r.label_distributions for name, r in zip(names, results)},
         propagators={name: r.propagator for name, r in zip(names, results)},

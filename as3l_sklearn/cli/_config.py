@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for the annotation only
+    from ._encoder import EncoderSpec
 
 
 def default_cache_dir() -> Path:
@@ -36,6 +40,7 @@ class RunConfig:
       None without the flag. With ``export_annotations`` too, the run is the next labelling
       round (:attr:`next_round`);
     * ``classes``: a tuple (the flag parses to a list);
+    * ``resolved_encoder``: ``--encoder`` and ``--encoder-weights`` resolved (None without);
     * under ``torchrun``: ``no_cache`` is True on every rank (no rank may skip a stage the
       others train), and on ranks other than 0, ``output`` and ``export_annotations`` are
       scratch folders and ``quiet`` is True (rank 0 alone writes and prints).
@@ -56,6 +61,10 @@ class RunConfig:
     embed_epochs: int | None
     embed_steps: int | None
     retrain_embedding: bool
+    encoder: str | None
+    encoder_weights: str | None
+    encoder_tune: bool
+    encoder_compare_simsiam: bool
     max_iter: int | None
     time_budget: float | None
     preset: str
@@ -79,10 +88,14 @@ class RunConfig:
     #: the device the run trains on: ``--device`` with ``auto`` resolved (``cuda`` is this
     #: rank's GPU under ``torchrun``)
     resolved_device: str
+    #: ``--encoder`` / ``--encoder-weights`` resolved (the weights file, its size and time,
+    #: the input size and normalisation): :class:`~._encoder.EncoderSpec`, None without
+    resolved_encoder: EncoderSpec | None = None
 
     def flags(self) -> dict:
-        """The flags as ``report.json`` records them (every field but ``resolved_device``)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "resolved_device"}
+        """The flags as ``report.json`` records them (every field but the resolved ones)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if not f.name.startswith("resolved_")}
 
     @property
     def next_round(self) -> bool:

@@ -140,13 +140,21 @@ def _load_fashion_mnist(root) -> tuple:
             "makes one)") from None
 
 
+def folder_max_side(config: RunConfig) -> int:
+    """Longer side a folder's photos are loaded at: the encoder's (``--encoder``: e.g. 224,
+    what its weights were trained at), else SimSiam's default for the device (32 px on CPU)."""
+    if config.resolved_encoder is not None:
+        return max(config.resolved_encoder.image_size)
+    return AUTO_MAX_SIDE[config.device_kind]
+
+
 def _load_folder(config: RunConfig, rng: np.random.RandomState) -> _Split:
     """``--dataset folder``: every image unlabeled, or (``--labeled-subfolders``) sub-folders
     as classes with ``--test-size`` of the labeled images held out as the test set."""
     bunch = datasets.load_image_folder(
         config.path, image_size=config.image_size,
         labels="subfolders" if config.labeled_subfolders else "none",
-        max_size=AUTO_MAX_SIDE[config.device_kind], on_error="warn", return_X_y=False)
+        max_size=folder_max_side(config), on_error="warn", return_X_y=False)
     X, y = bunch.images, bunch.target
     test = np.zeros(len(y), dtype=bool)
     target_names = None

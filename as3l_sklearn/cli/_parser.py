@@ -155,6 +155,8 @@ def build_parser() -> CommandParser:
         "images.")
     _add_data_arguments(run.add_argument_group("data"))
     _add_method_arguments(run.add_argument_group("method"))
+    _add_encoder_arguments(run.add_argument_group(
+        "your own pretrained encoder (instead of SimSiam from scratch)"))
     _add_output_arguments(run.add_argument_group("annotation and output"))
     predict = parser.add_command(
         "predict", prog="as3l predict", help="apply a saved model to new images",
@@ -219,6 +221,25 @@ def _add_method_arguments(method) -> None:
                              "(the paper's) or FreeMatch's self-adaptive ones")
     method.add_argument("--compare", action="store_true",
                         help="also run random selection + plain FlexMatch with the same budget")
+
+
+def _add_encoder_arguments(encoder) -> None:
+    encoder.add_argument("--encoder", default=None, metavar="ARCH",
+                         help="a torchvision classification model (resnet18, resnet50, "
+                              "efficientnet_b0, convnext_tiny, ...) as the encoder, frozen: no "
+                              "SimSiam training, the images at its weights' input size")
+    encoder.add_argument("--encoder-weights", default=None, metavar="FILE|NAME",
+                         help="its weights: a state_dict file (torch.save), or a torchvision "
+                              "weights name (IMAGENET1K_V1, ResNet18_Weights.IMAGENET1K_V1; "
+                              "default DEFAULT) read from the torch hub cache "
+                              "($TORCH_HOME/hub/checkpoints), never downloaded")
+    encoder.add_argument("--encoder-tune", action="store_true",
+                         help="continue SimSiam from the encoder's weights on the pool (the "
+                              "planned steps, or --embed-steps) instead of keeping it frozen")
+    encoder.add_argument("--encoder-compare-simsiam", action="store_true",
+                         help="also train SimSiam from scratch (--backbone, the planned steps) "
+                              "and compare its features in the label-free feature check "
+                              "(default: the encoder against PCA pixels only)")
 
 
 def _add_output_arguments(io) -> None:
@@ -302,8 +323,10 @@ def check_run_args(args: argparse.Namespace) -> RunConfig:
     _check_method_flags(args)
     _check_output_flags(args)
     _check_label_studio_root(args)
+    resolved_encoder = _check_encoder_flags(args)
     values = {name: value for name, value in vars(args).items() if name != "command"}
     values.update(annotations=annotations, resolved_device=resolved_device,
+                  resolved_encoder=resolved_encoder,
                   classes=None if args.classes is None else tuple(args.classes))
     return RunConfig(**values)
 
@@ -384,6 +407,23 @@ def _check_method_flags(args) -> None:
         raise UsageError("--embed-epochs and --embed-steps both set the SimSiam length: give one")
     if args.time_budget is not None and args.preset != "default":
         raise UsageError("--time-budget and --preset both set the time budget: give one")
+
+
+def _check_encoder_flags(args):
+    """``--encoder`` and its flags: the resolved encoder (None without ``--encoder``)."""
+    from ._encoder import resolve_encoder
+
+    spec = resolve_encoder(args)
+    if spec is None or args.encoder_compare_simsiam:
+        return spec
+    if args.backbone != "auto":
+        raise UsageError(f"--backbone {args.backbone} is SimSiam's encoder: with --encoder it "
+                         "only applies with --encoder-compare-simsiam")
+    if not args.encoder_tune and (args.embed_steps is not None or args.embed_epochs is not None):
+        raise UsageError("--embed-steps / --embed-epochs set SimSiam's length: a frozen "
+                         "--encoder trains no SimSiam (add --encoder-tune or "
+                         "--encoder-compare-simsiam)")
+    return spec
 
 
 def _check_output_flags(args) -> None:

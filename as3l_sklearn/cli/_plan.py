@@ -120,6 +120,13 @@ class Plan:
     #: False for an export run, which stops after selection: FlexMatch is neither printed
     #: nor estimated (its steps are still chosen, as the import run will use them)
     trains_classifier: bool = True
+    #: ``--encoder``: the pretrained encoder (architecture, weights, tuned or frozen, the
+    #: measured seconds per image of its forward pass); ``simsiam_steps`` are then those of
+    #: ``--encoder-tune`` (0: frozen). None: SimSiam from scratch
+    encoder: dict | None = None
+    #: ``--encoder-compare-simsiam``: SimSiam from scratch trained beside the pretrained
+    #: encoder for the feature check (its ``steps``, ``backbone``, ``encoder_size``; None: none)
+    simsiam_comparison: dict | None = None
 
     @property
     def total_seconds(self) -> float:
@@ -130,23 +137,35 @@ class Plan:
         h, w = self.encoder_size
         budget = ("no time budget (the estimators' full defaults)" if self.time_budget is None
                   else f"time budget {_duration(self.time_budget)}")
+        flexmatch = (("FlexMatch none (the classifier is the model fitted to the prior)"
+                      if self.flexmatch_steps == 0 else f"FlexMatch {self.flexmatch_steps:,} steps")
+                     if self.trains_classifier else "no FlexMatch (export only: stops after the selection)")
+        flexmatch += " (twice: --compare)" if self.compare and self.trains_classifier else ""
         lines = [
             f"plan: {self.n_images:,} images {'x'.join(str(s) for s in self.image_shape)}, "
-            f"backbone {self.backbone} at {h}x{w} px, device {self.device}",
-            f"      SimSiam {self.simsiam_steps:,} steps, "
-            + (("FlexMatch none (the classifier is the model fitted to the prior)"
-                if self.flexmatch_steps == 0 else f"FlexMatch {self.flexmatch_steps:,} steps")
-               if self.trains_classifier else "no FlexMatch (export only: stops after the selection)")
-            + (" (twice: --compare)" if self.compare and self.trains_classifier else "")
-            + f"; {budget}",
+            + (f"pretrained encoder {self.encoder['architecture']} ({self.encoder['weights']})"
+               if self.encoder else "backbone " + self.backbone)
+            + f" at {h}x{w} px, device {self.device}",
+            f"      {self._simsiam_phrase()}, {flexmatch}; {budget}",
             f"      estimated time: about {_duration(self.total_seconds)} (a rough estimate from "
             "per-step costs measured on a 2-core CPU; shared or faster machines differ)",
         ]
         lines += [f"      note: {note}" for note in self.notes]
         return "\n".join(lines)
 
+    def _simsiam_phrase(self) -> str:
+        if self.encoder is None:
+            return f"SimSiam {self.simsiam_steps:,} steps"
+        phrase = (f"encoder tuned by SimSiam from its weights for {self.simsiam_steps:,} steps"
+                  if self.simsiam_steps else "encoder frozen (no SimSiam training)")
+        if self.simsiam_comparison is not None:
+            phrase += (f", SimSiam from scratch {self.simsiam_comparison['steps']:,} steps for "
+                       "the feature check")
+        return phrase
+
     def as_dict(self) -> dict:
-        return {"simsiam_steps": self.simsiam_steps, "flexmatch_steps": self.flexmatch_steps,
+        return {"encoder": self.encoder, "simsiam_comparison": self.simsiam_comparison,
+                "simsiam_steps": self.simsiam_steps, "flexmatch_steps": self.flexmatch_steps,
                 "backbone": self.backbone, "encoder_size": list(self.encoder_size),
                 "device": self.device, "time_budget_seconds": self.time_budget,
                 "n_monitored_test_images": self.n_monitored,
@@ -213,34 +232,9 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
         "monitor test accuracy": SECONDS_PER_MONITORED_IMAGE * max(1.0, factor) * n_monitored
         * MONITOR_EVALUATIONS * (2 if compare else 1),
     }
-    notes = []
-    sim = simsiam_steps
-    flex = flexmatch_steps
-    if time_budget is None:
-        sim = default_simsiam_steps if sim is None else sim
-        flex = default_flexmatch_steps if flex is None else flex
-    else:
-        remaining = time_budget - sum(fixed.values())
-        if sim is None:
-            share = remaining if flex is not None else SIMSIAM_MAX_SHARE * remaining
-            if flex is not None:
-                share -= flex * flexmatch_step
-            sim = int(min(default_simsiam_steps, max(MIN_STEPS, share / simsiam_step)))
-        if flex is None:
-            left = remaining - sim * simsiam_step
-            flex = int(min(default_flexmatch_steps, max(0.0, left / flexmatch_step)))
-            if flex < MIN_USEFUL_FLEXMATCH_STEPS:
-                if trains_classifier:
-                    notes.append(_below_floor_note(flex))
-                # no training to leave time for: SimSiam takes it (in an export run too, so
-                # that the import run finds the same SimSiam in the stage cache)
-                flex = 0
-                if simsiam_steps is None:
-                    sim = int(min(default_simsiam_steps, max(MIN_STEPS, remaining / simsiam_step)))
-        shortest = sum(fixed.values()) + MIN_STEPS * simsiam_step
-        if time_budget < shortest:
-            notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
-                         f"({_duration(shortest)}); using {MIN_STEPS} SimSiam steps")
+    sim, flex, notes = choose_steps(
+        time_budget, fixed, simsiam_step, flexmatch_step, simsiam_steps, flexmatch_steps,
+        default_simsiam_steps, default_flexmatch_steps, trains_classifier)
     if kind == "cuda" or BACKBONE_FACTOR.get(backbone) is None or backbone not in ("small_cnn", "small_cnn_2x2"):
         notes.append("per-step costs were measured for the small CNN on a CPU only; this "
                      "estimate uses a rough factor")
@@ -255,6 +249,44 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
                 notes=notes, flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
                 default_flexmatch_steps=int(default_flexmatch_steps),
                 flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier)
+
+
+def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: float,
+                 simsiam_steps, flexmatch_steps, default_simsiam_steps: int,
+                 default_flexmatch_steps: int, trains_classifier: bool):
+    """``(simsiam_steps, flexmatch_steps, notes)`` that fit ``time_budget`` (seconds, None:
+    the defaults) after the ``fixed`` costs, at the given seconds per step; steps given
+    (not None) are kept. SimSiam takes at most :data:`SIMSIAM_MAX_SHARE` of the rest while
+    FlexMatch is chosen too, and all of it when FlexMatch falls under the useful floor."""
+    notes = []
+    sim, flex = simsiam_steps, flexmatch_steps
+    if time_budget is None:
+        sim = default_simsiam_steps if sim is None else sim
+        flex = default_flexmatch_steps if flex is None else flex
+        return sim, flex, notes
+    remaining = time_budget - sum(fixed.values())
+    if sim is None:
+        share = remaining if flex is not None else SIMSIAM_MAX_SHARE * remaining
+        if flex is not None:
+            share -= flex * flexmatch_step
+        sim = int(min(default_simsiam_steps, max(MIN_STEPS, share / simsiam_step)))
+    if flex is None:
+        left = remaining - sim * simsiam_step
+        flex = int(min(default_flexmatch_steps, max(0.0, left / flexmatch_step)))
+        if flex < MIN_USEFUL_FLEXMATCH_STEPS:
+            if trains_classifier:
+                notes.append(_below_floor_note(flex))
+            # no training to leave time for: SimSiam takes it (in an export run too, so
+            # that the import run finds the same SimSiam in the stage cache)
+            flex = 0
+            if simsiam_steps is None:
+                sim = int(min(default_simsiam_steps, max(MIN_STEPS, remaining / simsiam_step)))
+    shortest = sum(fixed.values()) + MIN_STEPS * simsiam_step
+    if time_budget < shortest:
+        notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
+                     f"({_duration(shortest)})"
+                     + (f"; using {MIN_STEPS} SimSiam steps" if simsiam_step > 0 else ""))
+    return sim, flex, notes
 
 
 def _below_floor_note(steps: int) -> str:
@@ -288,3 +320,61 @@ def replan_flexmatch(plan: Plan, measured_step_seconds: float):
     if abs(steps - plan.flexmatch_steps) <= REPLAN_TOLERANCE * plan.flexmatch_steps:
         return plan.flexmatch_steps, slowdown  # within the estimate's own noise: keep the plan
     return steps, slowdown
+
+
+#: a training step (forward and backward) costs about this many forward passes of its images
+#: (the usual rule of thumb: the backward pass costs about twice the forward one)
+TRAIN_PASSES = 3.0
+#: images of one FlexMatch step: batch 64 labeled, 7 x 64 unlabeled in a weak and a strong view
+FLEXMATCH_IMAGES_PER_STEP = 64 * (1 + 2 * 7)
+#: passes over the pool with the pretrained encoder besides training: its features, the
+#: classifier's frozen features for the head fitted to the prior, the pool's predictions
+ENCODER_POOL_PASSES = 3
+
+
+def make_encoder_plan(*, n_images, image_shape, size, encoder: dict, device, time_budget,
+                      compare, n_test, seconds_per_image: float, simsiam_batch: int,
+                      tune: bool, tune_steps=None, flexmatch_steps=None, default_tune_steps,
+                      default_flexmatch_steps, comparison: Plan | None = None,
+                      trains_classifier=True) -> Plan:
+    """The plan of a run with a pretrained encoder (``--encoder``), its costs from the
+    ``seconds_per_image`` of one forward pass measured on this machine just before.
+
+    Frozen (``tune=False``): no SimSiam step, its time goes to FlexMatch. ``comparison``: the
+    plan of SimSiam from scratch trained beside it (``--encoder-compare-simsiam``), whose
+    SimSiam time is a fixed cost here. Steps are then chosen as :func:`make_plan` does.
+    """
+    n_monitored = min(n_test, MAX_MONITORED)
+    fixed = {
+        "start, load, features, fine-tune, select, propagate, predict":
+            FIXED_SECONDS + SECONDS_PER_IMAGE * n_images
+            + seconds_per_image * (ENCODER_POOL_PASSES * n_images + n_test),
+        "monitor test accuracy": seconds_per_image * n_monitored * MONITOR_EVALUATIONS
+        * (2 if compare else 1),
+    }
+    if comparison is not None:
+        fixed["SimSiam from scratch (feature check)"] = comparison.seconds["SimSiam"]
+    tune_step = TRAIN_PASSES * 2 * simsiam_batch * seconds_per_image  # two views per image
+    flexmatch_step = ((2 if compare else 1) * TRAIN_PASSES * FLEXMATCH_IMAGES_PER_STEP
+                      * seconds_per_image)
+    sim, flex, notes = choose_steps(
+        time_budget, fixed, tune_step if tune else 0.0, flexmatch_step,
+        tune_steps if tune else 0, flexmatch_steps, default_tune_steps,
+        default_flexmatch_steps, trains_classifier)
+    notes.append(f"costs from a forward pass of {encoder['architecture']} measured now "
+                 f"({seconds_per_image * 1000:.1f} ms per image; a training step is counted as "
+                 f"{TRAIN_PASSES:g} passes of its images)")
+    seconds = dict(fixed, SimSiam=sim * tune_step, FlexMatch=flex * flexmatch_step)
+    if not trains_classifier:
+        del seconds["FlexMatch"], seconds["monitor test accuracy"]
+    return Plan(n_images=n_images, image_shape=tuple(image_shape), encoder_size=tuple(size),
+                backbone=encoder["architecture"], device=device, simsiam_steps=int(sim),
+                flexmatch_steps=int(flex), compare=compare, n_monitored=n_monitored,
+                time_budget=time_budget, seconds=seconds, notes=notes,
+                flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
+                default_flexmatch_steps=int(default_flexmatch_steps),
+                flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier,
+                encoder=dict(encoder, frozen=not tune, seconds_per_image=round(seconds_per_image, 5)),
+                simsiam_comparison=None if comparison is None else {
+                    "steps": comparison.simsiam_steps, "backbone": comparison.backbone,
+                    "encoder_size": list(comparison.encoder_size)})

@@ -44,9 +44,12 @@ from ._atomic import staged_folder
 from ._config import RunConfig
 from ._data import PoolData, class_list_in_force, load_data, read_labels
 from ._embed import EMBED_STEP, embed_pool, fit_embedding  # noqa: F401 (fit_embedding: API)
+from ._encoder import (ENCODER_STEP, embedder_params, fit_pretrained, pixel_images,
+                       seconds_per_image)
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
-from ._plan import PROBE_STEPS, PRESETS, Plan, encoder_size, make_plan, replan_flexmatch
+from ._plan import (PROBE_STEPS, PRESETS, Plan, encoder_size, make_encoder_plan, make_plan,
+                    replan_flexmatch)
 from ._progress import interrupt_requested
 from ._self_checks import describe_self_checks
 from ._state import RunContext, RunState
@@ -181,6 +184,8 @@ def plan_stage(run: RunContext, state: RunState) -> None:
 def plan_run(config: RunConfig, data: PoolData) -> Plan:
     """The run's :class:`Plan`: the encoder size and backbone, the SimSiam and FlexMatch steps
     (given by the flags or chosen for the time budget) and the time estimate."""
+    if config.resolved_encoder is not None:
+        return plan_with_encoder(config, data)
     kind = config.device_kind
     X = data.X_train
     size = encoder_size(X.shape[1:3], config.image_size, AUTO_MAX_SIDE[kind])
@@ -203,9 +208,39 @@ def plan_run(config: RunConfig, data: PoolData) -> Plan:
         default_flexmatch_steps=AUTO_MAX_ITER_GPU if kind == "cuda" else AUTO_MAX_ITER_CPU)
 
 
+def plan_with_encoder(config: RunConfig, data: PoolData) -> Plan:
+    """The plan of a run with ``--encoder``: its costs from a forward pass of the encoder
+    timed now; frozen, no SimSiam step (its time goes to FlexMatch); with
+    ``--encoder-compare-simsiam``, SimSiam from scratch as a run without ``--encoder`` plans it."""
+    spec, kind, X = config.resolved_encoder, config.device_kind, data.X_train
+    comparison = None
+    if config.encoder_compare_simsiam:  # at SimSiam's own size, not the encoder's
+        comparison = plan_run(replace(config, resolved_encoder=None, image_size=None), data)
+    batch = min(AUTO_BATCH_SIZE[kind], len(X))
+    tune_steps = config.embed_steps
+    if config.embed_epochs is not None:
+        tune_steps = config.embed_epochs * max(1, len(X) // batch)
+    return make_encoder_plan(
+        n_images=len(X), image_shape=X.shape[1:], size=spec.image_size,
+        encoder={"architecture": spec.architecture, "weights": spec.weights_name or spec.file},
+        device=config.resolved_device,
+        time_budget=(config.time_budget if config.time_budget is not None
+                     else PRESETS[config.preset][kind]),
+        compare=config.compare, n_test=len(data.X_test) if data.test_labeled else 0,
+        seconds_per_image=seconds_per_image(spec, config.resolved_device), simsiam_batch=batch,
+        tune=spec.tune, tune_steps=tune_steps, flexmatch_steps=config.max_iter,
+        default_tune_steps=AUTO_STEPS[kind],
+        default_flexmatch_steps=AUTO_MAX_ITER_GPU if kind == "cuda" else AUTO_MAX_ITER_CPU,
+        comparison=comparison, trains_classifier=not config.export_annotations)
+
+
 def embed_stage(run: RunContext, state: RunState) -> None:
     """Fit SimSiam on the pool (or take it, or the encoder of an earlier run on the same
-    folder, from the stage cache: see :mod:`._embed`)."""
+    folder, from the stage cache: see :mod:`._embed`); with ``--encoder``, the pretrained
+    encoder instead (:func:`embed_pretrained_stage`)."""
+    if run.config.resolved_encoder is not None:
+        embed_pretrained_stage(run, state)
+        return
     config, plan = run.config, state.plan
     params = {"backbone": plan.backbone, "image_size": list(plan.encoder_size),
               "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
@@ -216,6 +251,31 @@ def embed_stage(run: RunContext, state: RunState) -> None:
     state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
 
 
+def embed_pretrained_stage(run: RunContext, state: RunState) -> None:
+    """``--encoder``: the pretrained encoder's features of the pool (frozen, or tuned by
+    SimSiam from its weights with ``--encoder-tune``), from the stage cache when it holds them
+    (keyed on the weights file's size and time); with ``--encoder-compare-simsiam``, SimSiam
+    from scratch too, for the feature check."""
+    config, plan, spec = run.config, state.plan, run.config.resolved_encoder
+    if plan.simsiam_comparison is not None:
+        comparison = plan.simsiam_comparison
+        params = {"backbone": comparison["backbone"], "image_size": comparison["encoder_size"],
+                  "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
+                  "max_steps": comparison["steps"] if config.embed_epochs is None else "auto",
+                  "device": config.resolved_device, "random_state": config.seed}
+        _, state.simsiam_features = embed_pool(run, state, params)
+        state.report["simsiam_comparison"] = dict(state.report.pop("embedding"), **comparison)
+    params = embedder_params(spec, plan.simsiam_steps, config.resolved_device, config.seed)
+    state.embedder, state.features = cached_step(run, ENCODER_STEP, fit_pretrained,
+                                                 state.data.X_train, spec, params,
+                                                 config.verbosity)
+    state.report["encoder"] = dict(spec.as_report(), steps=int(state.embedder.n_steps_),
+                                   n_features=int(state.embedder.n_features_out_))
+    state.report["embedding"] = {"source": f"pretrained encoder {spec.architecture}"
+                                           + (" (tuned by SimSiam)" if spec.tune else " (frozen)")}
+    state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
+
+
 def fine_tune_stage(run: RunContext, state: RunState) -> None:
     """Fine-tune the features with K = the budget (Eq. 1)."""
     config = run.config
@@ -223,6 +283,10 @@ def fine_tune_stage(run: RunContext, state: RunState) -> None:
     state.fine_features = cached_step(run, "fine-tune features (Eq. 1)", fine_tune_features,
                                       state.features, config.budget, config.seed,
                                       config.resolved_device, verbose)
+    if state.simsiam_features is not None:  # --encoder-compare-simsiam: checked the same way
+        state.simsiam_fine_features = cached_step(
+            run, "fine-tune SimSiam's features (feature check)", fine_tune_features,
+            state.simsiam_features, config.budget, config.seed, config.resolved_device, verbose)
 
 
 def select_stage(run: RunContext, state: RunState) -> None:
@@ -409,7 +473,8 @@ def propagate_stage(run: RunContext, state: RunState) -> None:
     # names of the priors' classes (the propagator's), for the map's legend and the tasks
     state.prior_names = display_names(np.asarray(classes), state.class_names, data)
     state.priors, state.prior_classes = priors, classes
-    state.report["feature_check"] = feature_check_report(check)
+    state.report["feature_check"] = dict(feature_check_report(check),
+                                         spaces=feature_space_names(run.config, state))
     evaluable = state.evaluable
     if evaluable.any():
         valid = np.isin(y_true[evaluable], classes)
@@ -427,13 +492,38 @@ def propagate_stage(run: RunContext, state: RunState) -> None:
 
 
 def propagate_priors(config: RunConfig, state: RunState):
-    """The prior of the fine-tuned features and of PCA pixels, weighted by their label-free
-    scores (:func:`~as3l_sklearn.diagnostics.compare_feature_spaces`)."""
-    propagator = make_propagator(config.prior, len(state.data.X_train), config.seed)
-    spaces = {"f_fine": state.fine_features,
-              "pixels": pixel_features(state.data.X_train, random_state=config.seed)}
+    """The prior of the fine-tuned features and of PCA pixels (with ``--encoder``: of the
+    pretrained encoder's fine-tuned features, of SimSiam's when it was trained too, and of
+    PCA pixels at 32 px), weighted by their label-free scores
+    (:func:`~as3l_sklearn.diagnostics.compare_feature_spaces`)."""
+    X = state.data.X_train
+    propagator = make_propagator(config.prior, len(X), config.seed)
+    if config.resolved_encoder is None:
+        spaces = {"f_fine": state.fine_features}
+    else:  # photos loaded at the encoder's size: the pixels are checked at the default's 32 px
+        spaces = {"pretrained": state.fine_features}
+        if state.simsiam_fine_features is not None:
+            spaces["simsiam"] = state.simsiam_fine_features
+        X = pixel_images(X, AUTO_MAX_SIDE["cpu"])
+    spaces["pixels"] = pixel_features(X, random_state=config.seed)
     return compare_feature_spaces(spaces, state.y_partial, propagator=propagator,
                                   random_state=config.seed)
+
+
+def feature_space_names(config: RunConfig, state: RunState) -> dict:
+    """What each space of the feature check is, for the report."""
+    spec = config.resolved_encoder
+    if spec is None:
+        return {"f_fine": f"SimSiam ({state.plan.backbone}) fine-tuned (Eq. 1)",
+                "pixels": "PCA of the pixels"}
+    names = {"pretrained": f"{spec.architecture} ({spec.weights_name or spec.file}), "
+                           + ("tuned by SimSiam" if spec.tune else "frozen") + ", fine-tuned (Eq. 1)"}
+    if state.simsiam_fine_features is not None:
+        comparison = state.plan.simsiam_comparison
+        names["simsiam"] = (f"SimSiam from scratch ({comparison['backbone']}, "
+                            f"{comparison['steps']} steps), fine-tuned (Eq. 1)")
+    names["pixels"] = f"PCA of the pixels at most {AUTO_MAX_SIDE['cpu']} px"
+    return names
 
 
 def feature_check_report(check) -> dict:

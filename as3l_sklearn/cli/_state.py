@@ -56,6 +56,10 @@ class RunState:
     features: np.ndarray | None = None
     #: fine-tune: the features fine-tuned with K = budget clusters (Eq. 1)
     fine_features: np.ndarray | None = None
+    #: embed / fine-tune with ``--encoder-compare-simsiam``: SimSiam-from-scratch features of
+    #: the pool and their fine-tuned version, for the feature check (None otherwise)
+    simsiam_features: np.ndarray | None = None
+    simsiam_fine_features: np.ndarray | None = None
     #: select: the selected pool images (indices into ``data.files``), best first
     indices: list[int] | None = None
     #: read annotations (``--annotations``) or annotate (demo mode): the label of every pool

@@ -1,7 +1,10 @@
 """Your own encoder: a torchvision model or any module, with weights from a local file.
 
 Nothing is downloaded: torchvision architectures are built with ``weights=None`` and the
-weights come from a ``state_dict`` you saved (``torch.save(model.state_dict(), path)``).
+weights come from a ``state_dict`` you saved (``torch.save(model.state_dict(), path)``), or
+from the file torchvision keeps for one of its weights names (``"IMAGENET1K_V1"``,
+``"ResNet18_Weights.IMAGENET1K_V1"``) in the torch hub cache
+(:func:`hub_weights_file`), which must already be there.
 :class:`ImageInput` puts the resize and the per-channel normalisation a pretrained network
 expects in front of it, so the features are computed on the input it was trained on.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
 
 import torch
@@ -19,7 +23,8 @@ from torch import nn
 from ..utils import check_image_size
 from ..utils._param_validation import ImageSize, Integral, Interval, TorchModule, validate_params
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInput", "pretrained_backbone"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageInput", "hub_weights_file", "pretrained_backbone",
+           "torchvision_weights", "weights_input"]
 
 #: Per-channel mean and std of ImageNet (RGB, values in [0, 1]): torchvision's pretrained models expect them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -138,9 +143,122 @@ def _load_state_dict(weights) -> Mapping:
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
 
+def _classification_models() -> list[str]:
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def torchvision_weights(architecture: str, name):
+    """The torchvision weights enum member ``name`` stands for, for ``architecture``.
+
+    Parameters
+    ----------
+    architecture : str
+        A torchvision classification model name (``"resnet18"``).
+    name : str or torchvision.models.WeightsEnum
+        A member of the architecture's weights enum: its own name (``"IMAGENET1K_V1"``,
+        ``"DEFAULT"``) or the full one (``"ResNet18_Weights.IMAGENET1K_V1"``).
+
+    Returns
+    -------
+    weights : torchvision.models.WeightsEnum
+
+    Raises
+    ------
+    ValueError
+        An architecture that is not a torchvision classification model, or a name that is
+        not one of its weights (the message lists them).
+
+    Examples
+    --------
+    >>> torchvision_weights("resnet18", "IMAGENET1K_V1")
+    ResNet18_Weights.IMAGENET1K_V1
+    """
+    import torchvision
+
+    if architecture not in _classification_models():
+        raise ValueError(f"architecture: {architecture!r} is not a torchvision classification "
+                         "model (torchvision.models.list_models(module=torchvision.models))")
+    enum = torchvision.models.get_model_weights(architecture)
+    known = ", ".join(member.name for member in enum) + ", DEFAULT"
+    if isinstance(name, enum):
+        return name
+    text = str(name)
+    prefix, _, member = text.rpartition(".")
+    if prefix and prefix != enum.__name__:
+        raise ValueError(f"weights {text!r} are not weights of {architecture} (its weights are "
+                         f"{enum.__name__}: {known})")
+    try:
+        return enum[member]
+    except KeyError:
+        raise ValueError(f"weights {text!r} are not weights of {architecture} (its weights are "
+                         f"{enum.__name__}: {known})") from None
+
+
+def hub_weights_file(weights) -> Path:
+    """Where torchvision keeps the file of ``weights``: ``torch.hub.get_dir()/checkpoints/``
+    and the file name of the weights' URL (whether or not it is there; nothing is downloaded).
+
+    Examples
+    --------
+    >>> hub_weights_file(torchvision_weights("resnet18", "IMAGENET1K_V1")).name
+    'resnet18-f37072fd.pth'
+    """
+    from urllib.parse import urlparse
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def weights_input(weights) -> dict:
+    """The input a torchvision weights' network was trained on: ``image_size`` (the size
+    it sees, its evaluation transform's crop), ``mean`` and ``std`` (per channel, RGB).
+
+    Examples
+    --------
+    >>> weights_input(torchvision_weights("resnet18", "DEFAULT"))["image_size"]
+    (224, 224)
+    """
+    transform = weights.transforms()
+    size = [int(s) for s in getattr(transform, "crop_size", ())]
+    mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
+    if not size or mean is None or std is None:
+        raise ValueError(f"weights {weights}: not an image classification transform ({transform!r})")
+    return {"image_size": (size[0], size[-1]), "mean": tuple(float(v) for v in mean),
+            "std": tuple(float(v) for v in std)}
+
+
+def missing_weights_message(weights, path: Path) -> str:
+    """How to put the file of torchvision ``weights`` where the torch hub cache expects it."""
+    name = f"{type(weights).__name__}.{weights.name}"
+    return (f"the file of {name} is not in the torch hub cache: expected {path} "
+            f"(torch.hub.get_dir() is {torch.hub.get_dir()}; TORCH_HOME moves it). Nothing is "
+            "downloaded here: on a machine with network access run python -c \"import "
+            f"torchvision; torchvision.models.{name}.get_state_dict()\" (or download "
+            f"{weights.url}) and copy the file {path.name} to {path.parent}")
+
+
+def _torchvision_model(architecture: str, weights):
+    """A torchvision model built with ``weights`` (an enum member) from the hub cache, never
+    downloaded; the file is first read with ``weights_only=True``, so that it cannot run code."""
+    import torchvision
+
+    path = hub_weights_file(weights)
+    if not path.is_file():
+        raise ValueError("weights: " + missing_weights_message(weights, path))
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (any unreadable file)
+        raise ValueError(f"weights: cannot read {path} as a state_dict ({exc})") from None
+    try:  # the builder sets what the weights need (classes, image size, aux heads)
+        return torchvision.models.get_model(architecture, weights=weights)
+    except RuntimeError as exc:
+        raise ValueError(f"weights in {path} do not match the architecture {architecture!r}: "
+                         f"{exc}") from None
+
 
 @validate_params(
-    {"architecture": [str, TorchModule()], "weights": [str, os.PathLike, Mapping, None],
+    {"architecture": [str, TorchModule()], "weights": [str, os.PathLike, Mapping, Enum, None],
      "image_size": [ImageSize(1)], "in_channels": [Interval(Integral, 1, None, closed="left")],
      "strict": ["boolean"]},
     prefer_skip_nested_validation=True,
@@ -154,17 +272,22 @@ def pretrained_backbone(architecture, weights=None, *, image_size=224, in_channe
         A torchvision model name (``"resnet18"``, ``"resnet50"``, ``"efficientnet_b0"``,
         ``"convnext_tiny"``, ``"vit_b_16"``, ...; built with ``weights=None``, nothing is
         downloaded) or a module.
-    weights : str, path, dict or None, default=None
+    weights : str, path, dict, torchvision WeightsEnum or None, default=None
         A ``state_dict`` for the *whole* model as saved by ``torch.save(model.state_dict(),
         path)`` (a ``{"state_dict": ...}`` or ``{"model": ...}`` checkpoint and DataParallel's
-        ``module.`` prefix are accepted), loaded with ``weights_only=True``. ``None`` keeps the
-        module's own weights (random for a torchvision name).
+        ``module.`` prefix are accepted), loaded with ``weights_only=True``. With a torchvision
+        ``architecture``, also one of its torchvision weights (an enum member, or a string
+        that is not a file: ``"IMAGENET1K_V1"``, ``"DEFAULT"``,
+        ``"ResNet18_Weights.IMAGENET1K_V1"``), read from the file torchvision keeps in the torch
+        hub cache (:func:`hub_weights_file`), which must be there: nothing is downloaded.
+        ``None`` keeps the module's own weights (random for a torchvision name).
     image_size : int or tuple of (int, int), default=224
         Input size used to infer the feature dimension (the size the weights were trained at).
     in_channels : int, default=3
         Input channels used for that dummy pass.
     strict : bool, default=True
-        Passed to ``load_state_dict``: every key must match.
+        Passed to ``load_state_dict``: every key must match (torchvision weights names
+        always load strictly).
 
     Returns
     -------
@@ -176,7 +299,8 @@ def pretrained_backbone(architecture, weights=None, *, image_size=224, in_channe
     Raises
     ------
     ValueError
-        Unknown torchvision name, missing weights file, or keys that do not match.
+        Unknown torchvision name, missing weights file (for a weights name: the message names
+        the expected path and how to get the file), or keys that do not match.
 
     Examples
     --------
@@ -188,28 +312,55 @@ def pretrained_backbone(architecture, weights=None, *, image_size=224, in_channe
     512
     """
     if isinstance(architecture, str):
-        import torchvision
-
-        try:
-            model = torchvision.models.get_model(architecture, weights=None)
-        except ValueError as exc:
-            raise ValueError(f"architecture: {architecture!r} is not a torchvision model name ({exc})") from None
-        strip_head = True
-    else:  # a torch.nn.Module
-        model, strip_head = architecture, False
-    if weights is not None:
-        state = _load_state_dict(weights)
-        try:
-            model.load_state_dict(state, strict=bool(strict))
-        except RuntimeError as exc:
-            raise ValueError(f"weights do not match the architecture {architecture!r}: {exc}") from None
-    if strip_head:
-        for attribute in _HEAD_ATTRIBUTES:
-            if isinstance(getattr(model, attribute, None), nn.Module):
-                setattr(model, attribute, nn.Identity())
-                break
-    encoder = _FlatFeatures(model)
+        model = _named_model(architecture, weights, strict)
+    else:  # a torch.nn.Module: its own classification layer, if any, is the user's choice
+        model = architecture
+        if weights is not None:
+            _load_weights(model, architecture, weights, strict)
+    encoder = _FlatFeatures(_strip_head(model) if isinstance(architecture, str) else model)
     from ._backbones import _infer_out_dim
 
     encoder.out_dim = _infer_out_dim(encoder, int(in_channels), check_image_size(image_size))
     return encoder
+
+
+def _is_weights_name(architecture: str, weights) -> bool:
+    """Whether ``weights`` names torchvision weights of ``architecture`` rather than a file."""
+    if isinstance(weights, Enum):
+        return True
+    return (isinstance(weights, str) and not Path(weights).expanduser().exists()
+            and "/" not in weights and "\\" not in weights and not Path(weights).suffix.lower()
+            in (".pt", ".pth", ".ckpt", ".bin", ".tar"))
+
+
+def _named_model(architecture: str, weights, strict) -> nn.Module:
+    """The torchvision model ``architecture`` with ``weights`` (a file, a dict, a torchvision
+    weights name, or None)."""
+    import torchvision
+
+    if weights is not None and _is_weights_name(architecture, weights):
+        return _torchvision_model(architecture, torchvision_weights(architecture, weights))
+    try:
+        model = torchvision.models.get_model(architecture, weights=None)
+    except ValueError as exc:
+        raise ValueError(f"architecture: {architecture!r} is not a torchvision model name ({exc})") from None
+    if weights is not None:
+        _load_weights(model, architecture, weights, strict)
+    return model
+
+
+def _load_weights(model: nn.Module, architecture, weights, strict) -> None:
+    state = _load_state_dict(weights)
+    try:
+        model.load_state_dict(state, strict=bool(strict))
+    except RuntimeError as exc:
+        raise ValueError(f"weights do not match the architecture {architecture!r}: {exc}") from None
+
+
+def _strip_head(model: nn.Module) -> nn.Module:
+    """``model`` with its torchvision classification layer replaced by the identity."""
+    for attribute in _HEAD_ATTRIBUTES:
+        if isinstance(getattr(model, attribute, None), nn.Module):
+            setattr(model, attribute, nn.Identity())
+            break
+    return model

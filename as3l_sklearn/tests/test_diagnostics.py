@@ -100,10 +100,34 @@ def test_deterministic_with_random_state_and_other_propagators():
         assert 0 < scores["stability"] <= 1 and scores["part_agreement"] is None
 
 
+def test_three_spaces_weight_the_best_and_reduce_to_the_two_space_rule():
+    from as3l_sklearn.diagnostics import _space_weights
+
+    images, y_true, y = _digits(200)
+    pixels = pixel_features(images)
+    noise = np.random.RandomState(0).normal(size=(len(y), 20))
+    check = compare_feature_spaces({"pixels": pixels, "noise": noise, "pixels_again": pixels},
+                                   y, random_state=0)
+    assert set(check.weights) == {"pixels", "noise", "pixels_again"}
+    assert abs(sum(check.weights.values()) - 1) < 1e-9
+    assert check.weights["noise"] < min(check.weights["pixels"], check.weights["pixels_again"])
+    assert check.choice in ("pixels", "pixels_again")
+    np.testing.assert_allclose(check.label_distributions.sum(axis=1), 1)
+    mixed = sum(check.weights[name] * check.priors[name] for name in check.priors)
+    np.testing.assert_allclose(check.label_distributions, mixed)
+    # two spaces through the N-space formula give the two-space weight
+    a, b = ({"stability": 0.8, "held_out_log_likelihood": -0.5},
+            {"stability": 0.6, "held_out_log_likelihood": -0.7})
+    pair = _space_weights([a, b], 1.0)
+    totals = np.array([0.3, -0.1])
+    general = np.clip(0.5 + 2 * (totals - totals.mean()), 0, 1)
+    np.testing.assert_allclose(pair, general / general.sum())
+
+
 def test_bad_arguments_are_named():
     images, _, y = _digits(60)
     pixels = pixel_features(images, n_components=5)
-    with pytest.raises(ValueError, match="exactly two"):
+    with pytest.raises(ValueError, match="two or more"):
         compare_feature_spaces({"a": pixels}, y)
     with pytest.raises(ValueError, match="same samples"):
         compare_feature_spaces({"a": pixels, "b": pixels[:50]}, y)
