@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -38,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _prior_features as features  # noqa: E402
-from _common import markdown_table, save_results  # noqa: E402
+from _common import RESULTS_DIR, markdown_table, save_results  # noqa: E402
 
 from as3l_sklearn.cli._stages import SELECTORS, make_propagator  # noqa: E402
 from as3l_sklearn.diagnostics import compare_feature_spaces, pixel_features  # noqa: E402
@@ -150,6 +151,10 @@ def main(argv=None):
                 "threads": os.environ.get("OMP_NUM_THREADS")}
     save_results(name, summary(rows), title=f"Label-free calibration of the prior "
                  f"({args.split} split)", settings=settings, notes=notes)
+    path = RESULTS_DIR / f"{name}.json"
+    payload = json.loads(path.read_text())
+    payload["cells"] = rows  # the per-cell rows, for reading back without the markdown
+    path.write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":
