@@ -11,7 +11,9 @@ without any label of an unlabeled sample, and combine the priors of two spaces (
   every label to another sample of its predicted class;
 * :func:`score_feature_space` -- that stability, the leave-one-out log-likelihood of the
   labels where a class has two or more, and descriptive statistics;
-* :func:`compare_feature_spaces` -- the weighted prior of two spaces and the weights.
+* :func:`compare_feature_spaces` -- the weighted prior of two spaces and the weights,
+  calibrated by a label-free temperature
+  (:func:`~as3l_sklearn.propagation.calibrate_confidence`).
 
 The rule and its constant were chosen on tuning splits (the tuning half of scikit-learn's
 digits and Fashion-MNIST training images 50,000-59,999) and validated on others;
@@ -41,8 +43,9 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.utils import Bunch
 
-from .propagation import CombinedPropagator, LLGCPropagator
+from .propagation import CombinedPropagator, LLGCPropagator, calibrate_confidence
 from .propagation._base import UNLABELED, _validate_partial_labels
+from .propagation._combined import _columns
 from .propagation._llgc import _conjugate_gradient, _l2_normalise, auto_alpha, spreading_system
 from .utils import check_features, check_random_state_or_generator
 from .utils._param_validation import (
@@ -51,8 +54,10 @@ from .utils._param_validation import (
     Integral,
     Interval,
     Real,
+    StrOptions,
     validate_params,
 )
+from .utils._validation import unlabeled_mask
 
 __all__ = [
     "compare_feature_spaces",
@@ -322,6 +327,15 @@ def score_feature_space(X, y, *, propagator=None, n_rounds=8, random_state=None)
                  classes=fitted.classes_)
 
 
+def _calibration_reference(fitted):
+    """The prior whose expectation estimates a fitted propagator's accuracy: its graph part's
+    (laid on its columns) where it has one, its own otherwise."""
+    graph = getattr(fitted, "graph_propagator_", None)
+    if graph is None:
+        return fitted.label_distributions_
+    return _columns(graph, len(fitted.classes_), graph.label_distributions_)
+
+
 def _weight_of_first(first, second, sharpness):
     """Weight of the first space's prior from the two score dicts (see compare_feature_spaces)."""
     difference = first["stability"] - second["stability"]
@@ -355,11 +369,12 @@ def _space_weights(score_dicts, sharpness) -> np.ndarray:
 @validate_params(
     {"spaces": [dict], "y": ["array-like"], "propagator": [HasMethods(["fit"]), None],
      "sharpness": [Interval(Real, 0, None, closed="left")],
-     "n_rounds": [Interval(Integral, 1, None, closed="left")], "random_state": RANDOM_STATE},
+     "n_rounds": [Interval(Integral, 1, None, closed="left")],
+     "calibration": [StrOptions({"auto"}), None], "random_state": RANDOM_STATE},
     prefer_skip_nested_validation=True,
 )
 def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n_rounds=8,
-                           random_state=None):
+                           calibration="auto", random_state=None):
     """Prior pseudo-labels from two (or more) feature spaces, weighted by label-free scores.
 
     Every space is scored by :func:`score_feature_space` with the same labels; the first
@@ -369,7 +384,9 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
     of the ``stability`` scores, plus the difference of the ``held_out_log_likelihood``
     scores when both spaces have one (classes with two or more labels),
 
-    and the returned prior is ``w * p_first + (1 - w) * p_second``. Equal scores give the
+    and the returned prior is ``w * p_first + (1 - w) * p_second``, tempered (by default)
+    so that its mean confidence matches a label-free estimate of its accuracy (see
+    ``calibration``). Equal scores give the
     plain average of the two priors, which on the tuning splits was often more accurate than
     either; a clearly better space takes all the weight. The use it was built for: the first
     space is the learned ``f_fine``, the second :func:`pixel_features` of the same images, so
@@ -397,13 +414,25 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
         large: a hard choice). 1 was chosen on the tuning splits (``SHARPNESS``).
     n_rounds : int, default=8
         Resamplings of :func:`propagation_stability` per space.
+    calibration : {"auto"} or None, default="auto"
+        ``"auto"``: temper the weighted prior so that the mean confidence of the unlabeled
+        samples equals the accuracy the spaces' graph parts expect of it (their priors,
+        weighted like the spaces', are the reference of
+        :func:`~as3l_sklearn.propagation.calibrate_confidence`; a propagator without a
+        ``graph_propagator_`` is its own reference). No label of an unlabeled sample is
+        used, and the arg-max is unchanged. ``None``: the weighted prior as it is.
     random_state : int, RandomState instance, numpy Generator or None, default=None
 
     Returns
     -------
     result : :class:`~sklearn.utils.Bunch`
-        * ``label_distributions`` -- ndarray (n_samples, n_classes), the weighted prior
-          (rows sum to 1; labeled samples one-hot);
+        * ``label_distributions`` -- ndarray (n_samples, n_classes), the weighted prior,
+          calibrated (rows sum to 1; labeled samples one-hot);
+        * ``uncalibrated`` -- the weighted prior before the temperature;
+        * ``temperature`` -- the fitted temperature (1.0 with ``calibration=None``);
+          ``estimated_accuracy`` -- the label-free estimate of the prior's accuracy on the
+          unlabeled samples (computed whatever ``calibration`` is; ``None`` when every
+          sample is labeled);
         * ``classes`` -- the labels of its columns; ``transduction`` -- its arg-max labels
           (labeled samples keep their own); ``covered`` -- bool per sample, reached by a
           label in any space (``covered_`` of the propagators);
@@ -438,10 +467,15 @@ def compare_feature_spaces(spaces, y, *, propagator=None, sharpness=SHARPNESS, n
                                    random_state=rng) for name in names]
     weights = _space_weights([r.scores for r in results], float(sharpness))
     proba = sum(w * r.label_distributions for w, r in zip(weights, results))
+    reference = sum(w * _calibration_reference(r.propagator) for w, r in zip(weights, results))
+    calibrated = calibrate_confidence(proba, reference, sample_mask=unlabeled_mask(y))
     classes = results[0].classes
     transduction = classes[np.argmax(proba, axis=1)]
     return Bunch(
-        label_distributions=proba, classes=classes, transduction=transduction,
+        label_distributions=(proba if calibration is None else calibrated.label_distributions),
+        uncalibrated=proba, estimated_accuracy=calibrated.estimated_accuracy,
+        temperature=1.0 if calibration is None else calibrated.temperature,
+        classes=classes, transduction=transduction,
         covered=np.logical_or.reduce([np.broadcast_to(getattr(r.propagator, "covered_", True),
                                                       (len(y),)) for r in results]),
         weights={name: float(w) for name, w in zip(names, weights)},

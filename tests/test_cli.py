@@ -31,6 +31,10 @@ def test_demo_run_writes_report_and_plots(tmp_path, capsys):
     assert 1 <= report["selection"]["class_coverage"] <= 10
     assert 0.0 <= report["prior"]["accuracy"] <= 1.0
     assert 0.0 <= report["prior"]["ece"] <= 1.0
+    # the label-free calibration: a temperature and the accuracy it was fitted to
+    assert 0.05 <= report["prior"]["temperature"] <= 20
+    assert 0.0 <= report["prior"]["estimated_accuracy"] <= 1.0
+    assert 0.0 <= report["prior"]["ece_uncalibrated"] <= 1.0
     assert 0.0 <= report["classifier"]["test_accuracy"] <= 1.0
     assert report["baseline"]["selection"]["selector"] == "random"
     assert report["interrupted"] is False
@@ -39,6 +43,7 @@ def test_demo_run_writes_report_and_plots(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 0
     out = capsys.readouterr().out
     assert "AS3L report" in out and "test accuracy" in out
+    assert "estimated accuracy of" in out and "(label-free)" in out
 
 
 def test_same_seed_same_selection(tmp_path):
@@ -232,3 +237,17 @@ def test_image_size_reaches_the_embedder(tmp_path, monkeypatch):
     monkeypatch.setattr(SimSiamEmbedder, "fit", recording_fit)
     assert main(TINY + ["--output", str(tmp_path), "--image-size", "6", "--max-iter", "1"]) == 0
     assert tuple(np.atleast_1d(seen[0]))[-1] == 6 and tuple(np.atleast_1d(seen[1]))[-1] == 6
+
+
+def test_report_prints_the_prior_calibration_without_the_truth():
+    """A folder run without labels for its pool: only the label-free calibration is known."""
+    from as3l_sklearn.cli._report import format_report
+    from as3l_sklearn.cli._report_html import headline_rows
+
+    report = {"prior": {"temperature": 0.8, "estimated_accuracy": 0.9}}
+    text = format_report(report)
+    assert "priors: temperature 0.80 for an estimated accuracy of 0.900 (label-free)" in text
+    assert "accuracy 0." not in text.replace("estimated accuracy", "")
+    rows = dict(headline_rows(report))
+    assert rows["prior calibration (label-free)"] == "temperature 0.80, estimated accuracy 0.900"
+    assert "prior accuracy / ECE" not in rows

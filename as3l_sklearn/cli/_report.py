@@ -85,6 +85,20 @@ def json_default(value):
     return str(value)
 
 
+def prior_line(prior: dict) -> str:
+    """The priors' line: accuracy and ECE where the truth is known, the label-free
+    calibration always."""
+    estimate = prior.get("estimated_accuracy")
+    calibration = (f"temperature {prior['temperature']:.2f}"
+                   + (f" for an estimated accuracy of {estimate:.3f} (label-free)"
+                      if estimate is not None else ""))
+    if "accuracy" not in prior:
+        return f"priors: {calibration}"
+    return (f"priors: accuracy {prior['accuracy']:.3f}, ECE {prior['ece']:.3f} "
+            f"({prior['ece_uncalibrated']:.3f} before the {calibration}), "
+            f"covered {prior['covered_fraction']:.1%}")
+
+
 def format_report(report: dict) -> str:
     """The final report as a few human-readable lines."""
     lines = ["", "AS3L report", "-----------"]
@@ -101,9 +115,7 @@ def format_report(report: dict) -> str:
         lines.append(f"next round: {len(r['new_picks'])} new images to label in {r['export']}, "
                      f"none of the {r['labels_read']['count']} labeled so far")
     if "prior" in report:
-        p = report["prior"]
-        lines.append(f"priors: accuracy {p['accuracy']:.3f}, ECE {p['ece']:.3f}, "
-                     f"covered {p['covered_fraction']:.1%}")
+        lines.append(prior_line(report["prior"]))
     if "classifier" in report:
         lines.append(f"classifier: {classifier_text(report['classifier'])}")
     if "baseline" in report:

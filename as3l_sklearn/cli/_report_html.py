@@ -62,8 +62,12 @@ def headline_rows(report: dict) -> list:
         rows.append(("class coverage of the labeled set used",
                      f"{selection['class_coverage']} / {selection.get('n_classes', '?')}"))
     prior = report.get("prior")
-    if prior:
+    if prior and "accuracy" in prior:
         rows.append(("prior accuracy / ECE", f"{prior['accuracy']:.3f} / {prior['ece']:.3f}"))
+    if prior and prior.get("estimated_accuracy") is not None:
+        rows.append(("prior calibration (label-free)",
+                     f"temperature {prior['temperature']:.2f}, estimated accuracy "
+                     f"{prior['estimated_accuracy']:.3f}"))
     classifier = report.get("classifier")
     if classifier:
         rows.append(("classifier", classifier_text(classifier)))

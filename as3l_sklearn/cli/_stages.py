@@ -462,8 +462,8 @@ def label_names(state: RunState, indices) -> list[str]:
 def propagate_stage(run: RunContext, state: RunState) -> None:
     """Propagate prior pseudo-labels from the labeled images to the whole pool, on the
     fine-tuned features and on PCA pixels, weighted by the label-free check of the two spaces
-    (the learned features lose to pixels when SimSiam had too little to learn from); score
-    them where the truth is known."""
+    (the learned features lose to pixels when SimSiam had too little to learn from) and
+    tempered to the accuracy their graph parts expect; score them where the truth is known."""
     config, data = run.config, state.data
     check = run.timer.run(f"propagate prior pseudo-labels ({config.prior})", propagate_priors,
                           config, state)
@@ -475,17 +475,23 @@ def propagate_stage(run: RunContext, state: RunState) -> None:
     state.priors, state.prior_classes = priors, classes
     state.report["feature_check"] = dict(feature_check_report(check),
                                          spaces=feature_space_names(run.config, state))
+    # label-free, so reported with or without the truth
+    state.report["prior"] = {"temperature": round(float(check.temperature), 4),
+                             "estimated_accuracy": (None if check.estimated_accuracy is None
+                                                    else float(check.estimated_accuracy))}
     evaluable = state.evaluable
     if evaluable.any():
         valid = np.isin(y_true[evaluable], classes)
-        state.report["prior"] = {
+        state.report["prior"].update({
             "accuracy": float(prior_accuracy(y_true[evaluable], priors[evaluable],
                                              classes=classes)),
             "ece": float(expected_calibration_error(y_true[evaluable], priors[evaluable],
                                                     classes=classes)),
+            "ece_uncalibrated": float(expected_calibration_error(
+                y_true[evaluable], check.uncalibrated[evaluable], classes=classes)),
             "covered_fraction": float(np.mean(check.covered)),
             "labels_seen_fraction": float(valid.mean()),
-        }
+        })
         for space, prior in check.priors.items():  # each space's own, for the report
             state.report["prior"][f"accuracy_{space}"] = float(prior_accuracy(
                 y_true[evaluable], prior[evaluable], classes=classes))
@@ -494,8 +500,8 @@ def propagate_stage(run: RunContext, state: RunState) -> None:
 def propagate_priors(config: RunConfig, state: RunState):
     """The prior of the fine-tuned features and of PCA pixels (with ``--encoder``: of the
     pretrained encoder's fine-tuned features, of SimSiam's when it was trained too, and of
-    PCA pixels at 32 px), weighted by their label-free scores
-    (:func:`~as3l_sklearn.diagnostics.compare_feature_spaces`)."""
+    PCA pixels at 32 px), weighted by their label-free scores and calibrated by a label-free
+    temperature (:func:`~as3l_sklearn.diagnostics.compare_feature_spaces`)."""
     X = state.data.X_train
     propagator = make_propagator(config.prior, len(X), config.seed)
     if config.resolved_encoder is None:

@@ -8,8 +8,16 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from ..utils._param_validation import RANDOM_STATE, HasMethods, Interval, Real, fit_context
-from ._base import _BasePropagator, _validate_partial_labels, _validate_X
+from ..utils._param_validation import (
+    RANDOM_STATE,
+    HasMethods,
+    Interval,
+    Real,
+    StrOptions,
+    fit_context,
+)
+from ._base import UNLABELED, _BasePropagator, _validate_partial_labels, _validate_X
+from ._calibration import _log_proba, _tempered, calibrate_confidence
 from ._llgc import LLGCPropagator
 from ._seeded_kmeans import SeededKMeansPropagator
 
@@ -41,8 +49,11 @@ class CombinedPropagator(_BasePropagator):
     labels) lowered the ECE from 0.33 (PCA pixels) and 0.28 (``f_fine``) to 0.16, with the
     accuracy within 0.4 points of before (``benchmarks/bench_prior_checks.py``). The rest is
     samples of classes that got no label (confidently wrong) and underconfidence on the
-    others, which no label-free signal we tried could tell apart; ``docs/propagation.md``
-    ("Calibration with one label per class") has the measurements.
+    others. ``calibration="auto"`` corrects the second without labels: one temperature makes
+    the mean confidence of the unlabeled samples equal to the accuracy the graph part expects
+    of the average (:func:`~as3l_sklearn.propagation.calibrate_confidence`); the arg-max,
+    hence the accuracy, is unchanged. ``docs/propagation.md`` ("Calibration with one label
+    per class") has the measurements.
 
     Unlabeled samples are marked ``-1`` in ``y``, as in :mod:`sklearn.semi_supervised`.
 
@@ -56,6 +67,12 @@ class CombinedPropagator(_BasePropagator):
         Same for the graph part; ``None`` uses ``LLGCPropagator()``. Cloned at fit.
     graph_weight : float, default=0.65
         Weight of the graph prior in [0, 1] (0: cluster votes only, 1: graph only).
+    calibration : {"auto"} or None, default=None
+        ``"auto"``: temper the average by the label-free temperature of
+        :func:`~as3l_sklearn.propagation.calibrate_confidence`, with the graph part as the
+        reference (the ``as3l`` command calibrates the weighted prior of its two feature
+        spaces the same way, in :func:`~as3l_sklearn.diagnostics.compare_feature_spaces`).
+        ``None``: the plain average.
     random_state : int, RandomState instance, numpy Generator or None, default=None
         Seeds the default cluster propagator (a given one keeps its own ``random_state``).
     verbose : int, default=0
@@ -71,6 +88,13 @@ class CombinedPropagator(_BasePropagator):
         ``True`` where either part reached the sample with a label.
     cluster_propagator_, graph_propagator_ : estimators
         The fitted parts.
+    estimated_accuracy_ : float or None
+        Label-free estimate of the prior's accuracy on the unlabeled samples: the mean
+        probability the graph part gives to the predicted class (``None`` when every sample
+        is labeled). Computed whatever ``calibration`` is.
+    temperature_ : float
+        Temperature applied to the average (``1.0`` with ``calibration=None``); also applied
+        by :meth:`predict_proba`.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features,)
         Only when ``X`` has string column names.
@@ -92,21 +116,28 @@ class CombinedPropagator(_BasePropagator):
     np.float64(1.0)
     >>> prop.predict_proba([[5.0, 0.0]]).round(2).shape
     (1, 2)
+    >>> calibrated = CombinedPropagator(calibration="auto", random_state=0).fit(X, y)
+    >>> bool(calibrated.temperature_ < 1)  # the average was underconfident: sharpened
+    True
+    >>> (calibrated.transduction_ == prop.transduction_).all()
+    np.True_
     """
 
     _parameter_constraints: dict = {
         "cluster_propagator": [HasMethods(["fit", "predict_proba"]), None],
         "graph_propagator": [HasMethods(["fit", "predict_proba"]), None],
         "graph_weight": [Interval(Real, 0, 1, closed="both")],
+        "calibration": [StrOptions({"auto"}), None],
         "random_state": RANDOM_STATE,
         "verbose": ["verbose"],
     }
 
     def __init__(self, cluster_propagator=None, graph_propagator=None, *, graph_weight=0.65,
-                 random_state=None, verbose=0):
+                 calibration=None, random_state=None, verbose=0):
         self.cluster_propagator = cluster_propagator
         self.graph_propagator = graph_propagator
         self.graph_weight = graph_weight
+        self.calibration = calibration
         self.random_state = random_state
         self.verbose = verbose
 
@@ -143,14 +174,21 @@ class CombinedPropagator(_BasePropagator):
                                     r"samples of one class)", category=UserWarning)
             cluster.fit(X, y_encoded)
             graph.fit(X, y_encoded)
+        reference = _columns(graph, len(classes), graph.label_distributions_)
         proba = ((1 - weight) * _columns(cluster, len(classes), cluster.label_distributions_)
-                 + weight * _columns(graph, len(classes), graph.label_distributions_))
+                 + weight * reference)
+        calibrated = calibrate_confidence(proba, reference, sample_mask=y_encoded == UNLABELED)
+        self.estimated_accuracy_ = calibrated.estimated_accuracy
+        if self.calibration == "auto":
+            proba, self.temperature_ = calibrated.label_distributions, calibrated.temperature
+        else:
+            self.temperature_ = 1.0
         self._set_priors(classes, y_encoded, proba, covered=cluster.covered_ | graph.covered_)
         self.cluster_propagator_, self.graph_propagator_ = cluster, graph
         return self
 
     def predict_proba(self, X):
-        """Average of the two parts' priors for (new) samples.
+        """Average of the two parts' priors for (new) samples, tempered by ``temperature_``.
 
         Parameters
         ----------
@@ -165,8 +203,10 @@ class CombinedPropagator(_BasePropagator):
         weight = float(self.graph_weight)
         n_classes = len(self.classes_)
         cluster, graph = self.cluster_propagator_, self.graph_propagator_
-        return ((1 - weight) * _columns(cluster, n_classes, cluster.predict_proba(X))
-                + weight * _columns(graph, n_classes, graph.predict_proba(X)))
+        proba = ((1 - weight) * _columns(cluster, n_classes, cluster.predict_proba(X))
+                 + weight * _columns(graph, n_classes, graph.predict_proba(X)))
+        return proba if self.temperature_ == 1.0 else _tempered(_log_proba(proba),
+                                                                  self.temperature_)
 
 
 def _columns(part, n_classes, proba):
