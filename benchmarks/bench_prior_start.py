@@ -2,8 +2,10 @@
 against FreeMatch's thresholds, and what the label-free self-check returns.
 
 For each data set, label budget and seed (one cached SimSiam encoder per data set and seed,
-labels chosen by the ``as3l`` default selector, the ``CombinedPropagator`` prior on the
-fine-tuned features), from the same encoder and the same number of steps:
+labels chosen by the ``as3l`` default selector, the prior of the ``as3l`` command: the
+``CombinedPropagator`` on the fine-tuned features and on PCA pixels, weighted by the feature
+check and calibrated by its label-free temperature), from the same encoder and the same
+number of steps:
 
 * ``prior``: the prior pseudo-labels (pool accuracy on the unlabeled images);
 * ``prior-fitted head``: ``max_iter=0``, the linear head fitted to the prior on the frozen
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import pickle
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,8 +44,10 @@ from sklearn.model_selection import train_test_split
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save_results  # noqa: E402
 
-from as3l_sklearn import (ClusterFineTuner, CombinedPropagator,  # noqa: E402
-                          PriorGuidedFlexMatchClassifier, SimSiamEmbedder, StableCoverSelector)
+from as3l_sklearn import (ClusterFineTuner, PriorGuidedFlexMatchClassifier,  # noqa: E402
+                          SimSiamEmbedder, StableCoverSelector)
+from as3l_sklearn.cli._stages import make_propagator  # noqa: E402
+from as3l_sklearn.diagnostics import compare_feature_spaces, pixel_features  # noqa: E402
 from as3l_sklearn.datasets import load_digits_images, load_fashion_mnist  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "prior_start"
@@ -81,8 +87,12 @@ def labels_and_prior(embedder, X, y, budget: int, seed: int):
     chosen = StableCoverSelector(random_state=seed).fit(f_fine).select(budget)
     y_partial = np.full(len(y), -1)
     y_partial[chosen] = y[chosen]
-    prior = CombinedPropagator(random_state=seed).fit(f_fine, y_partial).label_distributions_
-    return y_partial, prior
+    # the prior of the as3l command: f_fine and PCA pixels weighted by the feature check,
+    # with its label-free temperature
+    check = compare_feature_spaces({"f_fine": f_fine, "pixels": pixel_features(X, random_state=seed)},
+                                   y_partial, propagator=make_propagator("combined", len(X), seed),
+                                   random_state=seed)
+    return y_partial, check.label_distributions
 
 
 def stratified_random(y, budget: int, seed: int):
@@ -151,6 +161,25 @@ def summarize(rows):
     return out
 
 
+def cached_cell(name, budget, seed, args) -> list[dict]:
+    """:func:`cell`, its rows kept on disk per commit of the package, so that an interrupted
+    grid resumes where it stopped (recomputed whenever the code changed)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "as3l_sklearn"], capture_output=True,
+                           text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    if not commit or dirty:
+        return cell(name, budget, seed, args)
+    path = CACHE / (f"rows-{commit}-{name}-{budget}-{seed}-{args.max_iter}-{args.simsiam_steps}"
+                    f"-{args.fashion_n}.json")
+    if path.exists():
+        return json.loads(path.read_text())
+    rows = cell(name, budget, seed, args)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", nargs="+", default=["digits", "fashion"], choices=["digits", "fashion"])
@@ -163,7 +192,7 @@ def main(argv=None):
     parser.add_argument("--name", default="prior_start")
     args = parser.parse_args(argv)
     rows = [row for data in args.data for budget in args.budgets for seed in args.seeds
-            for row in cell(data, budget, seed, args)]
+            for row in cached_cell(data, budget, seed, args)]
     settings = {k: v for k, v in vars(args).items() if k != "name"}
     save_results(f"{args.name}_runs", rows, title="Where training starts: every run", settings=settings)
     save_results(args.name, summarize(rows), settings=settings,
