@@ -71,7 +71,7 @@ def test_a_losing_encoder_is_caught_and_the_prior_leans_on_pixels(tmp_path, monk
     # the prior follows the pixels: far above the noise features' own prior
     assert report["prior"]["accuracy"] > report["prior"]["accuracy_f_fine"] + 0.2, report["prior"]
     assert report["self_checks"]["features"]["choice"] == "pixels"
-    assert "the learned features lost to pixels" in capsys.readouterr().out
+    assert "the learned features (f_fine) lost to pixels" in capsys.readouterr().out
 
 
 def test_held_out_labels_are_reported_with_two_labels_per_class(tmp_path, capsys):

@@ -76,8 +76,9 @@ def _feature_lines(features: dict | None) -> list[str]:
         parts.append(f"{name} weight {weight:.2f} (label stability {scores.get('stability', float('nan')):.3f}"
                      + (f", held-out labels {held_out:.0%}" if held_out is not None else "") + ")")
     line = "  prior features: " + ", ".join(parts)
-    if features["choice"] != next(iter(features["weights"])):
-        line += f" -> the learned features lost to {features['choice']}: the prior leans on it"
+    learned = next(iter(features["weights"]))
+    if features["choice"] != learned:
+        line += f" -> the learned features ({learned}) lost to {features['choice']}: the prior leans on it"
     return [line]
 
 
