@@ -92,7 +92,16 @@ def labels_and_prior(embedder, X, y, budget: int, seed: int):
     check = compare_feature_spaces({"f_fine": f_fine, "pixels": pixel_features(X, random_state=seed)},
                                    y_partial, propagator=make_propagator("combined", len(X), seed),
                                    random_state=seed)
-    return y_partial, check.label_distributions
+    return y_partial, check.label_distributions, np.asarray(check.classes)
+
+
+def prior_row(base, prior, classes, y, y_partial) -> dict:
+    """The prior's accuracy on the unlabeled pool images (its columns are ``classes``: a class
+    no selected image has gets none)."""
+    unlabeled = y_partial == -1
+    predicted = classes[prior[unlabeled].argmax(1)]
+    return dict(base, method="prior", accuracy=float(np.mean(predicted == y[unlabeled])), pool=True,
+                classes_labeled=int(len(classes)))
 
 
 def stratified_random(y, budget: int, seed: int):
@@ -119,11 +128,9 @@ def cell(name, budget, seed, args) -> list[dict]:
     """Every row of one (data set, budget, seed)."""
     X, y, X_test, y_test = load(name, seed, args.fashion_n)
     embedder = encoder(X, seed, args.simsiam_steps)
-    y_partial, prior = labels_and_prior(embedder, X, y, budget, seed)
-    unlabeled = y_partial == -1
+    y_partial, prior, classes = labels_and_prior(embedder, X, y, budget, seed)
     base = {"data": name, "labels": budget, "seed": seed}
-    rows = [dict(base, method="prior", accuracy=float(np.mean(prior[unlabeled].argmax(1)
-                                                             == y[unlabeled])), pool=True)]
+    rows = [prior_row(base, prior, classes, y, y_partial)]
     head, _ = train(embedder, X, y_partial, prior, seed, 0)
     head_acc = float(head.score(X_test, y_test))
     rows.append(dict(base, method="prior-fitted head (max_iter=0)", accuracy=head_acc))
@@ -164,8 +171,10 @@ def summarize(rows):
 def cached_cell(name, budget, seed, args) -> list[dict]:
     """:func:`cell`, its rows kept on disk per commit of the package, so that an interrupted
     grid resumes where it stopped (recomputed whenever the code changed)."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent).stdout.strip()
+    # the last commit that changed the package: a change of the benchmarks keeps the rows
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "as3l_sklearn"],
+                            capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "as3l_sklearn"], capture_output=True,
                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     if not commit or dirty:
