@@ -250,15 +250,16 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         ``"none"``). ``max_iter=0`` then returns that model.
     self_check : {"fallback", "warn", "off"}, default="fallback"
         Label-free checks after training, with a prior (``self_check_``): the final model
-        against the prior it was guided by (its expected accuracy under the prior, see
+        against the prior it was guided by (its agreement with the prior's surest half, see
         :func:`~as3l_sklearn.classification.check_against_prior`, and class collapse).
         ``"fallback"``: when the final model fails them and ``prior_start="head"``, the model
         fitted to the prior at the start is returned instead (``fell_back_``) and a
         ``UserWarning`` says so; ``"warn"``: only the warning. With ``X_val`` the validation
         accuracy chooses the weights and the checks are reported only.
     check_tolerance : float, default=0.02
-        How far, in expected accuracy under the prior, the final model may fall below the
-        prior's own before it fails the check.
+        How far the final model's agreement with the prior's surest half may fall below the
+        prior's own expected accuracy on that half (its mean largest probability) before it
+        fails the check.
     lr : float, default=0.03
         Initial learning rate of SGD, > 0, decayed as ``lr * cos(7 pi k / (16 K))``.
     momentum : float, default=0.9
@@ -847,8 +848,9 @@ class PriorGuidedFlexMatchClassifier(TorchPickleMixin, PartiallyLabeledClassifie
         act = self.self_check == "fallback" and no_validation and "prior_start" in candidates
         final = checks["candidates"]["final"]
         why = ("it collapsed onto few classes" if final["collapsed"] else
-               f"its expected accuracy under the prior, {final['expected_accuracy']:.3f}, is more than "
-               f"{self.check_tolerance} below the prior's own {checks['prior_expected_accuracy']:.3f}")
+               f"it agrees with the surest half of the prior on {final['confident_agreement']:.3f}, more "
+               f"than {self.check_tolerance} below the prior's own expected accuracy there, "
+               f"{checks['confident_reference']:.3f}")
         warnings.warn(f"the model after {self.n_iter_} steps fails the checks against its prior ({why}); "
                       + ("returning the model fitted to the prior at the start" if act else
                          "keeping it (self_check='warn', a validation set, or no prior start)"),

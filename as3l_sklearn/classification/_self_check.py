@@ -2,16 +2,22 @@
 
 A user's pool has no test set, so a classifier trained from a few labels is checked against
 what it started from: the prior (one distribution per training image, from label
-propagation). With a calibrated prior, ``mean_i prior_i[prediction_i]`` is the accuracy a
-classifier would have if the prior's beliefs were right; the prior's own value,
-``mean_i max(prior_i)``, is the accuracy the prior expects of itself. A classifier whose
-value is ``tolerance`` below the prior's disagrees with the prior where the prior is sure by
-that much in total: by the prior's own account it is that much less accurate. A classifier
-that improves on the prior changes its mind where the prior is unsure, which costs little.
+propagation). Where the prior is sure, it is nearly always right: with a calibrated prior,
+its accuracy on its surest half is ``mean max(prior_i)`` over that half. A classifier that
+disagrees with it there more often than that share of errors allows (plus ``tolerance``)
+has lost what the prior knew; one that changes its mind only where the prior is unsure may be
+improving on it, and passes. A classifier that collapsed onto a few classes fails whatever
+it agrees with.
+
+The prior's expected accuracy of a classifier, ``mean_i prior_i[prediction_i]``, is
+reported beside it but decides nothing: the prior's own arg-max maximises it by
+construction, so any change where the prior is unsure lowers it, including the changes that
+make a trained model better (measured: a FlexMatch model at 98.0 % test accuracy scored 0.819
+against the prior's own 0.847, while its prior-fitted start was at 94.4 %).
 
 The checks only compare predictions with the prior: they cannot tell that a classifier is
-*better* than its prior (no label-free measure can), only that it is not worse by the
-prior's account, and that it has not collapsed onto a few classes.
+*better* than its prior (no label-free measure can), only that it has not lost the prior's
+confident part and has not collapsed onto a few classes.
 """
 
 from __future__ import annotations
@@ -54,10 +60,14 @@ def confident_agreement(prior, predicted, quantile: float = CONFIDENT_QUANTILE) 
     1.0
     """
     prior = np.asarray(prior, dtype=np.float64)
-    confidence = prior.max(axis=1)
-    n_kept = max(1, int(round(quantile * len(prior))))
-    surest = np.argsort(-confidence, kind="stable")[:n_kept]
+    surest = _surest(prior.max(axis=1), quantile)
     return float(np.mean(prior[surest].argmax(axis=1) == np.asarray(predicted)[surest]))
+
+
+def _surest(confidence, quantile: float) -> np.ndarray:
+    """Indices of the ``quantile`` most confident rows (ties in row order)."""
+    n_kept = max(1, int(round(quantile * len(confidence))))
+    return np.argsort(-confidence, kind="stable")[:n_kept]
 
 
 def class_spread(prior, predicted, n_classes: int) -> dict:
@@ -86,15 +96,17 @@ def check_against_prior(prior, candidates: dict, tolerance: float) -> dict:
     label-free checks against ``prior``; the first that passes is chosen.
 
     A candidate passes when it has not collapsed (:func:`class_spread`) and its
-    :func:`expected_accuracy` is at most ``tolerance`` below the prior's own
-    (``mean max prior``). The last candidate (the fallback, e.g. the model fitted to the
+    :func:`confident_agreement` with the prior's surest half is at most ``tolerance`` below
+    the prior's own expected accuracy there (``confident_reference``: the mean largest
+    probability of that half). The last candidate (the fallback, e.g. the model fitted to the
     prior) is chosen when none passes.
 
     Returns
     -------
     dict
-        ``prior_expected_accuracy``, per candidate its ``expected_accuracy``,
-        ``confident_agreement``, class spread and ``passed``, and ``chosen`` (a name).
+        ``prior_expected_accuracy`` (``mean max prior``), ``confident_reference``, per
+        candidate its ``expected_accuracy`` (reported only), ``confident_agreement``, class
+        spread and ``passed``, and ``chosen`` (a name).
 
     Examples
     --------
@@ -106,16 +118,19 @@ def check_against_prior(prior, candidates: dict, tolerance: float) -> dict:
     ('start', False)
     """
     prior = np.asarray(prior, dtype=np.float64)
-    reference = float(np.mean(prior.max(axis=1)))
-    result = {"prior_expected_accuracy": round(reference, 4), "tolerance": float(tolerance),
+    confidence = prior.max(axis=1)
+    surest = _surest(confidence, CONFIDENT_QUANTILE)
+    confident_reference = float(np.mean(confidence[surest]))
+    result = {"prior_expected_accuracy": round(float(np.mean(confidence)), 4),
+              "confident_reference": round(confident_reference, 4), "tolerance": float(tolerance),
               "candidates": {}}
     chosen = None
     for name, predicted in candidates.items():
-        score = expected_accuracy(prior, predicted)
-        entry = {"expected_accuracy": round(score, 4),
-                 "confident_agreement": round(confident_agreement(prior, predicted), 4),
+        agreement = confident_agreement(prior, predicted)
+        entry = {"expected_accuracy": round(expected_accuracy(prior, predicted), 4),
+                 "confident_agreement": round(agreement, 4),
                  **class_spread(prior, predicted, prior.shape[1])}
-        entry["passed"] = bool(not entry["collapsed"] and score >= reference - tolerance)
+        entry["passed"] = bool(not entry["collapsed"] and agreement >= confident_reference - tolerance)
         result["candidates"][name] = entry
         if chosen is None and entry["passed"]:
             chosen = name

@@ -56,13 +56,16 @@ def held_out_summary(features: dict | None) -> str | None:
 def _classifier_lines(classifier: dict | None) -> list[str]:
     if not classifier:
         return []
-    prior, lines = classifier["prior_expected_accuracy"], []
+    lines = []
+    needed = classifier["confident_reference"] - classifier["tolerance"]
     for name, entry in classifier["candidates"].items():
-        lines.append(f"  {name}: expected accuracy under the prior {entry['expected_accuracy']:.3f} "
-                     f"(prior's own {prior:.3f}), agrees with the surest half of the prior on "
-                     f"{entry['confident_agreement']:.1%}, predicts {entry['n_classes_predicted']} "
-                     f"classes (largest {entry['largest_class_share']:.0%})"
-                     + (", COLLAPSED" if entry["collapsed"] else ""))
+        lines.append(f"  {name}: agrees with the surest half of the prior on "
+                     f"{entry['confident_agreement']:.1%} (passes at {needed:.1%}), predicts "
+                     f"{entry['n_classes_predicted']} classes (largest {entry['largest_class_share']:.0%}), "
+                     f"expected accuracy under the prior {entry['expected_accuracy']:.3f} (prior's own "
+                     f"{classifier['prior_expected_accuracy']:.3f})"
+                     + (", COLLAPSED" if entry["collapsed"] else "")
+                     + ("" if entry["passed"] else ": FAILS"))
     return lines
 
 

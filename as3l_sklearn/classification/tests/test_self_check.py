@@ -47,12 +47,27 @@ def test_check_against_prior_flags_collapse_and_disagreement():
                                          "agrees": np.array([0, 0, 1, 1])}, tolerance=0.02)
     entries = checks["candidates"]
     assert entries["collapsed"]["collapsed"] and not entries["collapsed"]["passed"]
+    # the surest half is rows 0 and 3 (0.9 each): "disagrees" gets both wrong
+    assert checks["confident_reference"] == pytest.approx(0.9)
     assert not entries["disagrees"]["collapsed"] and not entries["disagrees"]["passed"]
-    assert entries["disagrees"]["expected_accuracy"] == pytest.approx(0.175)
+    assert entries["disagrees"]["confident_agreement"] == 0.0
+    assert entries["disagrees"]["expected_accuracy"] == pytest.approx(0.175)  # reported only
     assert entries["agrees"]["passed"] and entries["agrees"]["confident_agreement"] == 1.0
     assert checks["chosen"] == "agrees" and checks["prior_expected_accuracy"] == pytest.approx(0.825)
+
+
+def test_changes_where_the_prior_is_unsure_pass_and_where_it_is_sure_fail():
+    # 10 sure rows (0.98) and 10 unsure ones (0.55): a model that changes every unsure row
+    # loses expected accuracy under the prior, yet keeps what the prior knew
+    prior = np.array([[0.98, 0.02]] * 5 + [[0.02, 0.98]] * 5 + [[0.55, 0.45]] * 5 + [[0.45, 0.55]] * 5)
+    keeps_the_sure_rows = np.r_[[0] * 5, [1] * 5, [1] * 5, [0] * 5]
+    breaks_sure_rows = np.r_[[1] * 2, [0] * 3, [1] * 5, [0] * 5, [1] * 5]
+    checks = check_against_prior(prior, {"improver": keeps_the_sure_rows, "breaker": breaks_sure_rows}, 0.02)
+    improver, breaker = checks["candidates"]["improver"], checks["candidates"]["breaker"]
+    assert improver["expected_accuracy"] < checks["prior_expected_accuracy"] - 0.02
+    assert improver["passed"] and not breaker["passed"] and checks["chosen"] == "improver"
     # none passes: the last candidate (the fallback) is chosen
-    assert check_against_prior(prior, {"a": np.zeros(4, int), "b": np.ones(4, int)}, 0.02)["chosen"] == "b"
+    assert check_against_prior(prior, {"a": np.zeros(20, int), "b": np.ones(20, int)}, 0.02)["chosen"] == "b"
 
 
 def test_fit_linear_head_follows_soft_targets_and_floors_dead_features():
