@@ -83,7 +83,7 @@ REPLAN_TOLERANCE = 0.1
 #: fewest FlexMatch steps worth training when the budget chooses them: under it the run
 #: trains none and returns the model fitted to the prior (``max_iter=0``), and says so up
 #: front. Short runs from the prior-fitted start ended below that start (60 steps on a
-#: 3,000-image digits pool with a 300-step encoder: 86.9 % -> 82.4 % test accuracy, one seed;
+#: 1,257-image digits pool with a 300-step encoder: 86.9 % -> 82.4 % test accuracy, one seed;
 #: 300 steps stayed at or below it: docs/results.md, "Where training starts").
 MIN_USEFUL_FLEXMATCH_STEPS = 100
 #: FlexMatch steps timed before training to measure the machine's real speed (after one
