@@ -327,10 +327,11 @@ def test_ctrl_c_during_training_keeps_the_model_so_far(tmp_path, monkeypatch):
     assert (tmp_path / "selection.csv").exists()
 
 
-def test_flexmatch_steps_follow_the_measured_speed():
+def test_flexmatch_steps_follow_the_measured_speed(monkeypatch):
     """A busy machine (a FlexMatch step 5x slower than estimated) gets fewer FlexMatch steps, so
     the time budget holds; under the floor of useful steps none (the model fitted to the prior);
     an explicit --max-iter is never changed."""
+    from as3l_sklearn.cli import _plan
     from as3l_sklearn.cli._plan import SIMSIAM_MAX_SHARE, make_plan, replan_flexmatch
 
     common = dict(n_images=10000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
@@ -340,8 +341,13 @@ def test_flexmatch_steps_follow_the_measured_speed():
     step = plan.flexmatch_seconds_per_step
     same, slowdown = replan_flexmatch(plan, step)
     assert same == plan.flexmatch_steps and slowdown == 1
+    # 2x slower: fewer steps than the floor of useful ones, so none ...
+    assert replan_flexmatch(plan, 2 * step) == (0, 2)
+    # ... and, over a lower floor, the steps the budget leaves
+    monkeypatch.setattr(_plan, "MIN_USEFUL_FLEXMATCH_STEPS", 50)
     slower, slowdown = replan_flexmatch(plan, 2 * step)
     assert 0 < slower < plan.flexmatch_steps / 2 and slowdown == 2
+    monkeypatch.undo()
     # the earlier stages are charged at 5x too: nothing useful is left
     assert replan_flexmatch(plan, 5 * step) == (0, 5)
     fixed = make_plan(flexmatch_steps=300, **common)
