@@ -182,7 +182,7 @@ def test_weights_that_do_not_fit_the_architecture_are_named(tmp_path, capsys):
 def test_a_frozen_encoder_gives_its_simsiam_time_to_flexmatch():
     common = dict(n_images=2000, image_shape=(224, 224, 3), size=(224, 224),
                   encoder={"architecture": "resnet18", "weights": "IMAGENET1K_V1"}, device="cpu",
-                  time_budget=600.0, compare=False, n_test=0, seconds_per_image=0.0005,
+                  time_budget=600.0, compare=False, n_test=0, seconds_per_image=0.0002,
                   simsiam_batch=64, default_tune_steps=1000, default_flexmatch_steps=1000)
     frozen = make_encoder_plan(tune=False, **common)
     tuned = make_encoder_plan(tune=True, **common)
