@@ -18,10 +18,8 @@ from as3l_sklearn.cli import RunConfig, _stages, build_parser, main, parse_comma
 TINY = ["--n-train", "200", "--embed-epochs", "1", "--max-iter", "4", "--budget", "10", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    """Every test gets its own stage cache (the default lives under XDG_CACHE_HOME)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+#: every test gets its own stage cache (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def test_demo_run_writes_report_and_plots(tmp_path, capsys):

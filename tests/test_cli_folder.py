@@ -17,9 +17,8 @@ from .test_cli import TINY
 SMALL = [a for a in TINY if a not in ("--n-train", "200")]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+#: every test gets its own stage cache (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _write_folder(root, n_images=60):
@@ -36,7 +35,8 @@ def _write_folder(root, n_images=60):
     return truth
 
 
-def _fill(selection, truth):
+def fill_selection(selection, truth):
+    """Label every row of an exported ``selection.csv`` as the person would; its files."""
     with open(selection, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
@@ -77,7 +77,7 @@ def test_folder_round_trip_with_an_image_added_in_between(tmp_path, capsys):
     assert exported["exported_only"] is True
     tasks = json.loads((export / "label_studio_tasks.json").read_text())
     assert len(tasks) == 10
-    labeled_files = _fill(export / "selection.csv", truth)
+    labeled_files = fill_selection(export / "selection.csv", truth)
     assert all(f in truth for f in labeled_files)  # names relative to the input folder
 
     # a new photo arrives; it sorts first, so every row index after it moves by one

@@ -22,7 +22,6 @@ from PIL import Image
 
 from as3l_sklearn.cli import main
 from as3l_sklearn.datasets import load_digits_images
-from as3l_sklearn.embedding import SimSiamEmbedder
 
 from .test_cli import TINY
 
@@ -30,22 +29,8 @@ SMALL = [a for a in TINY if a not in ("--n-train", "200")]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-
-
-@pytest.fixture
-def simsiam_fits(monkeypatch):
-    calls = []
-    original = SimSiamEmbedder.fit
-
-    def counting_fit(self, X, y=None):
-        calls.append(len(X))
-        return original(self, X, y)
-
-    monkeypatch.setattr(SimSiamEmbedder, "fit", counting_fit)
-    return calls
+#: every test gets its own stage cache (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _write_folder(root, indices):

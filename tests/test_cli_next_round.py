@@ -13,13 +13,13 @@ from as3l_sklearn.cli import main, parse_command
 from as3l_sklearn.datasets import load_digits_images
 
 from .test_cli import TINY
+from .test_cli_folder import fill_selection
 
 SMALL = [a for a in TINY if a not in ("--n-train", "200")]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+#: every test gets its own stage cache (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _write_folder(root, n_images):
@@ -31,19 +31,6 @@ def _write_folder(root, n_images):
         Image.fromarray(X[i, :, :, 0]).save(root / f"img_{i:03d}.png")
         truth[f"img_{i:03d}.png"] = "even" if y[i] % 2 == 0 else "odd"
     return truth
-
-
-def _fill(selection, truth):
-    """Label every row of an exported ``selection.csv`` as the person would; its files."""
-    with open(selection, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        row["label"] = truth[row["file"]]
-    with open(selection, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return [row["file"] for row in rows]
 
 
 def _report(folder):
@@ -59,7 +46,7 @@ def test_two_labelling_rounds_then_training_on_both(tmp_path, capsys):
     r1, r2 = tmp_path / "round1", tmp_path / "round2"
     assert main(folder + ["--classes", "even,odd", "--export-annotations", str(r1),
                           "--output", str(tmp_path / "run1")]) == 0
-    first = _fill(r1 / "selection.csv", truth)
+    first = fill_selection(r1 / "selection.csv", truth)
     capsys.readouterr()
 
     # round 2: the same data and flags, so SimSiam and fine-tuning come from the cache
@@ -96,7 +83,7 @@ def test_two_labelling_rounds_then_training_on_both(tmp_path, capsys):
     assert "<h2>Selected images</h2>" in page and "none of the labeled ones" in page
 
     # a final run trains on both rounds: every labeled image keeps the person's label
-    _fill(r2 / "selection.csv", truth)
+    fill_selection(r2 / "selection.csv", truth)
     assert main(folder + ["--annotations", selection_csv, "--annotations", str(r2),
                           "--output", str(tmp_path / "run3")]) == 0
     with open(tmp_path / "run3" / "predictions.csv", newline="", encoding="utf-8") as handle:

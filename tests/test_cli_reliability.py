@@ -17,23 +17,8 @@ from as3l_sklearn.embedding import ClusterFineTuner, SimSiamEmbedder
 from .test_cli import TINY
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-
-
-@pytest.fixture
-def simsiam_fits(monkeypatch):
-    """Counts SimSiam fits (the expensive stage a cache must skip)."""
-    calls = []
-    original = SimSiamEmbedder.fit
-
-    def counting_fit(self, X, y=None):
-        calls.append(len(X))
-        return original(self, X, y)
-
-    monkeypatch.setattr(SimSiamEmbedder, "fit", counting_fit)
-    return calls
+#: every test gets its own stage cache (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 # ------------------------------------------------------------------------------ Ctrl-C

@@ -14,9 +14,8 @@ from as3l_sklearn.cli import _stages, main
 TINY = ["--n-train", "200", "--embed-epochs", "1", "--max-iter", "4", "--budget", "20", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+#: every test gets its own stage cache (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 class _CollapseAtTheEnd(Callback):

@@ -159,11 +159,7 @@ class MaxHerdingSelector(BaseSelector):
             X, n_neighbors, self.bandwidth, self.neighbor_index)
         self._log(f"kernel: {kernel.nnz} entries, {n_neighbors} neighbours, h = {bandwidth:.4g}")
         picked, gains, covered = herding_greedy(kernel, n_budget, labeled)
-        n_fallback = n_budget - len(picked)
-        if n_fallback:
-            self._log(f"coverage saturated after {len(picked)} picks: {n_fallback} by k-center")
-            picked = kcenter_continue(X, n_budget, labeled, picked)
-            gains += [0.0] * n_fallback
+        picked, gains, n_fallback = complete_by_kcenter(self, X, n_budget, labeled, picked, gains)
         self.bandwidth_ = bandwidth
         self.n_neighbors_ = n_neighbors
         self.coverage_ = float(covered.mean())
@@ -218,6 +214,18 @@ def gaussian_knn_kernel(X, n_neighbors, bandwidth="auto", neighbor_index="auto")
     kernel = kernel.maximum(kernel.T).maximum(diagonal)
     kernel.sort_indices()
     return kernel, h, k
+
+
+def complete_by_kcenter(selector, X, n_budget, labeled, picked, gains):
+    """``(picked, gains, n_filled)``: the picks of a greedy coverage that saturated before
+    ``n_budget`` filled up by k-center (:func:`kcenter_continue`, a zero gain each), said
+    through the selector's log."""
+    n_filled = n_budget - len(picked)
+    if n_filled:
+        selector._log(f"coverage saturated after {len(picked)} picks: {n_filled} by k-center")
+        picked = kcenter_continue(X, n_budget, labeled, picked)
+        gains = list(gains) + [0.0] * n_filled
+    return picked, gains, n_filled
 
 
 def herding_greedy(kernel, n_budget, labeled=()):

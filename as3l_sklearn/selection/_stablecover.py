@@ -12,12 +12,11 @@ from ..utils._param_validation import RANDOM_STATE, Interval, StrOptions, fit_co
 from ._base import (
     BaseSelector,
     draw_seeds,
-    kcenter_continue,
     l2_normalize,
     resolve_n_clusters,
 )
 from ._baselines import _typicality
-from ._maxherding import auto_neighbors, gaussian_knn_kernel, herding_greedy
+from ._maxherding import auto_neighbors, complete_by_kcenter, gaussian_knn_kernel, herding_greedy
 
 #: TypiClust's ``K_NN``: neighbours of the typicality of step 6
 TYPICALITY_NEIGHBORS = 20
@@ -192,11 +191,7 @@ class StableCoverSelector(BaseSelector):
                   f"h = {bandwidth:.4g}")
         anchors, gains, covered = herding_greedy(kernel, n_budget, labeled)
         picked = _typical_of_regions(X, kernel, anchors, labeled, self.neighbor_index)
-        n_fallback = n_budget - len(picked)
-        if n_fallback:
-            self._log(f"coverage saturated after {len(picked)} picks: {n_fallback} by k-center")
-            picked = kcenter_continue(X, n_budget, labeled, picked)
-            gains += [0.0] * n_fallback
+        picked, gains, n_fallback = complete_by_kcenter(self, X, n_budget, labeled, picked, gains)
         self.anchors_ = np.asarray(anchors, dtype=np.int64)
         self.n_clusters_ = n_clusters
         self.run_labels_ = run_labels
