@@ -153,7 +153,9 @@ def score_run(flags, output: Path, seconds: float, seed: int) -> dict:
     return row
 
 
-def run_grid(args) -> list[dict]:
+def run_grid(args, save=None) -> list[dict]:
+    """Every run of the grid, in order; ``save(rows)`` after each (a long grid cut short keeps
+    the runs it finished)."""
     rows = []
     work = Path(tempfile.mkdtemp(prefix="bench_robust_"))
     for data in args.data:
@@ -170,6 +172,8 @@ def run_grid(args) -> list[dict]:
                            **score_run(flags, output, seconds, seed)}
                     print(json.dumps(row), flush=True)
                     rows.append(row)
+                    if save is not None:
+                        save(rows)
     return rows
 
 
@@ -212,12 +216,15 @@ def main(argv=None):
                         help="override the default preset's budget (smoke tests only)")
     parser.add_argument("--name", default="robust")
     args = parser.parse_args(argv)
-    rows = run_grid(args)
     settings = {k: v for k, v in vars(args).items() if k != "name"}
-    save_results(f"{args.name}_runs", rows, title="as3l robustness: every run", settings=settings)
-    save_results(args.name, summarize(rows), settings=settings,
-                 title="as3l robustness: the default run against its prior and LabelSpreading "
-                       "(accuracy %, mean ± std over seeds)")
+
+    def save(rows):
+        save_results(f"{args.name}_runs", rows, title="as3l robustness: every run", settings=settings)
+        save_results(args.name, summarize(rows), settings=settings,
+                     title="as3l robustness: the default run against its prior and LabelSpreading "
+                           "(accuracy %, mean ± std over seeds)")
+
+    save(run_grid(args, save))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,18 @@ from dataclasses import dataclass, field
 # former model failed); the SimSiam fit is within 5 % of its runs, the FlexMatch fit within
 # 13 %. At 28x28 it gives 0.092 s (SimSiam) and 0.576 s (FlexMatch), at 8x8 0.043 s and
 # 0.064 s; a plain 1,000-step SimSiam fit on the digits took 43.6 s (estimate: 43.3 s).
+#
+# The FlexMatch constants did not hold in the command's own runs: the probe before training
+# measured 1.6-2.4x the estimate in every default run of benchmarks/bench_robust.py (digits
+# and Fashion-MNIST, idle machine included), and a default digits run took 128 s for 1,000
+# steps against 64 s estimated, so the up-front plan promised FlexMatch steps the probe then
+# took away. Measured again on 2026-12-07 by benchmarks/bench_plan_constants.py (the same
+# machine, nothing else running; each estimator fitted with 20 and 60 steps, the classifier
+# with a prior as the command passes one): FlexMatch 0.147 s (8x8x1), 0.318 (16x16x1), 1.163
+# (28x28x1), 1.370 (32x32x1), 1.861 (32x32x3); fitted as below (within 17 % of every run; 28x28
+# gives 1.02 s, 8x8 0.14 s). The SimSiam windows of that script (40 steps) were too short to
+# read the smaller SimSiam cost reliably, and a 100- against 300-step digits fit gave
+# 0.046 s per step (estimate 0.043 s): the SimSiam constants stay.
 #: fixed seconds per SimSiam step, whatever the image size
 SIMSIAM_SECONDS_PER_STEP = 0.039
 #: SimSiam seconds per step per encoder pixel
@@ -48,11 +60,11 @@ SIMSIAM_SECONDS_PER_PIXEL = 6.7e-5
 #: SimSiam seconds per step per encoder pixel of each channel beyond the first
 SIMSIAM_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 1.0e-5
 #: fixed seconds per FlexMatch step, whatever the image size
-FLEXMATCH_SECONDS_PER_STEP = 0.019
+FLEXMATCH_SECONDS_PER_STEP = 0.060
 #: FlexMatch seconds per step per encoder pixel
-FLEXMATCH_SECONDS_PER_PIXEL = 7.1e-4
+FLEXMATCH_SECONDS_PER_PIXEL = 1.23e-3
 #: FlexMatch seconds per step per encoder pixel of each channel beyond the first
-FLEXMATCH_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 4.4e-5
+FLEXMATCH_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 2.7e-4
 #: seconds per image for everything that passes each image once or a few times: feature
 #: extraction, fine-tuning, selection, propagation, pool predictions (measured order of magnitude)
 SECONDS_PER_IMAGE = 0.003
