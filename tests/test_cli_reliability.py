@@ -345,6 +345,35 @@ def test_flexmatch_steps_follow_the_measured_speed(monkeypatch):
     assert short.seconds["SimSiam"] > SIMSIAM_MAX_SHARE * (120 - fixed_seconds)
 
 
+def test_a_faster_machine_trains_what_the_estimate_left_under_the_floor():
+    """Machines of one kind differ 2x in speed: when the estimate leaves FlexMatch under the
+    floor but a machine twice as fast would clear it, the plan keeps FlexMatch's time and the
+    speed measured before training decides; far under the floor, nothing is measured."""
+    from as3l_sklearn.cli._plan import (MIN_USEFUL_FLEXMATCH_STEPS, make_plan, plan_measures_speed,
+                                        replan_flexmatch)
+
+    common = dict(n_images=5000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
+                  device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
+                  default_flexmatch_steps=1000)
+    plan = make_plan(time_budget=480, **common)
+    assert plan.flexmatch_steps == 0 and plan.flexmatch_if_faster and plan_measures_speed(plan)
+    assert "measured before training" in plan.describe()
+    step = plan.flexmatch_seconds_per_step
+    # as fast as estimated: still under the floor, the model fitted to the prior
+    assert replan_flexmatch(plan, step) == (0, 1)
+    # twice as fast: the budget's steps, over the floor
+    faster, slowdown = replan_flexmatch(plan, step / 2)
+    assert faster >= MIN_USEFUL_FLEXMATCH_STEPS and slowdown == 0.5
+    assert (plan.total_seconds + faster * step) * slowdown <= 480  # the whole run, at that speed
+    # a budget far under the floor measures nothing, and SimSiam takes FlexMatch's time
+    short = make_plan(time_budget=120, **common)
+    assert not short.flexmatch_if_faster and not plan_measures_speed(short)
+    assert replan_flexmatch(short, step / 2)[0] == 0
+    # an export run trains no classifier: nothing to measure
+    export = make_plan(time_budget=480, trains_classifier=False, **common)
+    assert not export.flexmatch_if_faster
+
+
 def test_cache_hit_and_busy_runs_plan_the_same_steps(tmp_path, monkeypatch):
     """Issue 18: the re-plan reads the speed of a few FlexMatch steps, never how long the
     earlier stages took, so one command plans the same FlexMatch steps whether SimSiam ran

@@ -104,6 +104,13 @@ MIN_USEFUL_FLEXMATCH_STEPS = 500
 #: FlexMatch steps timed before training to measure the machine's real speed (after one
 #: untimed step, which pays for the first allocations)
 PROBE_STEPS = 3
+#: machines of the same kind differ: a 28x28 FlexMatch step of the default run took 0.595 s
+#: on one 2-core host of this project and 1.16 s on another (docs/cli.md), and the constants
+#: above are the slower host's. When the budget leaves fewer FlexMatch steps than the floor
+#: at the estimated speed, but at least the floor at this many times that speed, the run
+#: keeps FlexMatch's share of the time and lets the probe decide: FlexMatch trains when the
+#: measured speed fits the floor, otherwise the classifier is the model fitted to the prior
+FASTER_MACHINE_FACTOR = 2.0
 
 #: time budgets in seconds of the presets; None means the estimators' full defaults
 PRESETS = {
@@ -131,6 +138,9 @@ class Plan:
     notes: list = field(default_factory=list)
     #: FlexMatch steps chosen by the budget (not given by the user), and their upper bound
     flexmatch_from_budget: bool = False
+    #: no FlexMatch step fits the floor at the estimated speed, but one on a machine up to
+    #: :data:`FASTER_MACHINE_FACTOR` faster would: the speed measured before training decides
+    flexmatch_if_faster: bool = False
     default_flexmatch_steps: int = 0
     flexmatch_seconds_per_step: float = 0.0
     #: False for an export run, which stops after selection: FlexMatch is neither printed
@@ -153,7 +163,9 @@ class Plan:
         h, w = self.encoder_size
         budget = ("no time budget (the estimators' full defaults)" if self.time_budget is None
                   else f"time budget {_duration(self.time_budget)}")
-        flexmatch = (("FlexMatch none (the classifier is the model fitted to the prior)"
+        flexmatch = (("FlexMatch none at the estimated speed (measured before training)"
+                      if self.flexmatch_if_faster else
+                      "FlexMatch none (the classifier is the model fitted to the prior)"
                       if self.flexmatch_steps == 0 else f"FlexMatch {self.flexmatch_steps:,} steps")
                      if self.trains_classifier else "no FlexMatch (export only: stops after the selection)")
         flexmatch += " (twice: --compare)" if self.compare and self.trains_classifier else ""
@@ -182,7 +194,7 @@ class Plan:
     def as_dict(self) -> dict:
         return {"encoder": self.encoder, "simsiam_comparison": self.simsiam_comparison,
                 "simsiam_steps": self.simsiam_steps, "flexmatch_steps": self.flexmatch_steps,
-                "backbone": self.backbone, "encoder_size": list(self.encoder_size),
+                "flexmatch_if_faster": self.flexmatch_if_faster, "backbone": self.backbone, "encoder_size": list(self.encoder_size),
                 "device": self.device, "time_budget_seconds": self.time_budget,
                 "n_monitored_test_images": self.n_monitored,
                 "estimated_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
@@ -248,7 +260,7 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
         "monitor test accuracy": SECONDS_PER_MONITORED_IMAGE * max(1.0, factor) * n_monitored
         * MONITOR_EVALUATIONS * (2 if compare else 1),
     }
-    sim, flex, notes = choose_steps(
+    sim, flex, notes, if_faster = choose_steps(
         time_budget, fixed, simsiam_step, flexmatch_step, simsiam_steps, flexmatch_steps,
         default_simsiam_steps, default_flexmatch_steps, trains_classifier)
     if kind == "cuda" or BACKBONE_FACTOR.get(backbone) is None or backbone not in ("small_cnn", "small_cnn_2x2"):
@@ -263,23 +275,25 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
                 backbone=backbone, device=device, simsiam_steps=int(sim), flexmatch_steps=int(flex),
                 compare=compare, n_monitored=n_monitored, time_budget=time_budget, seconds=seconds,
                 notes=notes, flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
-                default_flexmatch_steps=int(default_flexmatch_steps),
+                flexmatch_if_faster=if_faster, default_flexmatch_steps=int(default_flexmatch_steps),
                 flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier)
 
 
 def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: float,
                  simsiam_steps, flexmatch_steps, default_simsiam_steps: int,
                  default_flexmatch_steps: int, trains_classifier: bool):
-    """``(simsiam_steps, flexmatch_steps, notes)`` that fit ``time_budget`` (seconds, None:
-    the defaults) after the ``fixed`` costs, at the given seconds per step; steps given
+    """``(simsiam_steps, flexmatch_steps, notes, if_faster)`` that fit ``time_budget`` (seconds,
+    None: the defaults) after the ``fixed`` costs, at the given seconds per step; steps given
     (not None) are kept. SimSiam takes at most :data:`SIMSIAM_MAX_SHARE` of the rest while
-    FlexMatch is chosen too, and all of it when FlexMatch falls under the useful floor."""
+    FlexMatch is chosen too, and all of it when FlexMatch falls under the useful floor even
+    on a faster machine; ``if_faster``: under the floor at the estimated speed, over it at
+    :data:`FASTER_MACHINE_FACTOR` times that speed (FlexMatch's time is kept for the probe)."""
     notes = []
-    sim, flex = simsiam_steps, flexmatch_steps
+    sim, flex, if_faster = simsiam_steps, flexmatch_steps, False
     if time_budget is None:
         sim = default_simsiam_steps if sim is None else sim
         flex = default_flexmatch_steps if flex is None else flex
-        return sim, flex, notes
+        return sim, flex, notes, if_faster
     remaining = time_budget - sum(fixed.values())
     if sim is None:
         share = remaining if flex is not None else SIMSIAM_MAX_SHARE * remaining
@@ -290,25 +304,39 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
         left = remaining - sim * simsiam_step
         flex = int(min(default_flexmatch_steps, max(0.0, left / flexmatch_step)))
         if flex < MIN_USEFUL_FLEXMATCH_STEPS:
+            if_faster = trains_classifier and flex * FASTER_MACHINE_FACTOR >= MIN_USEFUL_FLEXMATCH_STEPS
             if trains_classifier:
-                notes.append(_below_floor_note(flex))
-            # no training to leave time for: SimSiam takes it (in an export run too, so
-            # that the import run finds the same SimSiam in the stage cache)
+                notes.append(_below_floor_note(flex, if_faster))
             flex = 0
-            if simsiam_steps is None:
+            if simsiam_steps is None and not if_faster:
+                # no training to leave time for: SimSiam takes it (in an export run too, so
+                # that the import run finds the same SimSiam in the stage cache)
                 sim = int(min(default_simsiam_steps, max(MIN_STEPS, remaining / simsiam_step)))
     shortest = sum(fixed.values()) + MIN_STEPS * simsiam_step
     if time_budget < shortest:
         notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
                      f"({_duration(shortest)})"
                      + (f"; using {MIN_STEPS} SimSiam steps" if simsiam_step > 0 else ""))
-    return sim, flex, notes
+    return sim, flex, notes, if_faster
 
 
-def _below_floor_note(steps: int) -> str:
-    return (f"the time budget leaves {steps} FlexMatch steps, under the {MIN_USEFUL_FLEXMATCH_STEPS} "
+def _below_floor_note(steps: int, if_faster: bool) -> str:
+    floor = MIN_USEFUL_FLEXMATCH_STEPS
+    if if_faster:
+        return (f"at the estimated speed the time budget leaves {steps} FlexMatch steps, under the "
+                f"{floor} that training needs to improve on its start; the speed is measured before "
+                f"training: if {floor} steps fit, FlexMatch trains, otherwise the classifier is the "
+                "model fitted to the prior pseudo-labels (more time: --time-budget SECONDS or "
+                "--preset quality)")
+    return (f"the time budget leaves {steps} FlexMatch steps, under the {floor} "
             "that training needs to improve on its start: the classifier will be the model fitted "
             "to the prior pseudo-labels (more time: --time-budget SECONDS or --preset quality)")
+
+
+def plan_measures_speed(plan: Plan) -> bool:
+    """Whether the run times a few FlexMatch steps before training to re-plan them: the budget
+    chose them, and some are planned (or would be on a faster machine)."""
+    return plan.flexmatch_from_budget and (plan.flexmatch_steps > 0 or plan.flexmatch_if_faster)
 
 
 def replan_flexmatch(plan: Plan, measured_step_seconds: float):
@@ -319,13 +347,14 @@ def replan_flexmatch(plan: Plan, measured_step_seconds: float):
     (:data:`PROBE_STEPS`). The whole run is then charged at that speed: the stages before
     FlexMatch at their estimates times the slowdown (whether they ran or came from the stage
     cache, so one command plans the same steps either way), FlexMatch at the measured step.
-    Under :data:`MIN_USEFUL_FLEXMATCH_STEPS` it trains none. Returns ``(steps, slowdown)``;
-    the plan's steps when the budget did not choose them, or when the change is within
-    :data:`REPLAN_TOLERANCE`.
+    Under :data:`MIN_USEFUL_FLEXMATCH_STEPS` it trains none; a plan of none at the estimated
+    speed (``plan.flexmatch_if_faster``) trains when the measured speed fits the floor.
+    Returns ``(steps, slowdown)``; the plan's steps when the budget did not choose them, or
+    when the change is within :data:`REPLAN_TOLERANCE`.
     """
     one_step = plan.flexmatch_seconds_per_step / (2 if plan.compare else 1)
     slowdown = min(max(measured_step_seconds / one_step, 0.1), 50.0) if one_step > 0 else 1.0
-    if not plan.flexmatch_from_budget or plan.flexmatch_steps == 0:
+    if not plan_measures_speed(plan):
         return plan.flexmatch_steps, slowdown
     before = sum(v for k, v in plan.seconds.items() if k != "FlexMatch") * slowdown
     left = plan.time_budget - before
@@ -333,7 +362,7 @@ def replan_flexmatch(plan: Plan, measured_step_seconds: float):
                     max(0.0, left / (plan.flexmatch_seconds_per_step * slowdown))))
     if steps < MIN_USEFUL_FLEXMATCH_STEPS:
         return 0, slowdown
-    if abs(steps - plan.flexmatch_steps) <= REPLAN_TOLERANCE * plan.flexmatch_steps:
+    if plan.flexmatch_steps and abs(steps - plan.flexmatch_steps) <= REPLAN_TOLERANCE * plan.flexmatch_steps:
         return plan.flexmatch_steps, slowdown  # within the estimate's own noise: keep the plan
     return steps, slowdown
 
@@ -373,7 +402,7 @@ def make_encoder_plan(*, n_images, image_shape, size, encoder: dict, device, tim
     tune_step = TRAIN_PASSES * 2 * simsiam_batch * seconds_per_image  # two views per image
     flexmatch_step = ((2 if compare else 1) * TRAIN_PASSES * FLEXMATCH_IMAGES_PER_STEP
                       * seconds_per_image)
-    sim, flex, notes = choose_steps(
+    sim, flex, notes, if_faster = choose_steps(
         time_budget, fixed, tune_step if tune else 0.0, flexmatch_step,
         tune_steps if tune else 0, flexmatch_steps, default_tune_steps,
         default_flexmatch_steps, trains_classifier)
@@ -388,7 +417,7 @@ def make_encoder_plan(*, n_images, image_shape, size, encoder: dict, device, tim
                 flexmatch_steps=int(flex), compare=compare, n_monitored=n_monitored,
                 time_budget=time_budget, seconds=seconds, notes=notes,
                 flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
-                default_flexmatch_steps=int(default_flexmatch_steps),
+                flexmatch_if_faster=if_faster, default_flexmatch_steps=int(default_flexmatch_steps),
                 flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier,
                 encoder=dict(encoder, frozen=not tune, seconds_per_image=round(seconds_per_image, 5)),
                 simsiam_comparison=None if comparison is None else {

@@ -49,7 +49,7 @@ from ._encoder import (ENCODER_STEP, embedder_params, fit_pretrained, pixel_imag
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
 from ._plan import (PROBE_STEPS, PRESETS, Plan, encoder_size, make_encoder_plan, make_plan,
-                    replan_flexmatch)
+                    plan_measures_speed, replan_flexmatch)
 from ._progress import interrupt_requested
 from ._self_checks import describe_self_checks
 from ._state import RunContext, RunState
@@ -574,7 +574,7 @@ def replanned_flexmatch_steps(run: RunContext, state: RunState) -> int:
     ran (:func:`~._plan.replan_flexmatch`: the same rule whether SimSiam ran or came from the
     stage cache); none under the floor of useful steps."""
     plan, timer = state.plan, run.timer
-    if plan.flexmatch_steps == 0 or not plan.flexmatch_from_budget:
+    if not plan_measures_speed(plan):
         return plan.flexmatch_steps
     seconds = timer.run("time a few FlexMatch steps", probe_flexmatch_step, run.config, state)
     steps, slowdown = replan_flexmatch(plan, seconds)
@@ -586,8 +586,12 @@ def replanned_flexmatch_steps(run: RunContext, state: RunState) -> int:
         timer.say(f"a FlexMatch step ran {slowdown:.1f}x the estimated time; FlexMatch steps "
                   f"{plan.flexmatch_steps} -> {steps} to keep the time budget"
                   + (" (under the floor: the classifier will be the model fitted to the prior)"
-                     if steps == 0 else ""))
+                     if steps == 0 else " (over the floor of useful steps: FlexMatch trains)"
+                     if plan.flexmatch_steps == 0 else ""))
         state.report["plan"]["flexmatch_steps_replanned"] = steps
+    elif plan.flexmatch_if_faster:
+        timer.say(f"a FlexMatch step ran {slowdown:.1f}x the estimated time: still under the floor "
+                  "of useful FlexMatch steps, the classifier will be the model fitted to the prior")
     return steps
 
 
