@@ -40,13 +40,13 @@ SHAPES = {8: (8, 1), 16: (16, 1), 28: (28, 1), 32: (32, 1), 323: (32, 3)}
 
 def load_pool(key: int, rng: np.random.RandomState):
     """``(X, y, name)``: a pool of images (N, H, W, C) uint8 with labels (random where none)."""
+    from as3l_sklearn import datasets
+
     side, channels = SHAPES[key]
     if key == 8:
-        from as3l_sklearn import datasets
         X, y = datasets.load_digits_images(return_X_y=True)
         return X[:1257], y[:1257], "digits"
     if key == 28:
-        from as3l_sklearn import datasets
         try:
             X, y = datasets.load_fashion_mnist(split="train", return_X_y=True)
         except datasets.DatasetNotFoundError:
@@ -98,17 +98,18 @@ def measure(key: int, n1: int, n2: int, seed: int) -> dict:
             "load_before": round(load, 2)}
 
 
-def fit_constants(rows: list[dict], column: str) -> tuple[float, float, float]:
-    """``(overhead, per_pixel, per_extra_channel_pixel)`` by least squares weighted by
-    ``1 / measured`` (relative error)."""
+def fit_constants(rows: list[dict], column: str) -> tuple[tuple[float, float, float], float]:
+    """``((overhead, per_pixel, per_extra_channel_pixel), worst)``: the constants by least
+    squares weighted by ``1 / measured`` (relative error), and the fit's worst relative error."""
     A = np.array([[1.0, r["pixels"], r["pixels"] * (r["channels"] - 1)] for r in rows])
     t = np.array([r[column] for r in rows])
     if not any(r["channels"] > 1 for r in rows):
-        A = A[:, :2]
+        A[:, 2] = 0.0  # no colour pool: the channel constant is not identified, it stays 0
     w = 1.0 / t
     coef, *_ = np.linalg.lstsq(A * w[:, None], t * w, rcond=None)
     coef = np.maximum(coef, 0.0)
-    return tuple(float(c) for c in coef) + ((0.0,) if len(coef) == 2 else ())
+    worst = float(np.max(np.abs(A @ coef - t) / t))
+    return tuple(float(c) for c in coef), worst
 
 
 def main(argv=None):
@@ -124,9 +125,7 @@ def main(argv=None):
         print(rows[-1], flush=True)
     notes = []
     for column, label in (("simsiam_s_per_step", "SimSiam"), ("flexmatch_s_per_step", "FlexMatch")):
-        overhead, per_pixel, per_channel = fit_constants(rows, column)
-        worst = max(abs(overhead + per_pixel * r["pixels"] + per_channel * r["pixels"] * (r["channels"] - 1)
-                        - r[column]) / r[column] for r in rows)
+        (overhead, per_pixel, per_channel), worst = fit_constants(rows, column)
         notes.append(f"{label}: overhead {overhead:.3g} s, per pixel {per_pixel:.3g} s, per extra-channel "
                      f"pixel {per_channel:.3g} s (worst relative error of the fit {worst:.0%})")
     save_results("plan_constants", rows, title="Seconds per training step as the as3l command trains",

@@ -194,7 +194,8 @@ class Plan:
     def as_dict(self) -> dict:
         return {"encoder": self.encoder, "simsiam_comparison": self.simsiam_comparison,
                 "simsiam_steps": self.simsiam_steps, "flexmatch_steps": self.flexmatch_steps,
-                "flexmatch_if_faster": self.flexmatch_if_faster, "backbone": self.backbone, "encoder_size": list(self.encoder_size),
+                "flexmatch_if_faster": self.flexmatch_if_faster, "backbone": self.backbone,
+                "encoder_size": list(self.encoder_size),
                 "device": self.device, "time_budget_seconds": self.time_budget,
                 "n_monitored_test_images": self.n_monitored,
                 "estimated_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
@@ -320,17 +321,20 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
     return sim, flex, notes, if_faster
 
 
+#: what a run planned without FlexMatch can do about it
+_MORE_TIME = "(more time: --time-budget SECONDS or --preset quality)"
+
+
 def _below_floor_note(steps: int, if_faster: bool) -> str:
     floor = MIN_USEFUL_FLEXMATCH_STEPS
     if if_faster:
         return (f"at the estimated speed the time budget leaves {steps} FlexMatch steps, under the "
                 f"{floor} that training needs to improve on its start; the speed is measured before "
                 f"training: if {floor} steps fit, FlexMatch trains, otherwise the classifier is the "
-                "model fitted to the prior pseudo-labels (more time: --time-budget SECONDS or "
-                "--preset quality)")
-    return (f"the time budget leaves {steps} FlexMatch steps, under the {floor} "
-            "that training needs to improve on its start: the classifier will be the model fitted "
-            "to the prior pseudo-labels (more time: --time-budget SECONDS or --preset quality)")
+                f"model fitted to the prior pseudo-labels {_MORE_TIME}")
+    return (f"the time budget leaves {steps} FlexMatch steps, under the {floor} that training "
+            "needs to improve on its start: the classifier will be the model fitted to the prior "
+            f"pseudo-labels {_MORE_TIME}")
 
 
 def plan_measures_speed(plan: Plan) -> bool:

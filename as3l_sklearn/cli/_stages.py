@@ -583,11 +583,14 @@ def replanned_flexmatch_steps(run: RunContext, state: RunState) -> int:
     state.report["plan"]["measured_seconds_per_flexmatch_step"] = round(seconds, 4)
     state.report["plan"]["measured_slowdown"] = round(slowdown, 2)
     if steps != plan.flexmatch_steps:
+        if steps == 0:
+            outcome = " (under the floor: the classifier will be the model fitted to the prior)"
+        elif plan.flexmatch_steps == 0:
+            outcome = " (over the floor of useful steps: FlexMatch trains)"
+        else:
+            outcome = ""
         timer.say(f"a FlexMatch step ran {slowdown:.1f}x the estimated time; FlexMatch steps "
-                  f"{plan.flexmatch_steps} -> {steps} to keep the time budget"
-                  + (" (under the floor: the classifier will be the model fitted to the prior)"
-                     if steps == 0 else " (over the floor of useful steps: FlexMatch trains)"
-                     if plan.flexmatch_steps == 0 else ""))
+                  f"{plan.flexmatch_steps} -> {steps} to keep the time budget{outcome}")
         state.report["plan"]["flexmatch_steps_replanned"] = steps
     elif plan.flexmatch_if_faster:
         timer.say(f"a FlexMatch step ran {slowdown:.1f}x the estimated time: still under the floor "
