@@ -161,7 +161,7 @@ def test_report_html_plan_shows_the_flexmatch_steps_run():
     replanned = {"plan": dict(plan, flexmatch_steps_replanned=20, measured_slowdown=7.4),
                  "classifier": {"steps": 20}}
     assert _plan_row(render(replanned, [], []), "FlexMatch steps") == html.escape(
-        "20 (planned 540; re-planned to 20 after SimSiam ran 7.4x its estimate)")
+        "20 (planned 540; re-planned to 20 after a FlexMatch step ran 7.4x its estimate)")
     as_planned = {"plan": plan, "classifier": {"steps": 540}}
     assert _plan_row(render(as_planned, [], []), "FlexMatch steps") == "540"
     exported = {"plan": plan, "exported_only": True}

@@ -369,9 +369,96 @@ def test_a_faster_machine_trains_what_the_estimate_left_under_the_floor():
     short = make_plan(time_budget=120, **common)
     assert not short.flexmatch_if_faster and not plan_measures_speed(short)
     assert replan_flexmatch(short, step / 2)[0] == 0
-    # an export run trains no classifier: nothing to measure
+    # an export run plans as its import run will: the same SimSiam steps (the cache key)
     export = make_plan(time_budget=480, trains_classifier=False, **common)
-    assert not export.flexmatch_if_faster
+    assert export.flexmatch_if_faster and export.simsiam_steps == plan.simsiam_steps
+
+
+def test_simsiam_takes_the_time_flexmatch_cannot_use():
+    """When FlexMatch gets no step, SimSiam trains up to SIMSIAM_STEPS_WITHOUT_FLEXMATCH times
+    its default steps within the budget; the steps beyond the default have a time limit.
+    Steps given by the user, or SimSiam as a feature check, are never extended."""
+    from as3l_sklearn.cli._plan import (SIMSIAM_STEPS_WITHOUT_FLEXMATCH, SIMSIAM_TIME_LIMIT_FACTOR,
+                                        make_plan, measures_before_simsiam)
+
+    common = dict(n_images=5000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
+                  device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
+                  default_flexmatch_steps=1000, time_budget=480)
+    plan = make_plan(**common)
+    assert measures_before_simsiam(plan) and plan.simsiam_steps <= 1000
+    assert plan.simsiam_time_limit is None
+    without = make_plan(flexmatch_fits=False, **common)
+    assert without.flexmatch_steps == 0 and not without.flexmatch_if_faster
+    assert 1000 < without.simsiam_steps <= SIMSIAM_STEPS_WITHOUT_FLEXMATCH * 1000
+    assert without.total_seconds <= 480 + 1  # the budget, at the estimated speed
+    assert without.simsiam_default_steps == 1000
+    assert without.simsiam_time_limit == pytest.approx(SIMSIAM_TIME_LIMIT_FACTOR
+                                                       * without.seconds["SimSiam"])
+    assert "stop after" in without.describe()
+    assert without.as_dict()["simsiam_time_limit_seconds"] == round(without.simsiam_time_limit, 1)
+    # a long budget is capped at the factor
+    assert make_plan(**dict(common, time_budget=5000), flexmatch_fits=False).simsiam_steps == (
+        SIMSIAM_STEPS_WITHOUT_FLEXMATCH * 1000)
+    # steps the user gave, and SimSiam as a feature check, stay as they are
+    given = make_plan(simsiam_steps=700, flexmatch_fits=False, **common)
+    assert given.simsiam_steps == 700 and given.simsiam_time_limit is None
+    assert not measures_before_simsiam(make_plan(simsiam_steps=700, **common))
+    check = make_plan(extend_simsiam=False, flexmatch_fits=False, **common)
+    assert check.simsiam_steps == 1000 and check.simsiam_time_limit is None
+
+
+#: a run whose budget leaves FlexMatch under a floor of 40 steps at the estimated speed but
+#: over it on a faster machine, with SimSiam's default lowered to 10 steps (up to 40 extended)
+FLOOR_FLAGS = ["--n-train", "200", "--budget", "10", "--time-budget", "20", "--quiet"]
+
+
+@pytest.fixture
+def small_defaults(monkeypatch):
+    from as3l_sklearn.cli import _plan, _stages
+
+    monkeypatch.setattr(_plan, "MIN_USEFUL_FLEXMATCH_STEPS", 40)
+    monkeypatch.setattr(_stages, "AUTO_STEPS", {"cpu": 10, "cuda": 10})
+    # the estimate's own speed, 10x over: FlexMatch does not fit
+    monkeypatch.setattr(_stages, "probe_flexmatch_before_simsiam",
+                        lambda config, data, plan: 10 * plan.flexmatch_seconds_per_step)
+    return _plan
+
+
+def test_a_slow_flexmatch_step_before_simsiam_gives_simsiam_its_time(tmp_path, monkeypatch,
+                                                                    small_defaults):
+    """The speed is measured before SimSiam: FlexMatch under the floor there, SimSiam trains
+    the extended steps; the same command again takes them from the stage cache."""
+    monkeypatch.setattr(small_defaults, "SIMSIAM_TIME_LIMIT_FACTOR", 1e6)  # never stops here
+    reports = []
+    for name in ("first", "again"):
+        assert main(FLOOR_FLAGS + ["--output", str(tmp_path / name)]) == 0
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    plan = reports[0]["plan"]
+    assert plan["measured_before_simsiam"]["slowdown"] == 10
+    assert plan["measured_before_simsiam"]["flexmatch_steps_that_fit"] == 0
+    assert plan["flexmatch_steps"] == 0 and 10 < plan["simsiam_steps"] <= 40
+    assert any("SimSiam takes FlexMatch's time" in note for note in plan["notes"])
+    training = reports[0]["self_checks"]["training"]
+    assert training["simsiam_stopped_at"] is None and training["slowdown"] == 10
+    assert reports[0]["classifier"]["steps"] == 0
+    assert "embed (SimSiam)" in reports[1]["cached_stages"]
+    assert reports[1]["plan"]["simsiam_steps"] == plan["simsiam_steps"]
+
+
+def test_a_busy_machine_stops_the_extra_simsiam_steps_and_caches_nothing(tmp_path, monkeypatch,
+                                                                        small_defaults, capsys):
+    """Over its time limit SimSiam stops after its default steps (never before); the run says
+    so, and a fit cut short is not cached (the next run trains it again)."""
+    monkeypatch.setattr(small_defaults, "SIMSIAM_TIME_LIMIT_FACTOR", 0.0)  # always over
+    reports = []
+    for name in ("first", "again"):
+        assert main(FLOOR_FLAGS + ["--output", str(tmp_path / name)]) == 0
+        reports.append(json.loads((tmp_path / name / "report.json").read_text()))
+    for report in reports:
+        assert report["embedding"]["stopped_at_step"] == 10
+        assert report["self_checks"]["training"]["simsiam_stopped_at"] == 10
+        assert "embed (SimSiam)" not in report["cached_stages"]
+    assert "TrainingInterruptedWarning" not in capsys.readouterr().err
 
 
 def test_cache_hit_and_busy_runs_plan_the_same_steps(tmp_path, monkeypatch):

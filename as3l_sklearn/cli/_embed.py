@@ -14,11 +14,15 @@ or ``--retrain-embedding``, train it on the pool as it is.
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from dataclasses import dataclass
 
 import joblib
+from skorch.callbacks import Callback
 
 from ..embedding import SimSiamEmbedder
+from ..nn._step_net import TrainingInterruptedWarning
 from ._progress import interrupt_requested
 
 #: the timed step of SimSiam (its time re-plans FlexMatch)
@@ -27,10 +31,42 @@ EMBED_STEP = "embed (SimSiam)"
 REUSE_MAX_NEW_SHARE = 0.2
 
 
-def fit_embedding(X, params: dict, verbose: int):
-    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``."""
-    embedder = SimSiamEmbedder(**params, verbose=verbose)
-    features = embedder.fit_transform(X)
+class SimSiamTimeLimit(Callback):
+    """Ends SimSiam's training once it has run ``min_steps`` steps and ``seconds`` seconds.
+
+    The plan gives SimSiam more than its default steps when the time budget leaves FlexMatch
+    none (:data:`._plan.SIMSIAM_STEPS_WITHOUT_FLEXMATCH`); those extra steps are planned at
+    the estimated speed, so on a machine slower than that (a busy one) they would overrun the
+    budget. This callback trains them only while SimSiam's time lasts; the default steps are
+    always trained. ``stopped_at_`` is the step it stopped at (None: not stopped).
+    """
+
+    def __init__(self, seconds: float, min_steps: int):
+        self.seconds = seconds
+        self.min_steps = min_steps
+
+    def on_train_begin(self, net, **kwargs):
+        self.start_ = time.perf_counter()
+        self.stopped_at_ = None
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if (training and net.steps_done >= self.min_steps
+                and time.perf_counter() - self.start_ > self.seconds):
+            self.stopped_at_ = int(net.steps_done)
+            raise KeyboardInterrupt  # skorch ends the fit and keeps the weights
+
+
+def fit_embedding(X, params: dict, verbose: int, time_limit: SimSiamTimeLimit | None = None):
+    """Fit SimSiam on ``X``; return the fitted embedder and its features of ``X``.
+
+    ``time_limit`` (not part of the stage cache's key: it does not change what a fit that
+    runs to its end computes) may end the fit early; a fit it ended is not cached."""
+    extra = {} if time_limit is None else {"callbacks": [("time_limit", time_limit)]}
+    embedder = SimSiamEmbedder(**params, **extra, verbose=verbose)
+    with warnings.catch_warnings():
+        if time_limit is not None:  # its stop is reported by the run, not as an interruption
+            warnings.filterwarnings("ignore", category=TrainingInterruptedWarning)
+        features = embedder.fit_transform(X)
     if interrupt_requested.is_set():
         raise KeyboardInterrupt  # never cache a fit that Ctrl-C cut short
     return embedder, features
@@ -96,9 +132,10 @@ def reuse_decision(cache, identity: str | None, files) -> Decision:
         "(--retrain-embedding trains it again)"), dict(facts, source="cached encoder"), cached)
 
 
-def embed_pool(run, state, params: dict):
+def embed_pool(run, state, params: dict, time_limit: SimSiamTimeLimit | None = None):
     """``(embedder, features)`` of the pool: from the stage cache (the same images and
-    settings), with the cached encoder of the folder (a few new images), or trained."""
+    settings), with the cached encoder of the folder (a few new images), or trained (within
+    ``time_limit`` when given: a fit it stopped is reported and not cached)."""
     config, timer, cache = run.config, run.timer, run.cache
     X, files, verbose = state.data.X_train, state.data.files, config.verbosity
     key = cache.key(fit_embedding, X, params, verbose) if cache.enabled else ""
@@ -117,7 +154,13 @@ def embed_pool(run, state, params: dict):
         timer.say(decision.reason)
     if decision.reuse:
         return timer.run(EMBED_STEP, embed_with, decision.cached[0], X, cached=True)
-    value = timer.run(EMBED_STEP, fit_embedding, X, params, verbose)
+    value = timer.run(EMBED_STEP, fit_embedding, X, params, verbose, time_limit)
+    if time_limit is not None and time_limit.stopped_at_ is not None:
+        state.report["embedding"]["stopped_at_step"] = time_limit.stopped_at_
+        timer.say(f"SimSiam stopped at step {time_limit.stopped_at_:,} of {params['max_steps']:,}: "
+                  f"its share of the time budget ({time_limit.seconds:.0f} s) was spent (the "
+                  "machine ran slower than estimated); the encoder is not cached")
+        return value
     cache.save_key(fit_embedding, key, value)
     if identity is not None:
         cache.save_record(identity, {"files": list(files), "key": key})

@@ -112,6 +112,19 @@ PROBE_STEPS = 3
 #: measured speed fits the floor, otherwise the classifier is the model fitted to the prior
 FASTER_MACHINE_FACTOR = 2.0
 
+#: when the time budget leaves FlexMatch no step (under the floor even on a faster machine),
+#: SimSiam takes the time left, up to this many times its default steps: the run's result is
+#: then the model fitted to the prior, and the prior is only as good as the features. On
+#: 10,000 Fashion-MNIST images, 4,000 steps instead of 1,000 lifted kNN-20 accuracy of the
+#: features from 0.825 to 0.849 and the purity of ``f_fine`` from 0.635 to 0.686 (one seed,
+#: docs/results.md, "Embedding"); on this project's 2-core CPU the 8-minute default leaves
+#: FlexMatch no step at 28x28 px and finished in 2.5-3.5 minutes with 1,000 SimSiam steps
+SIMSIAM_STEPS_WITHOUT_FLEXMATCH = 4
+#: the SimSiam steps beyond its default (above) are planned at the estimated speed; they stop
+#: once SimSiam has run this many times its estimated seconds (a busy machine), so that such
+#: a run overruns its budget by at most half of SimSiam's share
+SIMSIAM_TIME_LIMIT_FACTOR = 1.5
+
 #: time budgets in seconds of the presets; None means the estimators' full defaults
 PRESETS = {
     "fast": {"cpu": 180.0, "cuda": 900.0},
@@ -143,6 +156,12 @@ class Plan:
     flexmatch_if_faster: bool = False
     default_flexmatch_steps: int = 0
     flexmatch_seconds_per_step: float = 0.0
+    #: SimSiam's default steps when the plan gave it more (the time FlexMatch cannot use,
+    #: :data:`SIMSIAM_STEPS_WITHOUT_FLEXMATCH`): the steps beyond them train only within
+    #: :attr:`simsiam_time_limit`. None: SimSiam trains all its steps
+    simsiam_default_steps: int | None = None
+    #: SimSiam's steps were chosen by the budget (not by --embed-steps / --embed-epochs)
+    simsiam_from_budget: bool = False
     #: False for an export run, which stops after selection: FlexMatch is neither printed
     #: nor estimated (its steps are still chosen, as the import run will use them)
     trains_classifier: bool = True
@@ -157,6 +176,13 @@ class Plan:
     @property
     def total_seconds(self) -> float:
         return float(sum(self.seconds.values()))
+
+    @property
+    def simsiam_time_limit(self) -> float | None:
+        """Seconds after which SimSiam's steps beyond its default stop (None: no limit)."""
+        if self.simsiam_default_steps is None:
+            return None
+        return SIMSIAM_TIME_LIMIT_FACTOR * self.seconds["SimSiam"]
 
     def describe(self) -> str:
         """The plan and its estimate, as printed before the run starts."""
@@ -183,6 +209,10 @@ class Plan:
 
     def _simsiam_phrase(self) -> str:
         if self.encoder is None:
+            if self.simsiam_default_steps is not None:
+                return (f"SimSiam {self.simsiam_steps:,} steps (the time FlexMatch cannot use; "
+                        f"the steps beyond {self.simsiam_default_steps:,} stop after "
+                        f"{_duration(self.simsiam_time_limit)})")
             return f"SimSiam {self.simsiam_steps:,} steps"
         phrase = (f"encoder tuned by SimSiam from its weights for {self.simsiam_steps:,} steps"
                   if self.simsiam_steps else "encoder frozen (no SimSiam training)")
@@ -194,6 +224,8 @@ class Plan:
     def as_dict(self) -> dict:
         return {"encoder": self.encoder, "simsiam_comparison": self.simsiam_comparison,
                 "simsiam_steps": self.simsiam_steps, "flexmatch_steps": self.flexmatch_steps,
+                "simsiam_time_limit_seconds": (None if self.simsiam_time_limit is None
+                                               else round(self.simsiam_time_limit, 1)),
                 "flexmatch_if_faster": self.flexmatch_if_faster, "backbone": self.backbone,
                 "encoder_size": list(self.encoder_size),
                 "device": self.device, "time_budget_seconds": self.time_budget,
@@ -233,13 +265,18 @@ def seconds_per_step(size, channels: int, overhead: float, per_pixel: float,
 
 def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, compare, n_test,
               simsiam_steps=None, flexmatch_steps=None, default_simsiam_steps,
-              default_flexmatch_steps, trains_classifier=True) -> Plan:
+              default_flexmatch_steps, trains_classifier=True, extend_simsiam=True,
+              flexmatch_fits=True) -> Plan:
     """Choose the step counts that fit ``time_budget`` (seconds, or None for the defaults).
 
     Explicit ``simsiam_steps`` / ``flexmatch_steps`` (from ``--embed-steps`` / ``--max-iter``) are
     kept as given; the budget is shared between the stages left to choose. With
     ``trains_classifier=False`` (an export run) the steps are chosen the same way, so that the
     import run reuses the cached SimSiam stage, but FlexMatch is left out of the estimate.
+    ``extend_simsiam``: when FlexMatch gets no step, SimSiam may take up to
+    :data:`SIMSIAM_STEPS_WITHOUT_FLEXMATCH` times its default steps (False: its default at most).
+    ``flexmatch_fits=False``: the speed measured before SimSiam (:func:`measured_before_simsiam`)
+    leaves FlexMatch under the floor: the budget plans none, and SimSiam takes its time.
     """
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
     # the per-step costs were measured for small_cnn_2x2 on the CPU: other encoders and CUDA
@@ -263,7 +300,9 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
     }
     sim, flex, notes, if_faster = choose_steps(
         time_budget, fixed, simsiam_step, flexmatch_step, simsiam_steps, flexmatch_steps,
-        default_simsiam_steps, default_flexmatch_steps, trains_classifier)
+        default_simsiam_steps, default_flexmatch_steps, trains_classifier,
+        max_simsiam_factor=SIMSIAM_STEPS_WITHOUT_FLEXMATCH if extend_simsiam else 1,
+        flexmatch_fits=flexmatch_fits)
     if kind == "cuda" or BACKBONE_FACTOR.get(backbone) is None or backbone not in ("small_cnn", "small_cnn_2x2"):
         notes.append("per-step costs were measured for the small CNN on a CPU only; this "
                      "estimate uses a rough factor")
@@ -277,18 +316,24 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
                 compare=compare, n_monitored=n_monitored, time_budget=time_budget, seconds=seconds,
                 notes=notes, flexmatch_from_budget=time_budget is not None and flexmatch_steps is None,
                 flexmatch_if_faster=if_faster, default_flexmatch_steps=int(default_flexmatch_steps),
-                flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier)
+                flexmatch_seconds_per_step=flexmatch_step, trains_classifier=trains_classifier,
+                simsiam_default_steps=(int(default_simsiam_steps) if sim > default_simsiam_steps
+                                       and simsiam_steps is None else None),
+                simsiam_from_budget=time_budget is not None and simsiam_steps is None)
 
 
 def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: float,
                  simsiam_steps, flexmatch_steps, default_simsiam_steps: int,
-                 default_flexmatch_steps: int, trains_classifier: bool):
+                 default_flexmatch_steps: int, trains_classifier: bool, max_simsiam_factor=1,
+                 flexmatch_fits=True):
     """``(simsiam_steps, flexmatch_steps, notes, if_faster)`` that fit ``time_budget`` (seconds,
     None: the defaults) after the ``fixed`` costs, at the given seconds per step; steps given
     (not None) are kept. SimSiam takes at most :data:`SIMSIAM_MAX_SHARE` of the rest while
     FlexMatch is chosen too, and all of it when FlexMatch falls under the useful floor even
-    on a faster machine; ``if_faster``: under the floor at the estimated speed, over it at
-    :data:`FASTER_MACHINE_FACTOR` times that speed (FlexMatch's time is kept for the probe)."""
+    on a faster machine (then up to ``max_simsiam_factor`` times its default steps);
+    ``if_faster``: under the floor at the estimated speed, over it at
+    :data:`FASTER_MACHINE_FACTOR` times that speed (FlexMatch's time is kept for the probe;
+    ``flexmatch_fits=False``: the probe said no, FlexMatch gets none and SimSiam its time)."""
     notes = []
     sim, flex, if_faster = simsiam_steps, flexmatch_steps, False
     if time_budget is None:
@@ -296,6 +341,11 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
         flex = default_flexmatch_steps if flex is None else flex
         return sim, flex, notes, if_faster
     remaining = time_budget - sum(fixed.values())
+    if flex is None and not flexmatch_fits:
+        flex = 0  # measured: under the floor (the caller says why)
+        if sim is None:
+            sim = int(min(max_simsiam_factor * default_simsiam_steps,
+                          max(MIN_STEPS, remaining / simsiam_step)))
     if sim is None:
         share = remaining if flex is not None else SIMSIAM_MAX_SHARE * remaining
         if flex is not None:
@@ -305,14 +355,16 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
         left = remaining - sim * simsiam_step
         flex = int(min(default_flexmatch_steps, max(0.0, left / flexmatch_step)))
         if flex < MIN_USEFUL_FLEXMATCH_STEPS:
-            if_faster = trains_classifier and flex * FASTER_MACHINE_FACTOR >= MIN_USEFUL_FLEXMATCH_STEPS
+            # an export run plans as its import run will (the same SimSiam steps: the cache)
+            if_faster = flex * FASTER_MACHINE_FACTOR >= MIN_USEFUL_FLEXMATCH_STEPS
             if trains_classifier:
                 notes.append(_below_floor_note(flex, if_faster))
             flex = 0
             if simsiam_steps is None and not if_faster:
                 # no training to leave time for: SimSiam takes it (in an export run too, so
                 # that the import run finds the same SimSiam in the stage cache)
-                sim = int(min(default_simsiam_steps, max(MIN_STEPS, remaining / simsiam_step)))
+                sim = int(min(max_simsiam_factor * default_simsiam_steps,
+                              max(MIN_STEPS, remaining / simsiam_step)))
     shortest = sum(fixed.values()) + MIN_STEPS * simsiam_step
     if time_budget < shortest:
         notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
@@ -322,7 +374,7 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
 
 
 #: what a run planned without FlexMatch can do about it
-_MORE_TIME = "(more time: --time-budget SECONDS or --preset quality)"
+MORE_TIME = "(more time: --time-budget SECONDS or --preset quality)"
 
 
 def _below_floor_note(steps: int, if_faster: bool) -> str:
@@ -331,16 +383,24 @@ def _below_floor_note(steps: int, if_faster: bool) -> str:
         return (f"at the estimated speed the time budget leaves {steps} FlexMatch steps, under the "
                 f"{floor} that training needs to improve on its start; the speed is measured before "
                 f"training: if {floor} steps fit, FlexMatch trains, otherwise the classifier is the "
-                f"model fitted to the prior pseudo-labels {_MORE_TIME}")
+                f"model fitted to the prior pseudo-labels {MORE_TIME}")
     return (f"the time budget leaves {steps} FlexMatch steps, under the {floor} that training "
             "needs to improve on its start: the classifier will be the model fitted to the prior "
-            f"pseudo-labels {_MORE_TIME}")
+            f"pseudo-labels {MORE_TIME}")
 
 
 def plan_measures_speed(plan: Plan) -> bool:
     """Whether the run times a few FlexMatch steps before training to re-plan them: the budget
     chose them, and some are planned (or would be on a faster machine)."""
     return plan.flexmatch_from_budget and (plan.flexmatch_steps > 0 or plan.flexmatch_if_faster)
+
+
+def measures_before_simsiam(plan: Plan) -> bool:
+    """Whether the run times a few FlexMatch steps before SimSiam: the budget left FlexMatch
+    under the floor at the estimated speed but over it on a faster machine, and SimSiam's
+    steps are the budget's to choose (the time FlexMatch cannot use goes to SimSiam)."""
+    return (plan.flexmatch_from_budget and plan.flexmatch_if_faster and plan.encoder is None
+            and plan.simsiam_from_budget)
 
 
 def replan_flexmatch(plan: Plan, measured_step_seconds: float):

@@ -82,7 +82,7 @@ def headline_rows(report: dict) -> list:
 
 def flexmatch_steps_text(report: dict) -> str:
     """The FlexMatch steps the run trained, with the planned number beside them when they
-    differ (re-planned after SimSiam ran slower or faster than estimated); what was planned
+    differ (re-planned after a FlexMatch step ran slower or faster than estimated); what was planned
     when FlexMatch did not run (an export run) or did not finish (Ctrl-C)."""
     plan = report.get("plan", {})
     planned = plan.get("flexmatch_steps")
@@ -102,7 +102,7 @@ def flexmatch_steps_text(report: dict) -> str:
     if replanned is not None:
         slowdown = plan.get("measured_slowdown")
         ran = f"{slowdown}x its estimate" if slowdown is not None else "off its estimate"
-        notes.append(f"re-planned to {replanned} after SimSiam ran {ran}")
+        notes.append(f"re-planned to {replanned} after a FlexMatch step ran {ran}")
     return f"{run} ({'; '.join(notes)})"
 
 

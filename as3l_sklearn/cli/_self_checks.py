@@ -21,6 +21,9 @@ def describe_self_checks(checks: dict) -> list[str]:
                  f"{training['flexmatch_steps_planned']} planned; machine speed "
                  + (f"{training['slowdown']}x the estimate" if training["slowdown"] else "not measured")
                  + f"; load average {training['load_average'][0]}")
+    if training.get("simsiam_stopped_at") is not None:
+        lines.append(f"  SimSiam: stopped at step {training['simsiam_stopped_at']:,} of "
+                     f"{training['simsiam_steps_planned']:,} (its share of the time budget was spent)")
     return lines
 
 

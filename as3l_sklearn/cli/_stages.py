@@ -28,7 +28,7 @@ from skorch.callbacks import Callback
 
 from ..classification import PriorGuidedFlexMatchClassifier
 from ..classification._flexmatch import AUTO_MAX_ITER_CPU, AUTO_MAX_ITER_GPU
-from ..embedding import ClusterFineTuner
+from ..embedding import ClusterFineTuner, SimSiamEmbedder
 from ..embedding._simsiam import AUTO_BATCH_SIZE, AUTO_MAX_SIDE, AUTO_STEPS
 from ..diagnostics import compare_feature_spaces, pixel_features
 from ..metrics import class_coverage, expected_calibration_error, labeled_mask, prior_accuracy
@@ -43,12 +43,13 @@ from . import _label_studio
 from ._atomic import staged_folder
 from ._config import RunConfig
 from ._data import PoolData, class_list_in_force, load_data, read_labels
-from ._embed import EMBED_STEP, embed_pool, fit_embedding  # noqa: F401 (fit_embedding: API)
+from ._embed import EMBED_STEP, SimSiamTimeLimit, embed_pool, fit_embedding  # noqa: F401 (fit_embedding: API)
 from ._encoder import (ENCODER_STEP, embedder_params, fit_pretrained, pixel_images,
                        seconds_per_image)
 from ._errors import UserError
 from ._outputs import save_model, write_predictions, write_selection
-from ._plan import (PROBE_STEPS, PRESETS, Plan, encoder_size, make_encoder_plan, make_plan,
+from ._plan import (MORE_TIME, MIN_USEFUL_FLEXMATCH_STEPS, PROBE_STEPS, PRESETS, Plan,
+                    encoder_size, make_encoder_plan, make_plan, measures_before_simsiam,
                     plan_measures_speed, replan_flexmatch)
 from ._progress import interrupt_requested
 from ._self_checks import describe_self_checks
@@ -174,16 +175,46 @@ def read_annotations_stage(run: RunContext, state: RunState) -> None:
 
 
 def plan_stage(run: RunContext, state: RunState) -> None:
-    """Choose the step counts for the time budget and print the plan before any training."""
-    state.plan = plan_run(run.config, state.data)
-    state.report["plan"] = state.plan.as_dict()
+    """Choose the step counts for the time budget and print the plan before any training.
+
+    When the estimate leaves FlexMatch under its floor but a faster machine would not, a few
+    FlexMatch steps are timed first (:func:`~._plan.measures_before_simsiam`): if they do not
+    fit the floor either, SimSiam gets FlexMatch's time (better features, so a better prior
+    and the model fitted to it) instead of leaving it unused."""
+    config = run.config
+    plan = plan_run(config, state.data)
+    measured = None
+    if measures_before_simsiam(plan):
+        seconds = run.timer.run("time a few FlexMatch steps (before SimSiam)",
+                                probe_flexmatch_before_simsiam, config, state.data, plan)
+        steps, slowdown = replan_flexmatch(plan, seconds)
+        if state.distributed is not None:  # measured times differ per rank: all plan rank 0's
+            steps, slowdown = state.distributed.broadcast_object((steps, slowdown))
+        measured = {"seconds_per_flexmatch_step": round(seconds, 4),
+                    "slowdown": round(slowdown, 2), "flexmatch_steps_that_fit": steps}
+        if steps == 0:
+            plan = plan_run(config, state.data, flexmatch_fits=False)
+            plan.notes.append(
+                f"a FlexMatch step timed now ran {slowdown:.1f}x the estimated time: under the "
+                f"floor of {MIN_USEFUL_FLEXMATCH_STEPS} useful steps, so the classifier will be "
+                f"the model fitted to the prior, and SimSiam takes FlexMatch's time {MORE_TIME}")
+        else:
+            plan.notes.append(f"a FlexMatch step timed now ran {slowdown:.1f}x the estimated "
+                              f"time: about {steps} FlexMatch steps fit (timed again before "
+                              "training)")
+    state.plan = plan
+    state.report["plan"] = plan.as_dict()
+    if measured is not None:
+        state.report["plan"]["measured_before_simsiam"] = measured
     if not run.config.quiet:
         print(state.plan.describe(), flush=True)
 
 
-def plan_run(config: RunConfig, data: PoolData) -> Plan:
+def plan_run(config: RunConfig, data: PoolData, extend_simsiam: bool = True,
+             flexmatch_fits: bool = True) -> Plan:
     """The run's :class:`Plan`: the encoder size and backbone, the SimSiam and FlexMatch steps
-    (given by the flags or chosen for the time budget) and the time estimate."""
+    (given by the flags or chosen for the time budget) and the time estimate
+    (``extend_simsiam``, ``flexmatch_fits``: see :func:`._plan.make_plan`)."""
     if config.resolved_encoder is not None:
         return plan_with_encoder(config, data)
     kind = config.device_kind
@@ -205,7 +236,8 @@ def plan_run(config: RunConfig, data: PoolData) -> Plan:
         n_test=len(data.X_test) if data.test_labeled else 0,
         simsiam_steps=simsiam_steps, flexmatch_steps=config.max_iter,
         default_simsiam_steps=AUTO_STEPS[kind],
-        default_flexmatch_steps=AUTO_MAX_ITER_GPU if kind == "cuda" else AUTO_MAX_ITER_CPU)
+        default_flexmatch_steps=AUTO_MAX_ITER_GPU if kind == "cuda" else AUTO_MAX_ITER_CPU,
+        extend_simsiam=extend_simsiam, flexmatch_fits=flexmatch_fits)
 
 
 def plan_with_encoder(config: RunConfig, data: PoolData) -> Plan:
@@ -215,7 +247,9 @@ def plan_with_encoder(config: RunConfig, data: PoolData) -> Plan:
     spec, kind, X = config.resolved_encoder, config.device_kind, data.X_train
     comparison = None
     if config.encoder_compare_simsiam:  # at SimSiam's own size, not the encoder's
-        comparison = plan_run(replace(config, resolved_encoder=None, image_size=None), data)
+        # a feature check: SimSiam at its default length, not the time FlexMatch cannot use
+        comparison = plan_run(replace(config, resolved_encoder=None, image_size=None), data,
+                              extend_simsiam=False)
     batch = min(AUTO_BATCH_SIZE[kind], len(X))
     tune_steps = config.embed_steps
     if config.embed_epochs is not None:
@@ -246,7 +280,10 @@ def embed_stage(run: RunContext, state: RunState) -> None:
               "max_epochs": config.embed_epochs if config.embed_epochs is not None else "auto",
               "max_steps": plan.simsiam_steps if config.embed_epochs is None else "auto",
               "device": config.resolved_device, "random_state": config.seed}
-    state.embedder, state.features = embed_pool(run, state, params)
+    # under torchrun every rank must train the same steps: no time limit there
+    time_limit = (None if plan.simsiam_time_limit is None or state.distributed is not None
+                  else SimSiamTimeLimit(plan.simsiam_time_limit, plan.simsiam_default_steps))
+    state.embedder, state.features = embed_pool(run, state, params, time_limit)
     # what SimSiam ran with (thread count, torch version): results depend on them
     state.report["config"]["torch_settings"] = {"embedder": dict(state.embedder.torch_settings_)}
 
@@ -608,6 +645,32 @@ def probe_flexmatch_step(config: RunConfig, state: RunState) -> float:
     return float(np.median(np.diff(times.ends)))
 
 
+#: images of the throw-away pool the FlexMatch step is timed on before SimSiam
+PROBE_POOL_IMAGES = 512
+
+
+def probe_flexmatch_before_simsiam(config: RunConfig, data: PoolData, plan: Plan) -> float:
+    """Seconds per FlexMatch step on this machine now, before SimSiam has run: as
+    :func:`probe_flexmatch_step`, with an untrained encoder of the plan's backbone and size
+    (one SimSiam step) and a uniform prior on the first pool images -- a step costs the same
+    whatever the weights, the labels and the prior."""
+    X = data.X_train[:PROBE_POOL_IMAGES]
+    n_classes = max(2, min(10, len(X) // 2))
+    encoder = SimSiamEmbedder(backbone=plan.backbone, image_size=list(plan.encoder_size),
+                              max_steps=1, device=config.resolved_device,
+                              random_state=config.seed).fit(X)
+    y = np.full(len(X), -1)
+    y[:n_classes] = np.arange(n_classes)
+    times = StepTimes()
+    probe = PriorGuidedFlexMatchClassifier(
+        encoder=encoder, prior_mode=config.prior_mode, threshold=config.threshold,
+        max_iter=PROBE_STEPS + 1, device=config.resolved_device, random_state=config.seed,
+        prior_start="none", self_check="off", eval_every=PROBE_STEPS + 1,
+        callbacks=[("probe_times", times)], verbose=0)
+    probe.fit(X, y, prior_proba=np.full((len(X), n_classes), 1.0 / n_classes))
+    return float(np.median(np.diff(times.ends)))
+
+
 class StepTimes(Callback):
     """The wall-clock time at the end of every training step."""
 
@@ -630,13 +693,23 @@ def self_check_stage(run: RunContext, state: RunState) -> None:
                                  if classifier.fell_back_ else f"after {classifier.n_iter_} FlexMatch steps"),
               "training": {"flexmatch_steps_planned": plan.flexmatch_steps,
                            "flexmatch_steps_run": int(classifier.n_iter_),
-                           "slowdown": state.report["plan"].get("measured_slowdown"),
+                           "simsiam_steps_planned": plan.simsiam_steps,
+                           "simsiam_stopped_at": state.report.get("embedding", {}).get("stopped_at_step"),
+                           "slowdown": measured_slowdown(state.report["plan"]),
                            "load_average": [round(v, 2) for v in os.getloadavg()]}}
     if "feature_check" in state.report:
         checks["features"] = state.report["feature_check"]
     state.report["self_checks"] = checks
     for line in describe_self_checks(checks):
         run.timer.say(line)
+
+
+def measured_slowdown(plan_report: dict):
+    """The machine's speed against the estimate, as last measured (before training, else
+    before SimSiam); None when no step was timed."""
+    if plan_report.get("measured_slowdown") is not None:
+        return plan_report["measured_slowdown"]
+    return plan_report.get("measured_before_simsiam", {}).get("slowdown")
 
 
 def monitor_set(config: RunConfig, state: RunState) -> dict:
