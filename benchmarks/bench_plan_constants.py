@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/bench_plan_constants.py                 # all sizes (about 6 minutes on 2 cores)
     python benchmarks/bench_plan_constants.py --sizes 8 28    # a quick check
+    python benchmarks/bench_plan_constants.py --stages simsiam --steps 100 400 --name plan_constants_simsiam
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def timed(fit) -> float:
     return time.perf_counter() - start
 
 
-def measure(key: int, n1: int, n2: int, seed: int) -> dict:
-    """Seconds per SimSiam and per FlexMatch step on one pool."""
+def measure(key: int, n1: int, n2: int, seed: int, stages=("simsiam", "flexmatch")) -> dict:
+    """Seconds per SimSiam and per FlexMatch step on one pool (the ``stages`` measured)."""
     from as3l_sklearn.classification import PriorGuidedFlexMatchClassifier
     from as3l_sklearn.embedding import SimSiamEmbedder
 
@@ -84,7 +85,13 @@ def measure(key: int, n1: int, n2: int, seed: int) -> dict:
 
     simsiam(2)  # the first fit of a process pays for imports and first allocations
     load = os.getloadavg()[0]
-    sim = [timed(lambda n=n: simsiam(n)) for n in (n1, n2)]
+    row = {"pool": name, "h x w x c": f"{side}x{side}x{channels}", "pixels": side * side,
+           "channels": channels, "load_before": round(load, 2)}
+    if "simsiam" in stages:
+        sim = [timed(lambda n=n: simsiam(n)) for n in (n1, n2)]
+        row["simsiam_s_per_step"] = round((sim[1] - sim[0]) / (n2 - n1), 4)
+    if "flexmatch" not in stages:
+        return row
     encoder = simsiam(5)
 
     def flexmatch(steps):
@@ -92,10 +99,8 @@ def measure(key: int, n1: int, n2: int, seed: int) -> dict:
                                               verbose=0).fit(X, y_partial, prior_proba=prior)
 
     flex = [timed(lambda n=n: flexmatch(n)) for n in (n1, n2)]
-    return {"pool": name, "h x w x c": f"{side}x{side}x{channels}", "pixels": side * side,
-            "channels": channels, "simsiam_s_per_step": round((sim[1] - sim[0]) / (n2 - n1), 4),
-            "flexmatch_s_per_step": round((flex[1] - flex[0]) / (n2 - n1), 4),
-            "load_before": round(load, 2)}
+    row["flexmatch_s_per_step"] = round((flex[1] - flex[0]) / (n2 - n1), 4)
+    return row
 
 
 def fit_constants(rows: list[dict], column: str) -> tuple[tuple[float, float, float], float]:
@@ -118,18 +123,26 @@ def main(argv=None):
                         help="pools to measure: 8 16 28 32 and 323 (32x32x3)")
     parser.add_argument("--steps", type=int, nargs=2, default=(20, 60), metavar=("N1", "N2"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", nargs="+", choices=("simsiam", "flexmatch"),
+                        default=["simsiam", "flexmatch"],
+                        help="what to time (SimSiam needs longer windows: its epochs end with "
+                             "label-free monitors, and its steps slow down after the first 100-200)")
+    parser.add_argument("--name", default="plan_constants")
     args = parser.parse_args(argv)
     rows = []
     for key in args.sizes:
-        rows.append(measure(key, *args.steps, args.seed))
+        rows.append(measure(key, *args.steps, args.seed, args.stages))
         print(rows[-1], flush=True)
     notes = []
     for column, label in (("simsiam_s_per_step", "SimSiam"), ("flexmatch_s_per_step", "FlexMatch")):
+        if column not in rows[0]:
+            continue
         (overhead, per_pixel, per_channel), worst = fit_constants(rows, column)
         notes.append(f"{label}: overhead {overhead:.3g} s, per pixel {per_pixel:.3g} s, per extra-channel "
                      f"pixel {per_channel:.3g} s (worst relative error of the fit {worst:.0%})")
-    save_results("plan_constants", rows, title="Seconds per training step as the as3l command trains",
-                 settings={"steps": list(args.steps), "seed": args.seed, "sizes": args.sizes},
+    save_results(args.name, rows, title="Seconds per training step as the as3l command trains",
+                 settings={"steps": list(args.steps), "seed": args.seed, "sizes": args.sizes,
+                           "stages": args.stages},
                  notes="\n".join(f"* {n}" for n in notes))
 
 

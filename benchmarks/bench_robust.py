@@ -139,6 +139,10 @@ def score_run(flags, output: Path, seconds: float, seed: int) -> dict:
         "steps_run": training.get("flexmatch_steps_run"),
         "steps_planned": report["plan"]["flexmatch_steps"],
         "slowdown": training.get("slowdown"),
+        # SimSiam's planned steps (more than its default when FlexMatch gets none) and the
+        # step its time limit stopped it at (None: all of them ran)
+        "simsiam_steps": report["plan"]["simsiam_steps"],
+        "simsiam_stopped_at": training.get("simsiam_stopped_at"),
         "returned": "prior-fit" if report["classifier"].get("fell_back") or training.get(
             "flexmatch_steps_run") == 0 else "trained",
         "self_check": verdict,
@@ -198,6 +202,9 @@ def summarize(rows: list[dict]) -> list[dict]:
             "prior ECE": f"{np.mean([r['prior_ece'] for r in group]):.3f}",
             "classes": "/".join(str(r["classes_predicted"]) for r in group),
             "steps run/planned": ", ".join(f"{r['steps_run']}/{r['steps_planned']}" for r in group),
+            "SimSiam steps": ", ".join(
+                str(r.get("simsiam_steps", "-")) if r.get("simsiam_stopped_at") is None
+                else f"{r['simsiam_stopped_at']}/{r['simsiam_steps']}" for r in group),
             "returned": ", ".join(r["returned"] for r in group),
             "targets met": f"{sum(r['meets_targets'] for r in group)}/{len(group)}",
         })

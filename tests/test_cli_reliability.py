@@ -394,7 +394,7 @@ def test_simsiam_takes_the_time_flexmatch_cannot_use():
     assert without.simsiam_default_steps == 1000
     assert without.simsiam_time_limit == pytest.approx(SIMSIAM_TIME_LIMIT_FACTOR
                                                        * without.seconds["SimSiam"])
-    assert "stop after" in without.describe()
+    assert "stop if SimSiam runs past" in without.describe()
     assert without.as_dict()["simsiam_time_limit_seconds"] == round(without.simsiam_time_limit, 1)
     # a long budget is capped at the factor
     assert make_plan(**dict(common, time_budget=5000), flexmatch_fits=False).simsiam_steps == (
@@ -521,3 +521,24 @@ def test_classes_from_a_file(tmp_path):
     args = cli.build_parser().parse_args(["--classes", str(names)])
     assert args.classes == ["shirt", "shoe", "bag"]
     assert cli.build_parser().parse_args(["--classes", "a, b"]).classes == ["a", "b"]
+
+
+def test_the_simsiam_time_limit_keeps_the_default_steps_and_warns_nothing():
+    """``SimSiamTimeLimit`` ends a fit past its seconds, never before ``min_steps``; the stop
+    is the run's to report (no TrainingInterruptedWarning), and without it every step runs."""
+    import warnings
+
+    import numpy as np
+
+    from as3l_sklearn.cli._embed import SimSiamTimeLimit, fit_embedding
+
+    X = np.random.RandomState(0).randint(0, 256, (96, 8, 8), dtype=np.uint8)
+    params = {"backbone": "small_cnn_2x2", "max_steps": 6, "batch_size": 32, "random_state": 0}
+    limit = SimSiamTimeLimit(0.0, min_steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        embedder, features = fit_embedding(X, params, 0, limit)
+    assert limit.stopped_at_ == 3 and embedder.n_steps_ == 3 and features.shape[0] == 96
+    generous = SimSiamTimeLimit(1e6, min_steps=3)
+    embedder, _ = fit_embedding(X, params, 0, generous)
+    assert generous.stopped_at_ is None and embedder.n_steps_ == 6

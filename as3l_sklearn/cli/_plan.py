@@ -52,13 +52,19 @@ from dataclasses import dataclass, field
 # (28x28x1), 1.370 (32x32x1), 1.861 (32x32x3); fitted as below (within 17 % of every run; 28x28
 # gives 1.02 s, 8x8 0.14 s). The SimSiam windows of that script (40 steps) were too short to
 # read the smaller SimSiam cost reliably, and a 100- against 300-step digits fit gave
-# 0.046 s per step (estimate 0.043 s): the SimSiam constants stay.
+# 0.046 s per step (estimate 0.043 s), so the SimSiam constants stayed -- until a default
+# Fashion-MNIST run that gave SimSiam FlexMatch's time (4,000 steps planned at 0.092 s) ran
+# 0.152 s per step and hit its time limit at step 3,612. Measured again on 2026-12-08 on the
+# same machine, idle, with the command's SimSiam and 100- against 400-step windows
+# (benchmarks/bench_plan_constants.py --stages simsiam, docs/results/plan_constants_simsiam.md;
+# the windows span several epochs, whose ends run the label-free monitors): 0.074 s (8x8x1),
+# 0.092 (16x16x1), 0.143 (28x28x1), 0.187 (32x32x1), 0.204 (32x32x3); fitted within 6 %.
 #: fixed seconds per SimSiam step, whatever the image size
-SIMSIAM_SECONDS_PER_STEP = 0.039
+SIMSIAM_SECONDS_PER_STEP = 0.065
 #: SimSiam seconds per step per encoder pixel
-SIMSIAM_SECONDS_PER_PIXEL = 6.7e-5
+SIMSIAM_SECONDS_PER_PIXEL = 1.08e-4
 #: SimSiam seconds per step per encoder pixel of each channel beyond the first
-SIMSIAM_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 1.0e-5
+SIMSIAM_SECONDS_PER_EXTRA_CHANNEL_PIXEL = 1.35e-5
 #: fixed seconds per FlexMatch step, whatever the image size
 FLEXMATCH_SECONDS_PER_STEP = 0.060
 #: FlexMatch seconds per step per encoder pixel
@@ -210,8 +216,8 @@ class Plan:
     def _simsiam_phrase(self) -> str:
         if self.encoder is None:
             if self.simsiam_default_steps is not None:
-                return (f"SimSiam {self.simsiam_steps:,} steps (the time FlexMatch cannot use; "
-                        f"the steps beyond {self.simsiam_default_steps:,} stop after "
+                return (f"SimSiam {self.simsiam_steps:,} steps (FlexMatch's time; those beyond "
+                        f"{self.simsiam_default_steps:,} stop if SimSiam runs past "
                         f"{_duration(self.simsiam_time_limit)})")
             return f"SimSiam {self.simsiam_steps:,} steps"
         phrase = (f"encoder tuned by SimSiam from its weights for {self.simsiam_steps:,} steps"
