@@ -151,6 +151,19 @@ def _plan_row(page: str, what: str) -> str:
     return page[start:page.index("</td>", start)]
 
 
+def test_report_html_plan_shows_where_simsiam_stopped():
+    """SimSiam's steps beyond its default stop when its time is spent: the table says where."""
+    from as3l_sklearn.cli._report_html import render
+
+    plan = {"backbone": "small_cnn_2x2", "simsiam_steps": 2917, "flexmatch_steps": 0,
+            "estimated_total_seconds": 470.0, "time_budget_seconds": 480.0}
+    stopped = {"plan": plan, "embedding": {"stopped_at_step": 2200}, "classifier": {"steps": 0}}
+    assert _plan_row(render(stopped, [], []), "SimSiam steps") == html.escape(
+        "2200 (planned 2917; stopped when its share of the time budget was spent)")
+    assert _plan_row(render({"plan": plan, "classifier": {"steps": 0}}, [], []),
+                     "SimSiam steps") == "2917"
+
+
 def test_report_html_plan_shows_the_flexmatch_steps_run():
     """Before: the Plan table showed the planned FlexMatch steps even after the re-plan had
     cut them (540 shown, 20 run)."""

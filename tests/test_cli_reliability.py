@@ -378,8 +378,9 @@ def test_simsiam_takes_the_time_flexmatch_cannot_use():
     """When FlexMatch gets no step, SimSiam trains up to SIMSIAM_STEPS_WITHOUT_FLEXMATCH times
     its default steps within the budget; the steps beyond the default have a time limit.
     Steps given by the user, or SimSiam as a feature check, are never extended."""
-    from as3l_sklearn.cli._plan import (SIMSIAM_STEPS_WITHOUT_FLEXMATCH, SIMSIAM_TIME_LIMIT_FACTOR,
-                                        make_plan, measures_before_simsiam)
+    from as3l_sklearn.cli._plan import (SIMSIAM_MAX_EXTENDED_EPOCHS, SIMSIAM_STEPS_WITHOUT_FLEXMATCH,
+                                        SIMSIAM_TIME_LIMIT_FACTOR, make_plan,
+                                        measures_before_simsiam)
 
     common = dict(n_images=5000, image_shape=(28, 28, 1), size=(28, 28), backbone="small_cnn_2x2",
                   device="cpu", compare=False, n_test=10000, default_simsiam_steps=1000,
@@ -399,6 +400,11 @@ def test_simsiam_takes_the_time_flexmatch_cannot_use():
     # a long budget is capped at the factor
     assert make_plan(**dict(common, time_budget=5000), flexmatch_fits=False).simsiam_steps == (
         SIMSIAM_STEPS_WITHOUT_FLEXMATCH * 1000)
+    # ... and at SIMSIAM_MAX_EXTENDED_EPOCHS passes over the pool: a tiny pool keeps the default
+    tiny = make_plan(**dict(common, n_images=300), flexmatch_fits=False)
+    assert tiny.simsiam_steps == 1000 and tiny.simsiam_time_limit is None
+    assert make_plan(**dict(common, n_images=1280, time_budget=5000),
+                     flexmatch_fits=False).simsiam_steps == SIMSIAM_MAX_EXTENDED_EPOCHS * 1280 // 64
     # steps the user gave, and SimSiam as a feature check, stay as they are
     given = make_plan(simsiam_steps=700, flexmatch_fits=False, **common)
     assert given.simsiam_steps == 700 and given.simsiam_time_limit is None

@@ -163,12 +163,22 @@ def _self_checks_section(report: dict) -> list[str]:
             + "".join(f"<li>{html.escape(line.strip())}</li>" for line in details) + "</ul>"]
 
 
+def simsiam_steps_text(report: dict) -> str:
+    """SimSiam's steps as the plan table shows them: the planned ones, and where its time
+    limit stopped the steps it was given beyond its default (a machine slower than estimated)."""
+    planned = report["plan"]["simsiam_steps"]
+    stopped = report.get("embedding", {}).get("stopped_at_step")
+    if stopped is None:
+        return str(planned)
+    return f"{stopped} (planned {planned}; stopped when its share of the time budget was spent)"
+
+
 def _plan_and_times(report: dict) -> list[str]:
     parts = []
     plan = report.get("plan")
     if plan:
         parts.append("<h2>Plan</h2>" + _table([
-            ("backbone", plan["backbone"]), ("SimSiam steps", plan["simsiam_steps"]),
+            ("backbone", plan["backbone"]), ("SimSiam steps", simsiam_steps_text(report)),
             ("FlexMatch steps", flexmatch_steps_text(report)),
             ("estimated time (s)", plan["estimated_total_seconds"]),
             ("time budget (s)", plan["time_budget_seconds"] or "none")]))

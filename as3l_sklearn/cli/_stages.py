@@ -237,7 +237,8 @@ def plan_run(config: RunConfig, data: PoolData, extend_simsiam: bool = True,
         simsiam_steps=simsiam_steps, flexmatch_steps=config.max_iter,
         default_simsiam_steps=AUTO_STEPS[kind],
         default_flexmatch_steps=AUTO_MAX_ITER_GPU if kind == "cuda" else AUTO_MAX_ITER_CPU,
-        extend_simsiam=extend_simsiam, flexmatch_fits=flexmatch_fits)
+        extend_simsiam=extend_simsiam, flexmatch_fits=flexmatch_fits,
+        simsiam_batch=min(AUTO_BATCH_SIZE[kind], len(X)))
 
 
 def plan_with_encoder(config: RunConfig, data: PoolData) -> Plan:
