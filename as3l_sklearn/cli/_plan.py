@@ -294,7 +294,7 @@ def make_plan(*, n_images, image_shape, size, backbone, device, time_budget, com
     :data:`SIMSIAM_STEPS_WITHOUT_FLEXMATCH` times its default steps and at most
     :data:`SIMSIAM_MAX_EXTENDED_EPOCHS` passes over the ``n_images`` in batches of
     ``simsiam_batch`` (False: its default at most).
-    ``flexmatch_fits=False``: the speed measured before SimSiam (:func:`measured_before_simsiam`)
+    ``flexmatch_fits=False``: the speed measured before SimSiam (:func:`measures_before_simsiam`)
     leaves FlexMatch under the floor: the budget plans none, and SimSiam takes its time.
     """
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
@@ -365,6 +365,10 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
     notes = []
     max_simsiam_steps = default_simsiam_steps if max_simsiam_steps is None else max_simsiam_steps
     sim, flex, if_faster = simsiam_steps, flexmatch_steps, False
+
+    def all_the_time():  # SimSiam's steps when no FlexMatch step is left to make time for
+        return int(min(max_simsiam_steps, max(MIN_STEPS, remaining / simsiam_step)))
+
     if time_budget is None:
         sim = default_simsiam_steps if sim is None else sim
         flex = default_flexmatch_steps if flex is None else flex
@@ -373,8 +377,7 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
     if flex is None and not flexmatch_fits:
         flex = 0  # measured: under the floor (the caller says why)
         if sim is None:
-            sim = int(min(max_simsiam_steps,
-                          max(MIN_STEPS, remaining / simsiam_step)))
+            sim = all_the_time()
     if sim is None:
         share = remaining if flex is not None else SIMSIAM_MAX_SHARE * remaining
         if flex is not None:
@@ -392,8 +395,7 @@ def choose_steps(time_budget, fixed: dict, simsiam_step: float, flexmatch_step: 
             if simsiam_steps is None and not if_faster:
                 # no training to leave time for: SimSiam takes it (in an export run too, so
                 # that the import run finds the same SimSiam in the stage cache)
-                sim = int(min(max_simsiam_steps,
-                              max(MIN_STEPS, remaining / simsiam_step)))
+                sim = all_the_time()
     shortest = sum(fixed.values()) + MIN_STEPS * simsiam_step
     if time_budget < shortest:
         notes.append(f"the time budget ({_duration(time_budget)}) is below the shortest run "
