@@ -426,7 +426,7 @@ def small_defaults(monkeypatch):
     monkeypatch.setattr(_stages, "AUTO_STEPS", {"cpu": 10, "cuda": 10})
     # the estimate's own speed, 10x over: FlexMatch does not fit
     monkeypatch.setattr(_stages, "probe_flexmatch_before_simsiam",
-                        lambda config, data, plan: 10 * plan.flexmatch_seconds_per_step)
+                        lambda config, state, plan: 10 * plan.flexmatch_seconds_per_step)
     return _plan
 
 
@@ -548,3 +548,16 @@ def test_the_simsiam_time_limit_keeps_the_default_steps_and_warns_nothing():
     generous = SimSiamTimeLimit(1e6, min_steps=3)
     embedder, _ = fit_embedding(X, params, 0, generous)
     assert generous.stopped_at_ is None and embedder.n_steps_ == 6
+
+
+def test_the_flexmatch_step_timed_before_simsiam_is_a_real_step():
+    """The probe before SimSiam trains a throw-away classifier on the plan's backbone and size
+    (no SimSiam of the run exists yet) and returns a positive time per step."""
+    from as3l_sklearn.cli import _stages
+    from as3l_sklearn.cli._state import RunState
+
+    config = cli.parse_command(FLOOR_FLAGS)
+    state = RunState(data=cli.load_data(config))
+    plan = _stages.plan_run(config, state.data)
+    seconds = _stages.probe_flexmatch_before_simsiam(config, state, plan)
+    assert 0 < seconds < 60

@@ -186,7 +186,7 @@ def plan_stage(run: RunContext, state: RunState) -> None:
     measured = None
     if measures_before_simsiam(plan):
         seconds = run.timer.run("time a few FlexMatch steps (before SimSiam)",
-                                probe_flexmatch_before_simsiam, config, state.data, plan)
+                                probe_flexmatch_before_simsiam, config, state, plan)
         steps, slowdown = replan_flexmatch(plan, seconds)
         if state.distributed is not None:  # measured times differ per rank: all plan rank 0's
             steps, slowdown = state.distributed.broadcast_object((steps, slowdown))
@@ -637,38 +637,40 @@ def replanned_flexmatch_steps(run: RunContext, state: RunState) -> int:
 
 
 def probe_flexmatch_step(config: RunConfig, state: RunState) -> float:
-    """Seconds per FlexMatch step on this machine now: the median of :data:`PROBE_STEPS`
-    steps of a throw-away classifier with the run's settings (after one untimed step)."""
-    times = StepTimes()
-    probe = make_classifier(config, state, PROBE_STEPS + 1, prior_start="none", self_check="off",
-                            eval_every=PROBE_STEPS + 1, callbacks=[("probe_times", times)], verbose=0)
-    probe.fit(state.data.X_train, state.y_partial, prior_proba=state.priors)
-    return float(np.median(np.diff(times.ends)))
+    """Seconds per FlexMatch step on this machine now, with the run's encoder, labels and
+    prior (:func:`time_flexmatch_steps`)."""
+    return time_flexmatch_steps(config, state, state.data.X_train, state.y_partial, state.priors)
 
 
 #: images of the throw-away pool the FlexMatch step is timed on before SimSiam
 PROBE_POOL_IMAGES = 512
 
 
-def probe_flexmatch_before_simsiam(config: RunConfig, data: PoolData, plan: Plan) -> float:
-    """Seconds per FlexMatch step on this machine now, before SimSiam has run: as
-    :func:`probe_flexmatch_step`, with an untrained encoder of the plan's backbone and size
-    (one SimSiam step) and a uniform prior on the first pool images -- a step costs the same
-    whatever the weights, the labels and the prior."""
-    X = data.X_train[:PROBE_POOL_IMAGES]
+def probe_flexmatch_before_simsiam(config: RunConfig, state: RunState, plan: Plan) -> float:
+    """Seconds per FlexMatch step on this machine now, before SimSiam has run: an untrained
+    encoder of the plan's backbone and size (one SimSiam step) and a uniform prior on the first
+    pool images -- a step costs the same whatever the weights, the labels and the prior."""
+    X = state.data.X_train[:PROBE_POOL_IMAGES]
     n_classes = max(2, min(10, len(X) // 2))
     encoder = SimSiamEmbedder(backbone=plan.backbone, image_size=list(plan.encoder_size),
                               max_steps=1, device=config.resolved_device,
                               random_state=config.seed).fit(X)
     y = np.full(len(X), -1)
     y[:n_classes] = np.arange(n_classes)
+    return time_flexmatch_steps(config, state, X, y, np.full((len(X), n_classes), 1.0 / n_classes),
+                                encoder=encoder)
+
+
+def time_flexmatch_steps(config: RunConfig, state: RunState, X, y_partial, prior_proba,
+                         **params) -> float:
+    """The median seconds of :data:`PROBE_STEPS` FlexMatch steps (after one untimed step) of
+    a throw-away classifier with the run's settings (``params`` override them) on
+    ``(X, y_partial, prior_proba)``."""
     times = StepTimes()
-    probe = PriorGuidedFlexMatchClassifier(
-        encoder=encoder, prior_mode=config.prior_mode, threshold=config.threshold,
-        max_iter=PROBE_STEPS + 1, device=config.resolved_device, random_state=config.seed,
-        prior_start="none", self_check="off", eval_every=PROBE_STEPS + 1,
-        callbacks=[("probe_times", times)], verbose=0)
-    probe.fit(X, y, prior_proba=np.full((len(X), n_classes), 1.0 / n_classes))
+    probe = make_classifier(config, state, PROBE_STEPS + 1, prior_start="none", self_check="off",
+                            eval_every=PROBE_STEPS + 1, callbacks=[("probe_times", times)],
+                            verbose=0, **params)
+    probe.fit(X, y_partial, prior_proba=prior_proba)
     return float(np.median(np.diff(times.ends)))
 
 
